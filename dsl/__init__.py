@@ -1,13 +1,23 @@
-"""The `.rasp` language: parse, check, print, evaluate, and bridge to tracr."""
+"""The `.rasp` language: parse, check, print, evaluate, and bridge to tracr.
+
+Public names are imported on first use, so `import dsl` stays cheap (the tracr
+bridge pulls in jax) and each submodule can be used on its own.
+"""
+
+import importlib
 
 from dsl.ast import CATEGORICAL, NUMERICAL, Encoding, Program
 from dsl.errors import DSLError, EvaluationError, ParseError, TypeCheckError
-from dsl.interpreter import evaluate
-from dsl.parser import parse
-from dsl.printer import to_source
-from dsl.python_emitter import to_python
-from dsl.tracr_bridge import from_tracr, to_tracr
-from dsl.types import infer
+
+_LAZY = {
+    "evaluate": "dsl.interpreter",
+    "parse": "dsl.parser",
+    "to_source": "dsl.printer",
+    "to_python": "dsl.python_emitter",
+    "from_tracr": "dsl.tracr_bridge",
+    "to_tracr": "dsl.tracr_bridge",
+    "infer": "dsl.types",
+}
 
 __all__ = [
     "CATEGORICAL",
@@ -18,11 +28,11 @@ __all__ = [
     "ParseError",
     "Program",
     "TypeCheckError",
-    "evaluate",
-    "from_tracr",
-    "infer",
-    "parse",
-    "to_python",
-    "to_source",
-    "to_tracr",
+    *_LAZY,
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dsl' has no attribute {name!r}")

@@ -370,6 +370,14 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The file a program was parsed from, kept so later errors can show its lines."""
+
+    filename: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Program:
     """Named definitions in order, then the returned SOp.
 
@@ -378,6 +386,7 @@ class Program:
 
     definitions: tuple[Definition, ...]
     output: Node
+    origin: Origin | None = _span_field()
 
     def lookup(self) -> dict[str, Node]:
         return {d.name: d.node for d in self.definitions}
