@@ -1,0 +1,418 @@
+"""Circuit discovery: components, the variables they write, and who reads what.
+
+Works from weights and traces only (never residual labels):
+
+- inputs: the token and position embeddings give the `tokens` and `indices`
+  variables (their directions of variation);
+- a head reads a query, a key and a value variable (its W_Q, W_K, W_V see
+  their directions); its selector is read off attention patterns, its output
+  variable from what it writes: the value it copies (categorical aggregate),
+  the mean of a number (numerical aggregate), or, when the value read is no
+  variable at all (tracr's BOS trick), the selector width;
+- an MLP layer is split into independent sub-MLPs: units whose writes overlap
+  belong together, and one-direction groups (one value each of a categorical
+  map) are joined into variables whose values exactly cover every sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from distill.errors import DistillError
+from distill.evidence import Evidence, HeadEvidence, MLPEvidence, orthonormal_row_basis
+from distill.model import Model
+from distill.variables import (
+    CATEGORICAL,
+    NUMERICAL,
+    UNDEFINED,
+    Variable,
+    cluster_points,
+    clean_number,
+    variable_from_points,
+    variables_read,
+)
+
+WRITE_OVERLAP_TOLERANCE = 1e-3
+ACTIVE_TOLERANCE = 1e-3
+# A key counts as selected when its attention is at least this share of the row's maximum.
+SELECTED_SHARE = 0.5
+# What a categorical head outputs when it selects nothing. Not None: a compiled
+# model computes on with what it wrote there (nothing), and the program must follow
+# the model, so the default is a value of its own that later tables can map.
+DEFAULT_LABEL = "<default>"
+
+
+class UnsupportedCircuit(DistillError):
+    """The network does something this distiller cannot read as a program."""
+
+
+@dataclass
+class HeadReading:
+    component: str
+    query: Variable | None
+    key: Variable | None
+    value: Variable | None
+    selector: dict  # (key label, query label) -> bool
+    selector_conflicts: int
+    output: Variable
+    kind: str  # "aggregate" | "selector_width"
+    default: object = None
+
+
+@dataclass
+class MLPReading:
+    component: str
+    inputs: list[Variable]
+    table: dict  # tuple of input labels -> output label
+    output: Variable
+    units: np.ndarray
+
+
+@dataclass
+class Circuit:
+    variables: list[Variable]
+    heads: list[HeadReading]
+    mlps: list[MLPReading]
+    output: Variable
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+
+    def reading_of(self, variable: Variable):
+        for reading in self.heads + self.mlps:
+            if reading.output is variable:
+                return reading
+        return None
+
+
+def discover(model: Model, evidence: Evidence) -> Circuit:
+    config = model.config
+    if config.normalization is not None:
+        raise UnsupportedCircuit(
+            "models with layer norm are outside the supported family (reads are not linear)"
+        )
+    sample_index = _sample_index(evidence, config.n_ctx)
+    variables = _input_variables(model, evidence)
+    heads, mlps = [], []
+    for layer in range(config.n_layers):
+        available = list(variables)
+        for head in (h for h in evidence.heads if h.layer == layer):
+            reading = _read_head(model, head, available, evidence, sample_index)
+            heads.append(reading)
+            variables.append(reading.output)
+        for mlp in (m for m in evidence.mlps if m.layer == layer):
+            for reading in _read_mlp(mlp, list(variables), evidence):
+                mlps.append(reading)
+                variables.append(reading.output)
+    output = _output_variable(model, evidence, variables)
+    circuit = Circuit(variables, heads, mlps, output)
+    circuit.graph = _graph(circuit)
+    return circuit
+
+
+# --------------------------------------------------------------------------
+# Inputs and output.
+# --------------------------------------------------------------------------
+
+
+def _input_variables(model: Model, evidence: Evidence) -> list[Variable]:
+    config = model.config
+    W_E = model.embed.W_E.detach().double().numpy()[: len(config.vocab)]
+    W_pos = model.pos_embed.W_pos.detach().double().numpy()[1 : config.max_seq_len + 1]
+    token_code = {value: i for i, value in enumerate(config.vocab)}
+    tokens = Variable(
+        name="tokens",
+        source="embed",
+        encoding=CATEGORICAL,
+        codes=np.array([token_code[t] for t in evidence.token_labels], dtype=np.int64),
+        values=list(config.vocab),
+        basis=orthonormal_row_basis(W_E - W_E.mean(axis=0)),
+        free=False,
+    )
+    indices = Variable(
+        name="indices",
+        source="embed",
+        encoding=CATEGORICAL,
+        codes=evidence.pos - 1,
+        values=list(range(config.max_seq_len)),
+        basis=orthonormal_row_basis(W_pos - W_pos.mean(axis=0)),
+        free=False,
+    )
+    return [tokens, indices]
+
+
+def _output_variable(model: Model, evidence: Evidence, variables: list[Variable]) -> Variable:
+    W_U = model.unembed.W_U.detach().double().numpy()
+    read = variables_read(W_U, variables)
+    if len(read) != 1:
+        names = ", ".join(v.source for v in read) or "nothing"
+        raise UnsupportedCircuit(f"the unembedding reads {names}; expected exactly one variable")
+    return read[0]
+
+
+def _sample_index(evidence: Evidence, n_ctx: int) -> np.ndarray:
+    """[inputs, n_ctx]: the sample at (input, position), -1 where there is none."""
+    index = np.full((len(evidence.inputs), n_ctx), -1, dtype=np.int64)
+    index[evidence.input_of, evidence.pos] = np.arange(evidence.n_samples)
+    return index
+
+
+def _single(read: list[Variable], what: str, component: str) -> Variable | None:
+    if len(read) > 1:
+        names = ", ".join(v.name for v in read)
+        raise UnsupportedCircuit(f"{component}: its {what} reads several variables ({names})")
+    return read[0] if read else None
+
+
+# --------------------------------------------------------------------------
+# Heads.
+# --------------------------------------------------------------------------
+
+
+def _read_head(
+    model: Model,
+    head: HeadEvidence,
+    available: list[Variable],
+    evidence: Evidence,
+    sample_index: np.ndarray,
+) -> HeadReading:
+    attn = model.blocks[head.layer].attn
+    W_Q = attn.W_Q.detach().double().numpy()[head.head]
+    W_K = attn.W_K.detach().double().numpy()[head.head]
+    W_V = attn.W_V.detach().double().numpy()[head.head]
+    query = _single(variables_read(W_Q, available), "query", head.id)
+    key = _single(variables_read(W_K, available), "key", head.id)
+    value = _single(variables_read(W_V, available), "value", head.id)
+    query = query or available[0]  # a query that reads nothing compares with a constant
+    key = key or available[0]
+
+    pattern = head.pattern  # [samples, n_ctx]
+    n_ctx = pattern.shape[1]
+    lengths = evidence.lengths[evidence.input_of]
+    key_pos = np.arange(n_ctx)[None, :]
+    in_range = (key_pos >= 1) & (key_pos <= lengths[:, None])
+    row_max = pattern.max(axis=1, keepdims=True)
+    selected = in_range & (pattern >= SELECTED_SHARE * row_max) & (pattern > 1e-6)
+    key_samples = sample_index[evidence.input_of[:, None], np.minimum(key_pos, n_ctx - 1)]
+    key_samples = np.where(in_range, key_samples, -1)
+
+    # The selector as a table over (key label, query label).
+    rows, cols = np.nonzero(in_range)
+    key_codes = key.codes[key_samples[rows, cols]]
+    query_codes = query.codes[rows]
+    ok = (key_codes != UNDEFINED) & (query_codes != UNDEFINED)
+    votes: dict = {}
+    for kc, qc, sel in zip(key_codes[ok], query_codes[ok], selected[rows[ok], cols[ok]]):
+        votes.setdefault((int(kc), int(qc)), [0, 0])[int(sel)] += 1
+    selector = {
+        (key.values[kc], query.values[qc]): counts[1] > counts[0] for (kc, qc), counts in votes.items()
+    }
+    conflicts = sum(min(counts) for counts in votes.values())
+
+    name = f"head_{head.layer}_{head.head}"
+    width = selected.sum(axis=1)
+    if value is None:
+        output = Variable(
+            name=name,
+            source=head.id,
+            encoding=CATEGORICAL,
+            codes=width.astype(np.int64),
+            values=list(range(model.config.max_seq_len + 1)),
+            basis=orthonormal_row_basis(head.outputs() - head.outputs().mean(axis=0), 1e-4),
+            free=False,
+        )
+        return HeadReading(head.id, query, key, None, selector, conflicts, output, "selector_width")
+
+    value_codes = np.where(key_samples >= 0, value.codes[np.maximum(key_samples, 0)], UNDEFINED)
+    outputs = head.outputs()
+    basis = orthonormal_row_basis(outputs - outputs.mean(axis=0), 1e-4)
+    if value.encoding == NUMERICAL:
+        numbers = np.array([0.0 if v is None else float(v) for v in value.values])
+        chosen = np.where(selected, numbers[np.maximum(value_codes, 0)], 0.0)
+        means = np.where(width > 0, chosen.sum(axis=1) / np.maximum(width, 1), 0.0)
+        codes, centres = cluster_points(means[:, None], 1e-6)
+        values = [clean_number(c[0]) for c in centres]
+        output = Variable(name, head.id, NUMERICAL, codes, values, basis, free=False)
+        return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", 0)
+
+    # Categorical: the one value the selection agrees on; none selected gives the default.
+    masked = np.where(selected, value_codes, -2)
+    lowest = np.where(selected, value_codes, np.iinfo(np.int64).max).min(axis=1)
+    highest = masked.max(axis=1)
+    unanimous = (width > 0) & (lowest == highest) & (highest != UNDEFINED)
+    default_code = len(value.values)
+    codes = np.where(width == 0, default_code, np.where(unanimous, highest, UNDEFINED))
+    used = sorted(set(codes.tolist()) - {UNDEFINED})
+    values = [DEFAULT_LABEL if c == default_code else value.values[c] for c in used]
+    renumber = {c: i for i, c in enumerate(used)}
+    codes = np.array([renumber.get(c, UNDEFINED) for c in codes.tolist()], dtype=np.int64)
+    _check_function_of(outputs, codes, head.id)
+    # Its labels are the value's labels: renaming one renames both.
+    output = Variable(name, head.id, CATEGORICAL, codes, values, basis, free=value.free, copies=value)
+    return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", None)
+
+
+def _check_function_of(outputs: np.ndarray, codes: np.ndarray, component: str) -> None:
+    """The component's output must be one point per label (else it computes something else)."""
+    scale = max(float(np.abs(outputs).max()), 1e-12)
+    for code in np.unique(codes[codes != UNDEFINED]):
+        points = outputs[codes == code]
+        if np.abs(points - points[0]).max() > 1e-2 * scale:
+            raise UnsupportedCircuit(
+                f"{component}: its output is not determined by the value it selects"
+            )
+
+
+# --------------------------------------------------------------------------
+# MLPs.
+# --------------------------------------------------------------------------
+
+
+def _read_mlp(mlp: MLPEvidence, available: list[Variable], evidence: Evidence) -> list[MLPReading]:
+    groups = _split_units(mlp, available)
+    readings = []
+    for index, units in enumerate(groups):
+        component = f"L{mlp.layer}.MLP" if len(groups) == 1 else f"L{mlp.layer}.MLP[{index}]"
+        local = [np.flatnonzero(mlp.units == u)[0] for u in units]
+        inputs = variables_read(mlp.W_in[:, local], available)
+        points = mlp.activations[:, local] @ mlp.W_out[local]
+        defined = np.ones(len(points), dtype=bool)
+        for variable in inputs:
+            defined &= variable.defined
+        name = f"mlp_{mlp.layer}" if len(groups) == 1 else f"mlp_{mlp.layer}_{index}"
+        output = variable_from_points(name, component, points, defined)
+        table = _function_table(inputs, output, component)
+        readings.append(MLPReading(component, inputs, table, output, np.asarray(units)))
+    return readings
+
+
+def _function_table(inputs: list[Variable], output: Variable, component: str) -> dict:
+    if len(inputs) > 2:
+        raise UnsupportedCircuit(
+            f"{component} reads {len(inputs)} variables; at most two are supported"
+        )
+    defined = output.defined.copy()
+    for variable in inputs:
+        defined &= variable.defined
+    columns = [v.codes[defined] for v in inputs] + [output.codes[defined]]
+    stacked = np.stack(columns, axis=1) if columns else np.zeros((0, 1), dtype=np.int64)
+    unique = np.unique(stacked, axis=0)
+    table: dict = {}
+    for row in unique.tolist():
+        key = tuple(inputs[i].values[c] for i, c in enumerate(row[:-1]))
+        value = output.values[row[-1]]
+        if key in table and table[key] != value:
+            raise UnsupportedCircuit(
+                f"{component}: its output is not a function of the variables it reads"
+            )
+        table[key] = value
+    return table
+
+
+def _split_units(mlp: MLPEvidence, available: list[Variable]) -> list[list[int]]:
+    """Partition the units active on the traces into independent sub-MLPs (see module doc).
+
+    Units never active on the traced inputs do not change any output there and
+    are left out (their read weights would only blur which variables are read).
+    """
+    peak = mlp.activations.max(axis=0) if len(mlp.activations) else np.zeros(len(mlp.units))
+    firing = np.flatnonzero(peak > ACTIVE_TOLERANCE * max(float(peak.max(initial=0)), 1e-12))
+    W_out = mlp.W_out[firing]
+    W_out = W_out / np.maximum(np.linalg.norm(W_out, axis=1, keepdims=True), 1e-12)
+    overlap = np.abs(W_out @ W_out.T) > WRITE_OVERLAP_TOLERANCE
+    n_groups, labels = _connected_components(overlap)
+    groups = [firing[labels == g] for g in range(n_groups)]
+
+    outputs = [mlp.activations[:, g] @ mlp.W_out[g] for g in groups]
+    norms = [np.linalg.norm(o, axis=1) for o in outputs]
+    active = [nrm > ACTIVE_TOLERANCE * max(float(nrm.max()), 1e-12) for nrm in norms]
+    live = [i for i in range(len(groups)) if active[i].any()]
+    reads = {
+        i: tuple(sorted(v.name for v in variables_read(mlp.W_in[:, groups[i]], available)))
+        for i in live
+    }
+
+    def one_value(i):
+        # One direction, written at one strength when active: one value of a categorical map.
+        rank = orthonormal_row_basis(mlp.W_out[groups[i]], 1e-4).shape[0]
+        if rank != 1:
+            return False
+        strengths = norms[i][active[i]]
+        return np.ptp(strengths) <= 1e-3 * strengths.max()
+
+    candidates = sorted((i for i in live if one_value(i)), key=lambda i: (reads[i], i))
+    parts: list[list[int]] = [[i] for i in live if i not in candidates]
+    parts.extend(_exact_covers(candidates, active))
+    parts.sort(key=lambda part: min(part))
+    return [sorted(int(mlp.units[u]) for i in part for u in groups[i]) for part in parts]
+
+
+def _exact_covers(members: list[int], active: list[np.ndarray]) -> list[list[int]]:
+    """Split one-value groups into sets whose activity covers every sample exactly once.
+
+    Each set is one categorical variable (its values are mutually exclusive and
+    exhaustive). Groups that join no exact cover stay alone (a numerical 0/1
+    map looks like one value of a categorical one).
+    """
+    remaining = list(members)
+    covers: list[list[int]] = []
+    while remaining:
+        first = remaining[0]
+        found = _find_cover([first], active[first].copy(), remaining[1:], active)
+        cover = found if found is not None else [first]
+        covers.append(cover)
+        remaining = [i for i in remaining if i not in cover]
+    return covers
+
+
+def _find_cover(chosen, covered, rest, active, depth=0):
+    if covered.all():
+        return chosen
+    if depth > 40:
+        return None
+    uncovered = np.flatnonzero(~covered)[0]
+    for position, i in enumerate(rest):
+        if active[i][uncovered] and not (active[i] & covered).any():
+            found = _find_cover(chosen + [i], covered | active[i], rest[position + 1 :], active, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:
+    graph = nx.Graph()
+    graph.add_nodes_from(range(adjacency.shape[0]))
+    graph.add_edges_from(zip(*np.nonzero(np.triu(adjacency, k=1))))
+    labels = np.zeros(adjacency.shape[0], dtype=np.int64)
+    for index, component in enumerate(nx.connected_components(graph)):
+        labels[list(component)] = index
+    # Number components by their lowest unit.
+    order = sorted(range(index + 1 if adjacency.shape[0] else 0), key=lambda c: np.flatnonzero(labels == c)[0])
+    renumber = {c: i for i, c in enumerate(order)}
+    return len(order), np.array([renumber[c] for c in labels])
+
+
+# --------------------------------------------------------------------------
+# The graph.
+# --------------------------------------------------------------------------
+
+
+def _graph(circuit: Circuit) -> nx.DiGraph:
+    """Components as nodes; an edge from writer to reader, labelled with the role read."""
+    graph = nx.DiGraph()
+    graph.add_node("embed", kind="embed", layer=-1)
+    for reading in circuit.heads:
+        layer = int(reading.component.split(".")[0][1:])
+        graph.add_node(reading.component, kind="head", layer=layer, variable=reading.output.name)
+        for role, variable in (("query", reading.query), ("key", reading.key), ("value", reading.value)):
+            if variable is not None:
+                graph.add_edge(variable.source, reading.component, role=role, variable=variable.name)
+    for reading in circuit.mlps:
+        layer = int(reading.component.split(".")[0][1:])
+        graph.add_node(reading.component, kind="mlp", layer=layer, variable=reading.output.name)
+        for variable in reading.inputs:
+            graph.add_edge(variable.source, reading.component, role="input", variable=variable.name)
+    graph.add_node("unembed", kind="unembed", layer=len(graph))
+    graph.add_edge(circuit.output.source, "unembed", role="output", variable=circuit.output.name)
+    return graph

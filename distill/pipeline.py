@@ -1,0 +1,246 @@
+"""The distillation pipeline: model -> readable program, verified.
+
+    trace -> decompose -> tables -> synthesize -> verify (-> retry with counterexamples)
+
+Each stage is one call; this module only sequences them, times them and runs
+the counterexample loop (inputs the program got wrong join the traced inputs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import synth
+import verify
+from verify.check import check as check_program
+from verify.equivalence import equivalent
+from dsl import ast
+from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
+
+from distill import tables as table_stage
+from distill.circuit import DEFAULT_LABEL, Circuit, discover
+from distill.errors import DistillError
+from distill.evidence import collect
+from distill.model import Model
+from distill.precondition import PRECONDITION, precondition_holds
+from distill.variables import NUMERICAL, clean_number
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How hard to look and how much to check."""
+
+    evidence_inputs: int = 20_000
+    """Most inputs traced to read tables from (every input when the domain is that small)."""
+    exhaustive_limit: int = 200_000
+    """Check the program on every input when the domain has at most this many."""
+    samples: int = 20_000
+    """Otherwise check this many seeded random inputs."""
+    seed: int = 0
+    """Seed of every sample drawn."""
+    max_rounds: int = 3
+    """Rounds of the counterexample loop."""
+    z3_timeout: float = 120.0
+    """Seconds for the proof that the readable program equals the table program."""
+    prove: bool = True
+    """Whether to run the Z3 proof at all."""
+
+
+class DistillFailed(DistillError):
+    """No faithful program was found; carries the best candidate and its counterexample."""
+
+    def __init__(self, message: str, candidate: ast.Program | None = None, verdict=None):
+        super().__init__(message)
+        self.candidate = candidate
+        self.verdict = verdict
+
+
+@dataclass
+class DistillResult:
+    program: ast.Program
+    table_program: ast.Program
+    circuit: Circuit
+    components: dict[str, str]  # readable definition -> component
+    check: verify.Verdict  # readable program vs the model, under the precondition
+    whole_domain: verify.Verdict  # readable program vs the model, on every input
+    proof: verify.Verdict | None  # readable == table program (Z3)
+    precondition: str
+    timings: dict[str, float] = field(default_factory=dict)
+    rounds: int = 1
+
+    @property
+    def verification(self) -> str:
+        """The strongest level reached, honestly: proof of the readable form, check against the model."""
+        return str(self.check)
+
+
+def distill(
+    model: Model,
+    config: DistillConfig = DistillConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> DistillResult:
+    spec = model.config
+    vocab, max_len = list(spec.vocab), spec.max_seq_len
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(name: str):
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    traced = _evidence_inputs(vocab, max_len, config)
+    candidate = None
+    for round_number in range(1, config.max_rounds + 1):
+        with stage("trace"):
+            evidence = collect(model, traced)
+        with stage("decompose"):
+            circuit = discover(model, evidence)
+            output_map = _name_output(circuit, evidence, spec)
+        with stage("tables"):
+            tables = table_stage.build(circuit, output_map)
+        with stage("synthesize"):
+            result = synth.readable(tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free)
+            candidate = result.program
+        with stage("verify"):
+            check = _check_against_model(candidate, model, config, tables.program)
+        if check.ok:
+            break
+        traced = traced + [list(c.input) for c in check.counterexamples if list(c.input) not in traced]
+    else:
+        raise DistillFailed(
+            f"no faithful program after {config.max_rounds} rounds: {check}", candidate, check
+        )
+
+    with stage("verify"):
+        whole = check_program(
+            candidate, model.predict, vocab=vocab, max_seq_len=max_len, undefined="refute",
+            **_extent(vocab, max_len, config),
+        )
+    proof = None
+    if config.prove:
+        with stage("prove"):
+            proof = equivalent(
+                candidate,
+                tables.program,
+                vocab=vocab,
+                max_seq_len=max_len,
+                timeout=config.z3_timeout,
+                precondition="single_value_aggregates",
+            )
+    components = _components_of(candidate, tables.components)
+    return DistillResult(
+        program=candidate,
+        table_program=tables.program,
+        circuit=circuit,
+        components=components,
+        check=check,
+        whole_domain=whole,
+        proof=proof,
+        precondition=PRECONDITION,
+        timings=timings,
+        rounds=round_number,
+    )
+
+
+def _extent(vocab, max_len, config: DistillConfig) -> dict:
+    exhaustive = count_inputs(vocab, max_len) <= config.exhaustive_limit
+    return {"exhaustive": exhaustive, "samples": config.samples, "seed": config.seed}
+
+
+def _check_against_model(program, model: Model, config: DistillConfig, reference) -> verify.Verdict:
+    """The program against the model on the claimed domain: inputs where `reference` meets the precondition."""
+    spec = model.config
+    vocab, max_len = list(spec.vocab), spec.max_seq_len
+    extent = _extent(vocab, max_len, config)
+    if extent["exhaustive"]:
+        inputs = [x for batch in enumerate_inputs(vocab, max_len) for x in batch]
+    else:
+        inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
+    # The precondition is read off the program in one batch, not once per input.
+    claimed = {tuple(x) for x, ok in zip(inputs, _precondition_batches(reference, inputs)) if ok}
+    return check_program(
+        program,
+        model.predict,
+        vocab=vocab,
+        max_seq_len=max_len,
+        predicate=lambda x: tuple(x) in claimed,
+        predicate_description=PRECONDITION,
+        undefined="refute",
+        **extent,
+    )
+
+
+def _precondition_batches(program, inputs: list[list], batch_size: int = 8192) -> list[bool]:
+    holds: list[bool] = []
+    for start in range(0, len(inputs), batch_size):
+        holds += precondition_holds(program, inputs[start : start + batch_size])
+    return holds
+
+
+def _evidence_inputs(vocab: list, max_len: int, config: DistillConfig) -> list[list]:
+    if count_inputs(vocab, max_len) <= config.evidence_inputs:
+        return [x for batch in enumerate_inputs(vocab, max_len) for x in batch]
+    # Every short input (they carry the edge cases), then seeded samples of the rest.
+    inputs: list[list] = []
+    length = 0
+    while length < max_len and count_inputs(vocab, length + 1) <= config.evidence_inputs // 2:
+        length += 1
+    if length:
+        inputs = [x for batch in enumerate_inputs(vocab, length) for x in batch]
+    rest = config.evidence_inputs - len(inputs)
+    inputs += sample_inputs(vocab, max_len, rest, seed=config.seed, min_len=length + 1)
+    return inputs
+
+
+def _name_output(circuit: Circuit, evidence, spec) -> dict | None:
+    """Give the output variable the model's output values; return a map when it can't be a rename."""
+    output = circuit.output
+    codes = output.codes
+    mapping: dict = {}
+    for code in np.unique(codes[codes >= 0]).tolist():
+        where = np.flatnonzero(codes == code)
+        if spec.output_kind == NUMERICAL:
+            values = evidence.raw_output[where, 0]
+            mapping[output.values[code]] = clean_number(float(np.median(values)))
+        else:
+            seen = {evidence.predictions[i] for i in where.tolist()}
+            if len(seen) != 1:
+                raise DistillError(
+                    f"the model's output is not a function of {output.source}'s output "
+                    f"(label {output.values[code]!r} decodes to {sorted(map(str, seen))})"
+                )
+            mapping[output.values[code]] = seen.pop()
+    if all(_same(label, value) for label, value in mapping.items()):
+        return None
+    reading = circuit.reading_of(output)
+    non_default = {k: v for k, v in mapping.items() if k != DEFAULT_LABEL}
+    if all(_same(k, v) for k, v in non_default.items()) and DEFAULT_LABEL in mapping:
+        # The model's output where nothing is selected: make it the aggregate's default.
+        reading.default = mapping[DEFAULT_LABEL]
+        output.values = [reading.default if v == DEFAULT_LABEL else v for v in output.values]
+        return None
+    injective = len(set(map(repr, mapping.values()))) == len(mapping)
+    if output.free and output.copies is None and injective:
+        output.values = [mapping.get(v, v) for v in output.values]
+        output.free = False
+        return None
+    return mapping
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) < 1e-4
+    return a == b and type(a) is type(b)
+
+
+def _components_of(program: ast.Program, table_components: dict[str, str]) -> dict[str, str]:
+    """Readable definitions keep the names of the table definitions they came from."""
+    return {d.name: table_components.get(d.name, "") for d in program.definitions}
