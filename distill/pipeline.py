@@ -18,7 +18,7 @@ import numpy as np
 import synth
 import verify
 from verify.check import check as check_program
-from verify.equivalence import equivalent
+from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 
@@ -111,12 +111,30 @@ def distill(
             candidate = result.program
         with stage("verify"):
             check = _check_against_model(candidate, model, config, tables.program)
-        if check.ok:
-            break
-        traced = traced + [list(c.input) for c in check.counterexamples if list(c.input) not in traced]
+        failure = check
+        if not check.ok:
+            traced = traced + [list(c.input) for c in check.counterexamples]
+            continue
+        proof = None
+        if config.prove:
+            with stage("prove"):
+                proof = equivalent(
+                    candidate,
+                    tables.program,
+                    vocab=vocab,
+                    max_seq_len=max_len,
+                    timeout=config.z3_timeout,
+                    precondition=SINGLE_VALUED_AGGREGATES,
+                )
+            failure = proof
+            if proof.level == "refuted":
+                # An input the traces missed tells the two apart: trace it too.
+                traced = traced + [list(c.input) for c in proof.counterexamples]
+                continue
+        break
     else:
         raise DistillFailed(
-            f"no faithful program after {config.max_rounds} rounds: {check}", candidate, check
+            f"no faithful program after {config.max_rounds} rounds: {failure}", candidate, failure
         )
 
     with stage("verify"):
@@ -124,17 +142,6 @@ def distill(
             candidate, model.predict, vocab=vocab, max_seq_len=max_len, undefined="refute",
             **_extent(vocab, max_len, config),
         )
-    proof = None
-    if config.prove:
-        with stage("prove"):
-            proof = equivalent(
-                candidate,
-                tables.program,
-                vocab=vocab,
-                max_seq_len=max_len,
-                timeout=config.z3_timeout,
-                precondition="single_value_aggregates",
-            )
     components = _components_of(candidate, tables.components)
     return DistillResult(
         program=candidate,

@@ -1,0 +1,81 @@
+"""`distill bench`: compile -> distill -> score over a suite of ground-truth programs, as a table."""
+
+from __future__ import annotations
+
+import statistics
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distill.groundtruth import run_tracr
+from distill.pipeline import DistillConfig, DistillFailed
+from distill.circuit import UnsupportedCircuit
+from distill.errors import BadInputError
+
+SUITES = ("tracr",)
+
+
+def bench_command(
+    suite: str = typer.Argument("tracr", help="The suite: tracr (every tracr test case and lib program)."),
+    seeds: str = typer.Option("0,1", help="Rotation seeds, comma-separated."),
+    only: str = typer.Option("", help="Run only cases whose name contains this text."),
+    prove: bool = typer.Option(True, help="Also prove each program equal to its source with Z3."),
+) -> None:
+    """Compile every program of SUITE with tracr, import it rotated, distill it, score it.
+
+    Prints per case and seed: layers, tracr's compile time, the distill time, their ratio,
+    the verification level, agreement with the source, size ratio and named-comparison recall.
+    Exit 1 if any case fails.
+    """
+    if suite not in SUITES:
+        raise BadInputError(f"unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
+    from distill.tracr_suite import distinct_compilable
+
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    table = Table(title=f"distill bench {suite}")
+    for column in ("case", "seed", "layers", "compile s", "distill s", "ratio", "verified", "source", "size", "recall"):
+        table.add_column(column)
+    ratios, sizes, recalled, named, failures = [], [], 0, 0, 0
+    for case in distinct_compilable():
+        if only and only not in case.name:
+            continue
+        for seed in seed_list:
+            try:
+                run = run_tracr(
+                    case.program, vocab=case.vocab, max_seq_len=case.max_seq_len, rotate=seed,
+                    causal=case.causal, config=DistillConfig(prove=prove), prove_against_source=prove,
+                )
+            except (DistillFailed, UnsupportedCircuit) as error:
+                failures += 1
+                table.add_row(case.name, str(seed), "", "", "", "", f"FAILED: {error}", "", "", "")
+                continue
+            score, result = run.score, run.result
+            ratio = score.distill_seconds / max(score.compile_seconds, 1e-9)
+            ratios.append(ratio)
+            sizes.append(score.size_ratio)
+            if score.named_recall is not None:
+                recalled += round(score.named_recall * score.source_named)
+                named += score.source_named
+            ok = result.check.ok and score.agrees and score.covered
+            failures += not ok
+            table.add_row(
+                case.name, str(seed), str(run.model.config.n_layers),
+                f"{score.compile_seconds:.2f}", f"{score.distill_seconds:.2f}", f"{ratio:.1f}",
+                str(result.check).split(":")[0], "agrees" if score.agrees else "DIFFERS",
+                f"{score.size_ratio:.2f}", "-" if score.named_recall is None else f"{score.named_recall:.2f}",
+            )
+    console = Console()
+    console.print(table)
+    if ratios:
+        console.print(
+            f"median distill/compile ratio {statistics.median(ratios):.2f}; "
+            f"median size ratio {statistics.median(sizes):.2f}; "
+            f"named comparisons recovered {recalled}/{named}; failures {failures}"
+        )
+    if failures:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)
