@@ -55,7 +55,7 @@ class HeadReading:
     query: Variable | None
     key: Variable | None
     value: Variable | None
-    selector: dict  # (key label, query label) -> bool
+    selector: dict  # (key code, query code) -> bool; labels via key.values / query.values
     selector_conflicts: int
     output: Variable
     kind: str  # "aggregate" | "selector_width"
@@ -66,7 +66,7 @@ class HeadReading:
 class MLPReading:
     component: str
     inputs: list[Variable]
-    table: dict  # tuple of input labels -> output label
+    table: dict  # tuple of input codes -> output code; labels via the variables' values
     output: Variable
     units: np.ndarray
 
@@ -78,6 +78,13 @@ class Circuit:
     mlps: list[MLPReading]
     output: Variable
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+
+    def selector_labels(self, reading: HeadReading) -> dict:
+        """The head's selector as (key label, query label) -> bool."""
+        return {
+            (reading.key.values[k], reading.query.values[q]): chosen
+            for (k, q), chosen in reading.selector.items()
+        }
 
     def reading_of(self, variable: Variable):
         for reading in self.heads + self.mlps:
@@ -202,13 +209,17 @@ def _read_head(
     key_codes = key.codes[key_samples[rows, cols]]
     query_codes = query.codes[rows]
     ok = (key_codes != UNDEFINED) & (query_codes != UNDEFINED)
-    votes: dict = {}
-    for kc, qc, sel in zip(key_codes[ok], query_codes[ok], selected[rows[ok], cols[ok]]):
-        votes.setdefault((int(kc), int(qc)), [0, 0])[int(sel)] += 1
+    n_queries = len(query.values)
+    pair = key_codes[ok] * n_queries + query_codes[ok]
+    chosen = selected[rows[ok], cols[ok]]
+    size = len(key.values) * n_queries
+    yes = np.bincount(pair, weights=chosen, minlength=size)
+    seen = np.bincount(pair, minlength=size)
+    no = seen - yes
     selector = {
-        (key.values[kc], query.values[qc]): counts[1] > counts[0] for (kc, qc), counts in votes.items()
+        (p // n_queries, p % n_queries): bool(yes[p] > no[p]) for p in np.flatnonzero(seen).tolist()
     }
-    conflicts = sum(min(counts) for counts in votes.values())
+    conflicts = int(np.minimum(yes, no).sum())
 
     name = f"head_{head.layer}_{head.head}"
     width = selected.sum(axis=1)
@@ -250,7 +261,9 @@ def _read_head(
     _check_function_of(outputs, codes, head.id)
     # Its labels are the value's labels: renaming one renames both.
     output = Variable(name, head.id, CATEGORICAL, codes, values, basis, free=value.free, copies=value)
-    return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", None)
+    return HeadReading(
+        head.id, query, key, value, selector, conflicts, output, "aggregate", DEFAULT_LABEL
+    )
 
 
 def _check_function_of(outputs: np.ndarray, codes: np.ndarray, component: str) -> None:
@@ -300,8 +313,7 @@ def _function_table(inputs: list[Variable], output: Variable, component: str) ->
     unique = np.unique(stacked, axis=0)
     table: dict = {}
     for row in unique.tolist():
-        key = tuple(inputs[i].values[c] for i, c in enumerate(row[:-1]))
-        value = output.values[row[-1]]
+        key, value = tuple(row[:-1]), row[-1]
         if key in table and table[key] != value:
             raise UnsupportedCircuit(
                 f"{component}: its output is not a function of the variables it reads"
@@ -352,14 +364,21 @@ def _exact_covers(members: list[int], active: list[np.ndarray]) -> list[list[int
     """Split one-value groups into sets whose activity covers every sample exactly once.
 
     Each set is one categorical variable (its values are mutually exclusive and
-    exhaustive). Groups that join no exact cover stay alone (a numerical 0/1
-    map looks like one value of a categorical one).
+    exhaustive). Samples where no group writes anything (a map applied to
+    nothing, e.g. past an aggregate's default) need no cover. Groups that join
+    no exact cover stay alone (a numerical 0/1 map looks like one value of a
+    categorical one).
     """
+    if not members:
+        return []
+    needed = np.zeros_like(active[members[0]])
+    for i in members:
+        needed |= active[i]
     remaining = list(members)
     covers: list[list[int]] = []
     while remaining:
         first = remaining[0]
-        found = _find_cover([first], active[first].copy(), remaining[1:], active)
+        found = _find_cover([first], active[first] | ~needed, remaining[1:], active)
         cover = found if found is not None else [first]
         covers.append(cover)
         remaining = [i for i in remaining if i not in cover]
@@ -373,11 +392,18 @@ def _find_cover(chosen, covered, rest, active, depth=0):
         return None
     uncovered = np.flatnonzero(~covered)[0]
     for position, i in enumerate(rest):
-        if active[i][uncovered] and not (active[i] & covered).any():
+        if active[i][uncovered] and not (active[i] & covered & _written(active, chosen)).any():
             found = _find_cover(chosen + [i], covered | active[i], rest[position + 1 :], active, depth + 1)
             if found is not None:
                 return found
     return None
+
+
+def _written(active, chosen) -> np.ndarray:
+    written = np.zeros_like(active[chosen[0]])
+    for i in chosen:
+        written |= active[i]
+    return written
 
 
 def _connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:

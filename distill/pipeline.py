@@ -243,7 +243,9 @@ def _name_output(circuit: Circuit, evidence, spec) -> dict | None:
 
 
 def _same(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) < 1e-4
     return a == b and type(a) is type(b)
 

@@ -75,9 +75,8 @@ def _heads(result: DistillResult, model: Model) -> tuple[rpt.HeadEvidence, ...]:
         pattern = trace[f"blocks.{layer}.attn.hook_pattern"][0, head].double().numpy()
         query_values = tuple(reading.query.values)
         key_values = tuple(reading.key.values)
-        selected = tuple(
-            tuple(bool(reading.selector.get((k, q), False)) for k in key_values) for q in query_values
-        )
+        labels = result.circuit.selector_labels(reading)
+        selected = tuple(tuple(bool(labels.get((k, q), False)) for k in key_values) for q in query_values)
         line = by_component.get(reading.component, "")
         heads.append(
             rpt.HeadEvidence(

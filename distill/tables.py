@@ -40,6 +40,11 @@ def _ref(variable: Variable) -> ast.Node:
     return ast.Name(variable.name)
 
 
+def _labels(inputs: list[Variable], codes: tuple):
+    labels = tuple(variable.values[code] for variable, code in zip(inputs, codes))
+    return labels[0] if len(labels) == 1 else labels
+
+
 def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
     """The table program of `circuit`; `output_values` relabels the output variable."""
     definitions: list[ast.Definition] = []
@@ -53,7 +58,7 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
         out = reading.output
         if hasattr(reading, "selector"):
             selector_name = f"select_{out.name.removeprefix('head_')}"
-            table = ast.Table(tuple(reading.selector.items()))
+            table = ast.Table(tuple(circuit.selector_labels(reading).items()))
             select = ast.Select(_ref(reading.key), _ref(reading.query), table)
             definitions.append(ast.Definition(selector_name, select))
             components[selector_name] = reading.component
@@ -67,10 +72,10 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
                     encoding=_encoding(out),
                 )
         else:
-            observed = {k[0] if len(k) == 1 else k: v for k, v in reading.table.items()}
+            observed = {_labels(reading.inputs, k): out.values[v] for k, v in reading.table.items()}
             table = ast.Table(tuple(observed.items()))
             if len(reading.inputs) == 0:
-                node = ast.Full(reading.table[()], encoding=_encoding(out))
+                node = ast.Full(out.values[reading.table[()]], encoding=_encoding(out))
             elif len(reading.inputs) == 1:
                 node = ast.Map(table, _ref(reading.inputs[0]), encoding=_encoding(out))
             else:
