@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 import typer
+from typer.exceptions import Abort, TyperException
 
 import dsl
 from distill import commands
@@ -40,24 +41,21 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of raising SystemExit."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        status = app(args=argv, standalone_mode=False)
     except BAD_INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except typer.Exit as done:
         return done.exit_code
-    except SystemExit as done:  # click raises this for --help in some paths
+    except SystemExit as done:  # --help and friends may exit this way
         return int(done.code or 0)
-    except Exception as error:  # click's own usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            return 2
-        if isinstance(error, click.exceptions.Abort):
-            return 130
-        raise
-    return 0
+    except TyperException as error:  # usage errors: unknown option, missing argument, ...
+        error.show()
+        return getattr(error, "exit_code", 2)
+    except Abort:
+        return 130
+    return status if isinstance(status, int) else 0
 
 
 def entry_point() -> None:

@@ -41,7 +41,7 @@ _SAME_UP_TO_SWAP = {"<": "<", ">": "<", "<=": "<=", ">=": "<=", "==": "==", "!="
 
 @dataclass
 class Score:
-    agreement: str  # e.g. "agrees on all 1,364 defined inputs" or the first disagreement
+    agreement: str  # e.g. "agrees with the source on all 1,364 inputs ..." or the first difference
     agrees: bool
     defined_inputs: int  # inputs in the source's domain of definition that were compared
     covered: bool  # every defined input lies in the program's claimed domain
@@ -101,19 +101,21 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
     else:
         inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
     source_out = dsl.evaluate(source, inputs, undefined="mark")
-    defined = [
-        i for i, out in enumerate(source_out) if out is not None and all(v is not None for v in out)
-    ]
+    # The source's domain of definition: inputs on which tracr's evaluator does not raise.
+    # Where it gives None (e.g. nothing selected) a compiled model outputs some value of
+    # its own: those positions are not compared.
+    defined = [i for i, out in enumerate(source_out) if out is not None]
     defined_inputs = [inputs[i] for i in defined]
     ours = dsl.evaluate(result.program, defined_inputs, undefined="mark")
     model_out = model.predict(defined_inputs)
-    claimed = precondition_holds(result.table_program, defined_inputs)
+    claimed = precondition_holds(result.table_program, defined_inputs) if defined_inputs else []
     first_bad = None
     differences = 0
-    for x, i, mine, theirs, predicted in zip(defined_inputs, defined, ours, [source_out[i] for i in defined], model_out):
-        if not _equal(predicted, theirs):
+    for x, i, mine, predicted in zip(defined_inputs, defined, ours, model_out):
+        theirs = source_out[i]
+        if not _equal_where_valued(predicted, theirs):
             differences += 1
-        if first_bad is None and not _equal(mine, theirs):
+        if first_bad is None and not _equal_where_valued(mine, theirs):
             first_bad = (x, theirs, mine)
     agrees = first_bad is None
     agreement = (
@@ -151,10 +153,13 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
     )
 
 
-def _equal(a, b, tolerance: float = 1e-4) -> bool:
-    if a is None or b is None or len(a) != len(b):
-        return a == b
-    for x, y in zip(a, b):
+def _equal_where_valued(ours, source, tolerance: float = 1e-4) -> bool:
+    """Equal at every position where the source has a value (None: the source leaves it open)."""
+    if ours is None or len(ours) != len(source):
+        return False
+    for x, y in zip(ours, source):
+        if y is None:
+            continue
         if isinstance(x, (int, float)) and isinstance(y, (int, float)):
             if abs(x - y) > tolerance:
                 return False
