@@ -260,10 +260,14 @@ def _read_head(
     codes = np.array([renumber.get(c, UNDEFINED) for c in codes.tolist()], dtype=np.int64)
     _check_function_of(outputs, codes, head.id)
     # Its labels are the value's labels: renaming one renames both.
-    output = Variable(name, head.id, CATEGORICAL, codes, values, basis, free=value.free, copies=value)
-    return HeadReading(
-        head.id, query, key, value, selector, conflicts, output, "aggregate", DEFAULT_LABEL
+    selects_nothing = DEFAULT_LABEL in values
+    output = Variable(
+        name, head.id, CATEGORICAL, codes, values, basis, free=value.free, copies=value,
+        null_code=values.index(DEFAULT_LABEL) if selects_nothing else None,
     )
+    # Where no query ever selects nothing, the default is never used: leave it tracr's None.
+    default = DEFAULT_LABEL if selects_nothing else None
+    return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", default)
 
 
 def _check_function_of(outputs: np.ndarray, codes: np.ndarray, component: str) -> None:
@@ -340,10 +344,15 @@ def _split_units(mlp: MLPEvidence, available: list[Variable]) -> list[list[int]]
     norms = [np.linalg.norm(o, axis=1) for o in outputs]
     active = [nrm > ACTIVE_TOLERANCE * max(float(nrm.max()), 1e-12) for nrm in norms]
     live = [i for i in range(len(groups)) if active[i].any()]
-    reads = {
-        i: tuple(sorted(v.name for v in variables_read(mlp.W_in[:, groups[i]], available)))
-        for i in live
-    }
+    read_variables = {i: variables_read(mlp.W_in[:, groups[i]], available) for i in live}
+    reads = {i: tuple(sorted(v.name for v in read_variables[i])) for i in live}
+    # A map applied to nothing (an input whose component wrote nothing) writes nothing:
+    # those samples need no value of its output.
+    unwritten = {}
+    for i in live:
+        unwritten[i] = np.zeros(len(mlp.activations), dtype=bool)
+        for variable in read_variables[i]:
+            unwritten[i] |= variable.nothing_written
 
     def one_value(i):
         # One direction, written at one strength when active: one value of a categorical map.
@@ -355,30 +364,25 @@ def _split_units(mlp: MLPEvidence, available: list[Variable]) -> list[list[int]]
 
     candidates = sorted((i for i in live if one_value(i)), key=lambda i: (reads[i], i))
     parts: list[list[int]] = [[i] for i in live if i not in candidates]
-    parts.extend(_exact_covers(candidates, active))
+    parts.extend(_exact_covers(candidates, active, unwritten))
     parts.sort(key=lambda part: min(part))
     return [sorted(int(mlp.units[u]) for i in part for u in groups[i]) for part in parts]
 
 
-def _exact_covers(members: list[int], active: list[np.ndarray]) -> list[list[int]]:
+def _exact_covers(members: list[int], active: list[np.ndarray], unwritten: dict) -> list[list[int]]:
     """Split one-value groups into sets whose activity covers every sample exactly once.
 
     Each set is one categorical variable (its values are mutually exclusive and
-    exhaustive). Samples where no group writes anything (a map applied to
-    nothing, e.g. past an aggregate's default) need no cover. Groups that join
-    no exact cover stay alone (a numerical 0/1 map looks like one value of a
-    categorical one).
+    exhaustive). Samples where a group's input was never written (a map applied
+    past an aggregate's default) need no cover. Groups that join no exact cover
+    stay alone (a numerical 0/1 map looks like one value of a categorical one).
     """
-    if not members:
-        return []
-    needed = np.zeros_like(active[members[0]])
-    for i in members:
-        needed |= active[i]
     remaining = list(members)
     covers: list[list[int]] = []
     while remaining:
         first = remaining[0]
-        found = _find_cover([first], active[first] | ~needed, remaining[1:], active)
+        exempt = unwritten[first] & ~active[first]
+        found = _find_cover([first], active[first] | exempt, remaining[1:], active)
         cover = found if found is not None else [first]
         covers.append(cover)
         remaining = [i for i in remaining if i not in cover]

@@ -39,6 +39,14 @@ class Variable:
     basis: np.ndarray  # [rank, d_model] orthonormal directions of variation
     free: bool  # labels are arbitrary cluster ids that synthesis may rename
     copies: "Variable | None" = None  # a head output whose labels are those of the value it copies
+    null_code: int | None = None  # the value at which the component writes nothing (a zero vector)
+
+    @property
+    def nothing_written(self) -> np.ndarray:
+        """[samples] bool: where the component wrote nothing (e.g. a head that selected nothing)."""
+        if self.null_code is None:
+            return np.zeros(len(self.codes), dtype=bool)
+        return self.codes == self.null_code
 
     def labels(self) -> list:
         return [None if c == UNDEFINED else self.values[c] for c in self.codes.tolist()]
@@ -113,6 +121,9 @@ def variable_from_points(
     codes = np.full(len(points), UNDEFINED, dtype=np.int64)
     sub_codes, centres = cluster_points(points[defined])
     codes[defined] = sub_codes
+    norms = np.linalg.norm(centres, axis=1) if len(centres) else np.zeros(0)
+    zero = np.flatnonzero(norms <= CLUSTER_TOLERANCE * max(float(norms.max(initial=0)), 1e-12))
+    null_code = int(zero[0]) if len(zero) else None
     raw_basis = orthonormal_row_basis(centres, tolerance=1e-4) if len(centres) else centres
     variation = orthonormal_row_basis(centres - centres.mean(axis=0), tolerance=1e-4)
     if raw_basis.shape[0] == 1 and len(centres) >= 2:
@@ -121,8 +132,10 @@ def variable_from_points(
         if coordinates.max() < -coordinates.min():
             direction, coordinates = -direction, -coordinates
         values = [clean_number(c) for c in coordinates]
-        return Variable(name, source, NUMERICAL, codes, values, variation, free=False)
-    return Variable(name, source, CATEGORICAL, codes, list(range(len(centres))), variation, free=True)
+        return Variable(name, source, NUMERICAL, codes, values, variation, free=False, null_code=null_code)
+    return Variable(
+        name, source, CATEGORICAL, codes, list(range(len(centres))), variation, free=True, null_code=null_code
+    )
 
 
 def clean_number(x: float):

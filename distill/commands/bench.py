@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 
 import typer
 from rich.console import Console
@@ -65,7 +66,8 @@ def bench_command(
                 str(result.check).split(":")[0], "agrees" if score.agrees else "DIFFERS",
                 f"{score.size_ratio:.2f}", "-" if score.named_recall is None else f"{score.named_recall:.2f}",
             )
-    console = Console()
+    # Piped output gets a wide table rather than names cut to fit 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     if ratios:
         console.print(
