@@ -97,10 +97,12 @@ def distill(
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
     traced = _evidence_inputs(vocab, max_len, config)
+    oracle = _RememberingOracle(model)
     candidate = None
     for round_number in range(1, config.max_rounds + 1):
         with stage("trace"):
             evidence = collect(model, traced)
+            oracle.remember(traced, evidence)
         with stage("decompose"):
             circuit = discover(model, evidence)
             output_map = _name_output(circuit, evidence, spec)
@@ -110,7 +112,7 @@ def distill(
             result = synth.readable(tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free)
             candidate = result.program
         with stage("verify"):
-            check = _check_against_model(candidate, model, config, tables.program)
+            check = _check_against_model(candidate, oracle, spec, config, tables.program)
         failure = check
         if not check.ok:
             traced = traced + [list(c.input) for c in check.counterexamples]
@@ -139,7 +141,7 @@ def distill(
 
     with stage("verify"):
         whole = check_program(
-            candidate, model.predict, vocab=vocab, max_seq_len=max_len, undefined="refute",
+            candidate, oracle, vocab=vocab, max_seq_len=max_len, undefined="refute",
             **_extent(vocab, max_len, config),
         )
     components = _components_of(candidate, tables.components)
@@ -162,9 +164,8 @@ def _extent(vocab, max_len, config: DistillConfig) -> dict:
     return {"exhaustive": exhaustive, "samples": config.samples, "seed": config.seed}
 
 
-def _check_against_model(program, model: Model, config: DistillConfig, reference) -> verify.Verdict:
+def _check_against_model(program, oracle, spec, config: DistillConfig, reference) -> verify.Verdict:
     """The program against the model on the claimed domain: inputs where `reference` meets the precondition."""
-    spec = model.config
     vocab, max_len = list(spec.vocab), spec.max_seq_len
     extent = _extent(vocab, max_len, config)
     if extent["exhaustive"]:
@@ -175,7 +176,7 @@ def _check_against_model(program, model: Model, config: DistillConfig, reference
     claimed = {tuple(x) for x, ok in zip(inputs, _precondition_batches(reference, inputs)) if ok}
     return check_program(
         program,
-        model.predict,
+        oracle,
         vocab=vocab,
         max_seq_len=max_len,
         predicate=lambda x: tuple(x) in claimed,
@@ -183,6 +184,29 @@ def _check_against_model(program, model: Model, config: DistillConfig, reference
         undefined="refute",
         **extent,
     )
+
+
+class _RememberingOracle:
+    """The model's predictions, each input run once per distillation (checks share them)."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.known: dict[tuple, list] = {}
+
+    def remember(self, inputs: list[list], evidence) -> None:
+        """Take the predictions the traces already made."""
+        rows: dict[int, list] = {}
+        for index, value in zip(evidence.input_of.tolist(), evidence.predictions):
+            rows.setdefault(index, []).append(value)
+        for index, tokens in enumerate(inputs):
+            self.known[tuple(tokens)] = rows[index]
+
+    def __call__(self, inputs: list[list]) -> list[list]:
+        missing = [x for x in inputs if tuple(x) not in self.known]
+        if missing:
+            for x, out in zip(missing, self.model.predict(missing)):
+                self.known[tuple(x)] = out
+        return [self.known[tuple(x)] for x in inputs]
 
 
 def _precondition_batches(program, inputs: list[list], batch_size: int = 8192) -> list[bool]:
