@@ -27,14 +27,20 @@ RANK_TOLERANCE = 1e-6
 
 
 def orthonormal_row_basis(matrix: np.ndarray, tolerance: float = RANK_TOLERANCE) -> np.ndarray:
-    """An orthonormal basis [rank, d] of the row space of `matrix` [n, d]."""
+    """An orthonormal basis [rank, d] of the row space of `matrix` [n, d].
+
+    From the eigenvectors of the small Gram matrix [d, d] (an SVD of a tall
+    matrix costs far more): singular value s is sqrt(eigenvalue).
+    """
     if matrix.size == 0:
         return np.zeros((0, matrix.shape[-1]))
-    _, singular, vt = np.linalg.svd(matrix, full_matrices=False)
-    if singular.size == 0 or singular[0] == 0:
+    gram = matrix.T @ matrix
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    largest = eigenvalues[-1]
+    if largest <= 0:
         return np.zeros((0, matrix.shape[-1]))
-    rank = int((singular > tolerance * singular[0]).sum())
-    return vt[:rank]
+    keep = eigenvalues > (tolerance**2) * largest
+    return eigenvectors[:, keep][:, ::-1].T
 
 
 @dataclass

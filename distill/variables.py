@@ -80,7 +80,10 @@ def cluster_points(points: np.ndarray, tolerance: float | None = None) -> tuple[
     scale = float(np.abs(points).max())
     tolerance = (tolerance if tolerance is not None else CLUSTER_TOLERANCE) * max(scale, 1e-12)
     grid = np.round(points / tolerance).astype(np.int64)
-    _, first, inverse = np.unique(grid, axis=0, return_index=True, return_inverse=True)
+    # One int64 key per row (a random linear hash; wrap-around is harmless) sorts far
+    # faster than unique rows.
+    weights = np.random.default_rng(0).integers(1, 2**61, size=grid.shape[1], dtype=np.int64)
+    _, first, inverse = np.unique(grid @ weights, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     # Neighbouring grid cells can split one value; merge cells whose points are close.
     reps = points[first]
