@@ -1,0 +1,181 @@
+"""Program against program: proved equal with Z3 for every input up to a length, or a counterexample.
+
+The claim `equivalent(p, q)` proves, for each length 1..max_seq_len over
+symbolic tokens, is tracr's notion of equality extended to undefined inputs:
+
+    UNDEFINED_RULE: p and q are undefined on exactly the same inputs (where
+    tracr's evaluator, like `dsl.evaluate`, raises), and wherever they are
+    defined their outputs are equal at every position (Python's `==`, None
+    included; numbers as exact rationals).
+
+So a program that raises where the other one answers is *not* equivalent to
+it, and two programs that raise on the same inputs are not blamed for it. With
+`precondition=SINGLE_VALUED_AGGREGATES` the claim is restricted to inputs on
+which every categorical aggregate of both programs selects at most one distinct
+value (where a compiled transformer is meaningful); the verdict names it.
+
+Answers: proved(n); refuted with a counterexample that is re-run with
+`dsl.evaluate` before it is reported (one that does not reproduce, e.g.
+through float rounding, gives unknown); unknown with the reason (the time
+budget ran out, a construct the encoding cannot express, or an input whose
+values it cannot represent exactly). Every solver call gets the remaining
+time budget; a budget spent before a length is done gives unknown, never
+proved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import z3
+
+import dsl
+from dsl.domain import Domain, ordered_vocab
+from verify.check import outputs_agree
+from verify.verdict import PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
+from verify.z3_encoding import (
+    OutOfTime,
+    Universe,
+    Unsupported,
+    encode_program,
+    outputs_equal,
+    symbolic_inputs,
+)
+
+UNDEFINED_RULE = (
+    "both programs are undefined on the same inputs, and equal wherever they are defined"
+)
+SINGLE_VALUED_AGGREGATES = "single-valued-aggregates"
+PRECONDITIONS = {
+    SINGLE_VALUED_AGGREGATES: "every categorical aggregate selects at most one distinct value",
+}
+DEFAULT_TIMEOUT = 60.0
+# A counterexample must reproduce under dsl.evaluate, whose numbers are floats.
+REPRODUCE_TOLERANCE = 1e-9
+
+
+def equivalent(
+    p: dsl.Program,
+    q: dsl.Program,
+    *,
+    vocab: Sequence,
+    max_seq_len: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    precondition: str | None = None,
+    min_len: int = 1,
+) -> Verdict:
+    """Prove p and q equal on every input of length min_len..max_seq_len over vocab (see UNDEFINED_RULE)."""
+    if precondition is not None and precondition not in PRECONDITIONS:
+        raise ValueError(
+            f"precondition must be one of {sorted(PRECONDITIONS)}, got {precondition!r}"
+        )
+    start = time.perf_counter()
+    deadline = start + timeout
+    vocab = ordered_vocab(vocab)
+    domain = Domain(tuple(vocab), max_seq_len, min_len, PRECONDITIONS.get(precondition, ""))
+
+    def verdict(level: str, **fields) -> Verdict:
+        return Verdict(
+            level=level,
+            max_seq_len=max_seq_len,
+            domain=str(domain),
+            undefined_rule=UNDEFINED_RULE,
+            seconds=time.perf_counter() - start,
+            **fields,
+        )
+
+    universe = Universe()
+    for length in range(min_len, max_seq_len + 1):
+        if time.perf_counter() >= deadline:
+            return verdict(
+                UNKNOWN, reason=f"timeout after {timeout:g} s (proved up to length {length - 1})"
+            )
+        try:
+            outcome = _check_length(p, q, vocab, length, universe, deadline, precondition)
+        except OutOfTime:
+            return verdict(
+                UNKNOWN, reason=f"timeout after {timeout:g} s while encoding length {length}"
+            )
+        except Unsupported as error:
+            return verdict(UNKNOWN, reason=f"not expressible in the Z3 encoding: {error}")
+        if isinstance(outcome, Counterexample):
+            return verdict(REFUTED, counterexamples=(outcome,))
+        if outcome is not None:
+            return verdict(UNKNOWN, reason=f"{outcome} (at length {length})")
+    return verdict(PROVED)
+
+
+def _check_length(p, q, vocab, length, universe, deadline, precondition):
+    """None when p and q agree at this length; else a Counterexample or the reason for unknown."""
+    inputs = symbolic_inputs(vocab, length, universe, deadline)
+    single_valued = precondition == SINGLE_VALUED_AGGREGATES
+    left = encode_program(p, inputs, single_valued=single_valued)
+    right = encode_program(q, inputs, single_valued=single_valued)
+    same_outputs = outputs_equal(left.output, right.output, inputs)
+    claim = z3.And(left.undefined == right.undefined, z3.Or(left.undefined, same_outputs))
+    restriction = [inputs.constraint]
+    if single_valued:
+        restriction += [left.single_valued, right.single_valued]
+    escapes = left.escapes + right.escapes
+    no_escape = (
+        z3.Not(z3.Or([condition for condition, _ in escapes])) if escapes else z3.BoolVal(True)
+    )
+
+    solver = _solver(deadline)
+    solver.add(*restriction, no_escape, z3.Not(claim))
+    result = solver.check()
+    if result == z3.sat:
+        return _reproduce(p, q, inputs.tokens_from_model(solver.model()))
+    if result == z3.unknown:
+        return _unknown_reason(solver, deadline)
+    if not escapes:
+        return None
+    # No counterexample among representable inputs: is every input representable?
+    solver = _solver(deadline)
+    solver.add(*restriction, z3.Or([condition for condition, _ in escapes]))
+    result = solver.check()
+    if result == z3.unsat:
+        return None
+    if result == z3.unknown:
+        return _unknown_reason(solver, deadline)
+    model = solver.model()
+    reason = next(r for c, r in escapes if z3.is_true(model.eval(c, model_completion=True)))
+    return f"an input the encoding cannot represent exactly: {reason}"
+
+
+def _solver(deadline: float) -> z3.Solver:
+    solver = z3.Solver()
+    remaining_ms = max(1, int((deadline - time.perf_counter()) * 1000))
+    solver.set("timeout", remaining_ms)
+    return solver
+
+
+def _unknown_reason(solver: z3.Solver, deadline: float) -> str:
+    reason = solver.reason_unknown()
+    if time.perf_counter() >= deadline or reason in ("timeout", "canceled"):
+        return "timeout: the solver ran out of time"
+    return f"the solver gave up: {reason}"
+
+
+def _reproduce(p, q, sequence: list) -> Counterexample | str:
+    """The solver's counterexample, re-run concretely; a reason string if it does not reproduce."""
+    expected = dsl.evaluate(p, [sequence], undefined="mark")[0]
+    got = dsl.evaluate(q, [sequence], undefined="mark")[0]
+    if expected is None and got is None:
+        return (
+            f"Z3's counterexample {sequence} does not reproduce: both programs are undefined on it"
+        )
+    if expected is None or got is None:
+        side = "first" if expected is None else "second"
+        return Counterexample(
+            tuple(sequence),
+            None if expected is None else tuple(expected),
+            None if got is None else tuple(got),
+            None,
+            note=f"only the {side} program is undefined",
+        )
+    position = outputs_agree(expected, got, REPRODUCE_TOLERANCE)
+    if position is None:
+        return f"Z3's counterexample {sequence} does not reproduce under dsl.evaluate (float rounding?)"
+    return Counterexample(tuple(sequence), tuple(expected), tuple(got), position)
