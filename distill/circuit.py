@@ -77,6 +77,7 @@ class Circuit:
     heads: list[HeadReading]
     mlps: list[MLPReading]
     output: Variable
+    causal: bool = False  # every head sees only keys at or before its query
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
 
     def selector_labels(self, reading: HeadReading) -> dict:
@@ -113,7 +114,7 @@ def discover(model: Model, evidence: Evidence) -> Circuit:
                 mlps.append(reading)
                 variables.append(reading.output)
     output = _output_variable(model, evidence, variables)
-    circuit = Circuit(variables, heads, mlps, output)
+    circuit = Circuit(variables, heads, mlps, output, causal=config.causal)
     circuit.graph = _graph(circuit)
     return circuit
 
@@ -199,6 +200,8 @@ def _read_head(
     lengths = evidence.lengths[evidence.input_of]
     key_pos = np.arange(n_ctx)[None, :]
     in_range = (key_pos >= 1) & (key_pos <= lengths[:, None])
+    if model.config.causal:
+        in_range &= key_pos <= evidence.pos[:, None]  # later keys are masked, not unselected
     row_max = pattern.max(axis=1, keepdims=True)
     selected = in_range & (pattern >= SELECTED_SHARE * row_max) & (pattern > 1e-6)
     key_samples = sample_index[evidence.input_of[:, None], np.minimum(key_pos, n_ctx - 1)]
@@ -397,7 +400,8 @@ def _find_cover(chosen, covered, rest, active, depth=0):
     uncovered = np.flatnonzero(~covered)[0]
     for position, i in enumerate(rest):
         if active[i][uncovered] and not (active[i] & covered & _written(active, chosen)).any():
-            found = _find_cover(chosen + [i], covered | active[i], rest[position + 1 :], active, depth + 1)
+            others = rest[:position] + rest[position + 1 :]
+            found = _find_cover(chosen + [i], covered | active[i], others, active, depth + 1)
             if found is not None:
                 return found
     return None

@@ -28,6 +28,10 @@ class TableProgram:
     components: dict[str, str]  # definition name -> component id
 
 
+# A causal model's heads see keys at or before the query only: every select is and-ed with this.
+CAUSAL_MASK = "causal"
+
+
 def _encoding(variable: Variable) -> ast.Encoding:
     return ast.NUMERICAL if variable.encoding == NUMERICAL else ast.CATEGORICAL
 
@@ -50,6 +54,10 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
     definitions: list[ast.Definition] = []
     components: dict[str, str] = {}
     free = set()
+    if circuit.causal:
+        causal_mask = ast.Select(ast.Indices(), ast.Indices(), ast.Comparison("<="))
+        definitions.append(ast.Definition(CAUSAL_MASK, causal_mask))
+        components[CAUSAL_MASK] = "causal mask"
     readings = sorted(
         circuit.heads + circuit.mlps,
         key=lambda r: circuit.variables.index(r.output),
@@ -58,8 +66,15 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
         out = reading.output
         if hasattr(reading, "selector"):
             selector_name = f"select_{out.name.removeprefix('head_')}"
-            table = ast.Table(tuple(circuit.selector_labels(reading).items()))
-            select = ast.Select(_ref(reading.key), _ref(reading.query), table)
+            entries = circuit.selector_labels(reading)
+            if circuit.causal:
+                # Pairs seen only past the query are masked anyway: any value fits, False reads best.
+                keys = {k for k, _ in entries}
+                queries = {q for _, q in entries}
+                entries = {(k, q): entries.get((k, q), False) for k in keys for q in queries}
+            select = ast.Select(_ref(reading.key), _ref(reading.query), ast.Table(tuple(entries.items())))
+            if circuit.causal:
+                select = ast.SelectAnd(ast.Name(CAUSAL_MASK), select)
             definitions.append(ast.Definition(selector_name, select))
             components[selector_name] = reading.component
             if reading.kind == "selector_width":
