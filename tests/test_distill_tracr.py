@@ -40,7 +40,7 @@ def test_distilled_program_agrees_with_the_model_and_its_source(name, seed):
         max_seq_len=case.max_seq_len,
         rotate=seed,
         causal=case.causal,
-        config=DistillConfig(samples=2000),
+        config=DistillConfig(samples=2000, z3_timeout=10),
         prove_against_source=False,
     )
     result, score = run.result, run.score
