@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 import dsl
+from distill.recompile import lower_for_tracr
 from distill.cli_common import check_max_len, parse_vocab
 from distill.commands.eval import read_program
 from distill.errors import BadInputError
@@ -31,7 +32,8 @@ def load_program(source: str, vocab: list, max_len: int):
     program = read_program(path)
     for warning in dsl.infer(program, vocab, max_len).warnings:
         print(f"warning: {warning.render()}", file=sys.stderr)
-    return dsl.to_tracr(program)
+    # A distilled program's defaults follow its model; tracr takes None there (see recompile).
+    return dsl.to_tracr(lower_for_tracr(program))
 
 
 def _python_sop(path: Path, name: str):
