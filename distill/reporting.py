@@ -35,8 +35,8 @@ def _lines(source: str, result: DistillResult) -> tuple[rpt.LineComponents, ...]
         match = re.match(r"\s*([A-Za-z_]\w*)\s*=", text)
         if match:
             name = match.group(1)
-            component = result.components.get(name, "")
-            lines.append(rpt.LineComponents(name, number, (component,) if component else ()))
+            components = tuple(c for c in result.components.get(name, "").split(", ") if c)
+            lines.append(rpt.LineComponents(name, number, components))
         elif text.strip().startswith("return"):
             lines.append(rpt.LineComponents("return", number, ("output",)))
     return tuple(lines)
@@ -44,7 +44,7 @@ def _lines(source: str, result: DistillResult) -> tuple[rpt.LineComponents, ...]
 
 def _labelled_graph(result: DistillResult):
     graph = result.circuit.graph.copy()
-    by_component = {component: name for name, component in result.components.items() if component}
+    by_component = _definition_of_component(result)
     for node in graph.nodes:
         graph.nodes[node]["label"] = by_component.get(node, graph.nodes[node].get("variable", ""))
     if "unembed" in graph:
@@ -53,6 +53,11 @@ def _labelled_graph(result: DistillResult):
         graph.nodes["output"]["layer"] = None
     graph.nodes["embed"]["layer"] = None
     return graph
+
+
+def _definition_of_component(result: DistillResult) -> dict[str, str]:
+    """Component id -> the program definition it computes."""
+    return {c: name for name, cs in result.components.items() for c in cs.split(", ") if c}
 
 
 def _rename(graph, old: str, new: str):
@@ -67,7 +72,7 @@ def _heads(result: DistillResult, model: Model) -> tuple[rpt.HeadEvidence, ...]:
     ids, mask = model.encode([example])
     names = {f"blocks.{layer}.attn.hook_pattern" for layer in range(spec.n_layers)}
     _, trace = model.run_with_trace(ids, mask, names=names)
-    by_component = {component: name for name, component in result.components.items() if component}
+    by_component = _definition_of_component(result)
     predicates = _select_predicates(result.program)
     heads = []
     for reading in result.circuit.heads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import escape
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from distill.cli import main
 from distill.model import Model
 from distill.tracr_import import from_tracr
 from distill.tracr_suite import ALL_CASES, compiled
+from test_report_browser import _chromium
 
 
 def _case(name):
@@ -81,9 +83,19 @@ def test_demo_compiles_distills_and_writes_the_report(tmp_path, capsys):
     status = main(["demo", "-o", str(tmp_path / "demo"), "--quiet"])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert (tmp_path / "demo" / "report.html").exists()
     assert "verified: exhaustive(5)" in out
     assert "agrees with the source" in out
+    # The page as a browser renders it: the program, the circuit picture, a heatmap per head.
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    page = tmp_path / "demo" / "report.html"
+    dom = _chromium("--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    for line in (tmp_path / "demo" / "program.rasp").read_text().splitlines():
+        assert escape(line, quote=False) in dom.stdout
+    assert dom.stdout.count('<svg class="circuit"') == 1
+    assert dom.stdout.count('<svg class="heatmap"') == len(report["heads"]) > 0
+    shot = _chromium(f"--screenshot={tmp_path / 'demo.png'}", page.as_uri())
+    assert shot.returncode == 0 and (tmp_path / "demo.png").stat().st_size > 10_000
 
 
 def test_bench_prints_a_row_per_case_and_seed(capsys):
