@@ -1,14 +1,15 @@
 """How much faster the emitted module.py is than the network it replaces, per tracr case.
 
-For each distinct compilable, non-causal tracr case (tests/tracr_cases.py; a
-causal model is no function of its non-causal source program): compile it,
-import it with `distill.from_tracr`, emit `module.py` from the case's program,
+For each distinct compilable tracr case (distill.tracr_suite): compile it,
+import it rotated with `distill.from_tracr`, distill it, emit `module.py` from
+the distilled program (what `distill run` writes),
 and time both forwards on the same full-domain batch (every input up to the
 case's length; a seeded sample of SAMPLE_SIZE inputs where the domain is
 larger), in the same process, best of several repeats (the machine may be
 shared). Checks the module agrees with the model wherever the program is
 defined, then prints per case the layers, the batch size, both times and the
-ratio. Both run single-threaded (torch.set_num_threads(1)): on a shared
+ratio; the module must equal the model on the claimed domain (the inputs meeting
+the distilled program's precondition). Both run single-threaded (torch.set_num_threads(1)): on a shared
 machine, multi-threaded timings of kernels this small measure thread-pool
 waits, not work.
 
@@ -37,6 +38,8 @@ from tracr_cases import ALL_CASES, compiled, distinct_compilable
 import distill
 import dsl
 from distill.emit_torch import CLASS_NAME, torch_module_source
+from distill.pipeline import DistillConfig
+from distill.precondition import precondition_holds
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 
 SAMPLE_SIZE = 20_000
@@ -73,16 +76,15 @@ def domain(vocab, max_seq_len: int) -> tuple[list[list], str]:
     return sample_inputs(vocab, max_seq_len, SAMPLE_SIZE, seed=0), "sample"
 
 
-def disagreements(model, program, inputs, model_out, module_out) -> int:
-    """Positions where the program is defined and module and model decode differently."""
-    expected = dsl.evaluate(program, inputs, undefined="mark")
+def disagreements(model, claimed, inputs, model_out, module_out) -> int:
+    """Positions of inputs in the claimed domain where module and model decode differently."""
     lengths = [len(x) for x in inputs]
     by_model, by_module = model.decode(model_out, lengths), model.decode(module_out, lengths)
     count = 0
-    for want, a, b in zip(expected, by_model, by_module):
-        for position, value in enumerate(want or []):
-            if value is None:
-                continue
+    for inside, a, b in zip(claimed, by_model, by_module):
+        if not inside:
+            continue
+        for position in range(len(a)):
             if model.config.output_kind == "numerical":
                 count += abs(a[position] - b[position]) > 1e-4
             else:
@@ -93,20 +95,15 @@ def disagreements(model, program, inputs, model_out, module_out) -> int:
 def main(names: list[str]) -> int:
     torch.set_num_threads(1)
     cases = [c for c in distinct_compilable(ALL_CASES) if not names or c.name in names]
-    # A causal model computes each position from its prefix; the program (tracr's evaluator,
-    # dsl.evaluate) reads the whole input, so a module from the source program is no replacement.
-    causal = [c.name for c in cases if c.causal]
-    cases = [c for c in cases if not c.causal]
     print(f"{'case':34} {'layers':>6} {'inputs':>12} {'model ms':>9} {'module ms':>9} {'ratio':>7}")
     disagreeing, slow, not_emitted = [], [], []
     with tempfile.TemporaryDirectory() as directory, torch.no_grad():
         for case in cases:
-            model = distill.from_tracr(compiled(case))
+            model = distill.from_tracr(compiled(case), rotate=0)
             config = model.config
             try:
-                program = dsl.from_tracr(
-                    case.program, vocab=config.vocab, max_seq_len=config.max_seq_len
-                )
+                result = distill.distill(model, DistillConfig(prove=False))
+                program = result.program
                 source = torch_module_source(
                     program,
                     vocab=config.vocab,
@@ -116,7 +113,7 @@ def main(names: list[str]) -> int:
                     output_values=config.output_values,
                     domain_note="benchmark",
                 )
-            except dsl.DSLError as error:  # a program the type checker rejects has no module
+            except (dsl.DSLError, distill.DistillError) as error:  # no program, or no module for it
                 first_line = str(error).splitlines()[0]
                 print(f"{case.name:34} {config.n_layers:>6}  not emitted: {first_line}", flush=True)
                 not_emitted.append(case.name)
@@ -128,7 +125,8 @@ def main(names: list[str]) -> int:
             model_time = best_time(model, ids, mask)
             module_time = best_time(module, ids, mask)
             ratio = model_time / module_time
-            wrong = disagreements(model, program, inputs, model_out, module_out)
+            claimed = precondition_holds(result.table_program, inputs)
+            wrong = disagreements(model, claimed, inputs, model_out, module_out)
             note = ""
             if wrong:
                 note = f"  DISAGREES at {wrong} positions"
@@ -141,8 +139,6 @@ def main(names: list[str]) -> int:
                 f"{1000 * model_time:>9.2f} {1000 * module_time:>9.2f} {ratio:>6.1f}x{note}",
                 flush=True,
             )
-    if causal:
-        print(f"skipped (causal model, non-causal source program): {', '.join(causal)}")
     if not_emitted:
         print(f"not emitted (rejected by the type checker): {', '.join(not_emitted)}")
     if slow:

@@ -15,6 +15,7 @@ _LAZY = {
     "DistillConfig": "distill.pipeline",
     "DistillResult": "distill.pipeline",
     "run_tracr": "distill.groundtruth",
+    "DistillError": "distill.errors",
 }
 
 __all__ = [*_LAZY]
