@@ -29,7 +29,9 @@ def main() -> int:
             print(f"{case.name:40s} FAILED: {type(error).__name__}: {str(error)[:120]}")
             continue
         failures += differ > 0
-        print(f"{case.name:40s} {compared:9,d} {differ:7,d} {time.perf_counter() - start:8.1f} {examples[:1] or ''}")
+        print(
+            f"{case.name:40s} {compared:9,d} {differ:7,d} {time.perf_counter() - start:8.1f} {examples[:1] or ''}"
+        )
     print(f"cases with a difference or failure: {failures}")
     return 1 if failures else 0
 

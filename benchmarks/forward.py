@@ -42,9 +42,11 @@ def main() -> None:
     assembled = compiling.compile_rasp_to_model(program, set(VOCAB), MAX_LEN, compiler_bos="BOS")
     batches = list(enumerate_inputs(VOCAB, MAX_LEN))
     n_inputs = sum(map(len, batches))
-    print(f"model: make_sort_unique, {assembled.model_config.num_layers} layers, "
-          f"residual {len(assembled.residual_labels)}, vocab 1..6, lengths 1..{MAX_LEN}: "
-          f"{n_inputs:,} inputs in {len(batches)} batches")
+    print(
+        f"model: make_sort_unique, {assembled.model_config.num_layers} layers, "
+        f"residual {len(assembled.residual_labels)}, vocab 1..6, lengths 1..{MAX_LEN}: "
+        f"{n_inputs:,} inputs in {len(batches)} batches"
+    )
 
     model = distill.from_tracr(assembled, rotate=0)
     default_threads = torch.get_num_threads()
@@ -76,15 +78,23 @@ def main() -> None:
     apply_scaled_s = apply_s / APPLY_SAMPLE * n_inputs
 
     agree = sum(a == b for a, b in zip(ours, theirs))
-    print(f"ours   (torch, batched)          {ours_s:9.3f} s  "
-          f"({default_threads} threads {ours_default_s:.3f} s, 1 thread {ours_one_s:.3f} s)")
+    print(
+        f"ours   (torch, batched)          {ours_s:9.3f} s  "
+        f"({default_threads} threads {ours_default_s:.3f} s, 1 thread {ours_one_s:.3f} s)"
+    )
     print(f"(a)    tracr apply, 300 scaled   {apply_scaled_s:9.1f} s  ({apply_s:.2f} s measured)")
-    print(f"(b)    tracr jit forward, warm   {jit_s:9.3f} s  (first pass with compiles {jit_first_s:.2f} s)")
-    print(f"ratio (a)/ours: {apply_scaled_s / ours_s:,.0f}x   ratio (b)/ours: {jit_s / ours_s:.2f}x")
-    print(f"decoded outputs equal to tracr's on {agree:,} of {n_inputs:,} inputs. Inputs with "
-          "repeated tokens leave sort_unique undefined: tracr's scores tie and its argmax follows "
-          "float noise, ours takes the first value (tests/test_model_tracr.py checks every position "
-          "where tracr's scores decide)")
+    print(
+        f"(b)    tracr jit forward, warm   {jit_s:9.3f} s  (first pass with compiles {jit_first_s:.2f} s)"
+    )
+    print(
+        f"ratio (a)/ours: {apply_scaled_s / ours_s:,.0f}x   ratio (b)/ours: {jit_s / ours_s:.2f}x"
+    )
+    print(
+        f"decoded outputs equal to tracr's on {agree:,} of {n_inputs:,} inputs. Inputs with "
+        "repeated tokens leave sort_unique undefined: tracr's scores tie and its argmax follows "
+        "float noise, ours takes the first value (tests/test_model_tracr.py checks every position "
+        "where tracr's scores decide)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What `distill run` leaves in OUTDIR, each file written whole or not at all.
 
-    program.rasp  the readable program            program.py   the same, standard library only
-    module.py     a torch nn.Module replacement   report.json  the evidence, for machines
-    report.html   the evidence, for people        config.json  the resolved run configuration
+program.rasp  the readable program            program.py   the same, standard library only
+module.py     a torch nn.Module replacement   report.json  the evidence, for machines
+report.html   the evidence, for people        config.json  the resolved run configuration
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import dsl
-
 from distill import report as rpt
 from distill.emit_torch import torch_module_source
 from distill.model import Model
@@ -37,7 +36,17 @@ def write_outputs(
         f"Verified {result.check} against the model it replaces on {result.check.domain}; "
         f"claimed where {result.precondition}. On the whole domain: {result.whole_domain}."
     )
-    paths = {name: outdir / name for name in ("program.rasp", "program.py", "module.py", "report.json", "report.html", "config.json")}
+    paths = {
+        name: outdir / name
+        for name in (
+            "program.rasp",
+            "program.py",
+            "module.py",
+            "report.json",
+            "report.html",
+            "config.json",
+        )
+    }
     write_text_atomically(paths["program.rasp"], dsl.to_source(result.program))
     write_text_atomically(paths["program.py"], dsl.to_python(result.program))
     write_text_atomically(
@@ -55,5 +64,7 @@ def write_outputs(
     report = build_report(result, model, title, score)
     rpt.write_json(report, paths["report.json"])
     rpt.write_html(report, paths["report.html"])
-    write_text_atomically(paths["config.json"], json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    write_text_atomically(
+        paths["config.json"], json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+    )
     return paths

@@ -29,8 +29,8 @@ from distill.variables import (
     NUMERICAL,
     UNDEFINED,
     Variable,
-    cluster_points,
     clean_number,
+    cluster_points,
     variable_from_points,
     variables_read,
 )
@@ -265,12 +265,21 @@ def _read_head(
     # Its labels are the value's labels: renaming one renames both.
     selects_nothing = DEFAULT_LABEL in values
     output = Variable(
-        name, head.id, CATEGORICAL, codes, values, basis, free=value.free, copies=value,
+        name,
+        head.id,
+        CATEGORICAL,
+        codes,
+        values,
+        basis,
+        free=value.free,
+        copies=value,
         null_code=values.index(DEFAULT_LABEL) if selects_nothing else None,
     )
     # Where no query ever selects nothing, the default is never used: leave it tracr's None.
     default = DEFAULT_LABEL if selects_nothing else None
-    return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", default)
+    return HeadReading(
+        head.id, query, key, value, selector, conflicts, output, "aggregate", default
+    )
 
 
 def _check_function_of(outputs: np.ndarray, codes: np.ndarray, component: str) -> None:
@@ -422,7 +431,9 @@ def _connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:
     for index, component in enumerate(nx.connected_components(graph)):
         labels[list(component)] = index
     # Number components by their lowest unit.
-    order = sorted(range(index + 1 if adjacency.shape[0] else 0), key=lambda c: np.flatnonzero(labels == c)[0])
+    order = sorted(
+        range(index + 1 if adjacency.shape[0] else 0), key=lambda c: np.flatnonzero(labels == c)[0]
+    )
     renumber = {c: i for i, c in enumerate(order)}
     return len(order), np.array([renumber[c] for c in labels])
 
@@ -439,9 +450,15 @@ def _graph(circuit: Circuit) -> nx.DiGraph:
     for reading in circuit.heads:
         layer = int(reading.component.split(".")[0][1:])
         graph.add_node(reading.component, kind="head", layer=layer, variable=reading.output.name)
-        for role, variable in (("query", reading.query), ("key", reading.key), ("value", reading.value)):
+        for role, variable in (
+            ("query", reading.query),
+            ("key", reading.key),
+            ("value", reading.value),
+        ):
             if variable is not None:
-                graph.add_edge(variable.source, reading.component, role=role, variable=variable.name)
+                graph.add_edge(
+                    variable.source, reading.component, role=role, variable=variable.name
+                )
     for reading in circuit.mlps:
         layer = int(reading.component.split(".")[0][1:])
         graph.add_node(reading.component, kind="mlp", layer=layer, variable=reading.output.name)

@@ -49,7 +49,9 @@ class HeadEvidence:
     head: int
     write_basis: np.ndarray  # [rank, d_model], orthonormal rows
     coords: np.ndarray  # [samples, rank]: the head's output in write_basis coordinates
-    pattern: np.ndarray  # [samples, n_ctx]: attention of the sample's query over keys (0 past the end)
+    pattern: (
+        np.ndarray
+    )  # [samples, n_ctx]: attention of the sample's query over keys (0 past the end)
 
     @property
     def id(self) -> str:
@@ -119,7 +121,12 @@ def collect(model: Model, inputs: list[list], batch_size: int = 2048) -> Evidenc
         if len(live[layer]):
             names.add(f"blocks.{layer}.mlp.hook_post")
 
-    coords = {(l, h): [] for l in range(n_layers) for h in range(n_heads) if head_is_live[l][h]}
+    coords = {
+        (layer, h): []
+        for layer in range(n_layers)
+        for h in range(n_heads)
+        if head_is_live[layer][h]
+    }
     patterns = {key: [] for key in coords}
     acts = {layer: [] for layer in range(n_layers) if len(live[layer])}
     input_of, pos, raw, predictions = [], [], [], []
@@ -152,13 +159,13 @@ def collect(model: Model, inputs: list[list], batch_size: int = 2048) -> Evidenc
 
     heads = [
         HeadEvidence(
-            layer=l,
+            layer=layer,
             head=h,
-            write_basis=head_bases[l][h],
-            coords=np.concatenate(coords[(l, h)]),
-            pattern=np.concatenate(patterns[(l, h)]),
+            write_basis=head_bases[layer][h],
+            coords=np.concatenate(coords[(layer, h)]),
+            pattern=np.concatenate(patterns[(layer, h)]),
         )
-        for (l, h) in coords
+        for (layer, h) in coords
     ]
     mlps = []
     for layer, chunks in acts.items():

@@ -25,18 +25,26 @@ from tracr.compiler import compiling
 from tracr.rasp import rasp
 
 import dsl
+from distill.model import Model
+from distill.pipeline import DistillConfig, DistillResult, distill
+from distill.precondition import precondition_holds
+from distill.tracr_import import from_tracr
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 from synth.metrics import operation_count
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
-from distill.model import Model
-from distill.pipeline import DistillConfig, DistillResult, distill
-from distill.precondition import precondition_holds
-from distill.tracr_import import from_tracr
-
 BOS = "BOS"
-_SAME_UP_TO_SWAP = {"<": "<", ">": "<", "<=": "<=", ">=": "<=", "==": "==", "!=": "!=", "true": "true", "false": "false"}
+_SAME_UP_TO_SWAP = {
+    "<": "<",
+    ">": "<",
+    "<=": "<=",
+    ">=": "<=",
+    "==": "==",
+    "!=": "!=",
+    "true": "true",
+    "false": "false",
+}
 
 
 @dataclass
@@ -89,7 +97,15 @@ def run_tracr(
     distill_seconds = time.perf_counter() - start
     source = dsl.from_tracr(program, vocab=vocab, max_seq_len=max_seq_len)
     score = _score(
-        source, result, model, vocab, max_seq_len, config, prove_against_source, z3_timeout, progress
+        source,
+        result,
+        model,
+        vocab,
+        max_seq_len,
+        config,
+        prove_against_source,
+        z3_timeout,
+        progress,
     )
     score.compile_seconds, score.distill_seconds = compile_seconds, distill_seconds
     return GroundTruthRun(result, score, source, model)

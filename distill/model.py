@@ -123,8 +123,11 @@ def config_problems(config: ModelConfig) -> list[str]:
     for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "max_seq_len"):
         value = getattr(config, name)
         expect(name, _is_int(value) and value >= 1, "a positive integer")
-    expect("format_version", _is_int(config.format_version) and config.format_version == FORMAT_VERSION,
-           f"{FORMAT_VERSION}")
+    expect(
+        "format_version",
+        _is_int(config.format_version) and config.format_version == FORMAT_VERSION,
+        f"{FORMAT_VERSION}",
+    )
     expect("act_fn", config.act_fn in ACT_FNS, " or ".join(map(repr, ACT_FNS)))
     expect("normalization", config.normalization in NORMALIZATIONS, "null or 'LN'")
     expect("causal", isinstance(config.causal, bool), "true or false")
@@ -139,8 +142,11 @@ def config_problems(config: ModelConfig) -> list[str]:
     )
     expect("vocab", vocab_ok, "a non-empty list of distinct strings or numbers, without bos")
     if _is_int(config.max_seq_len):
-        expect("n_ctx", _is_int(config.n_ctx) and config.n_ctx == config.max_seq_len + 1,
-               f"max_seq_len + 1 = {config.max_seq_len + 1}")
+        expect(
+            "n_ctx",
+            _is_int(config.n_ctx) and config.n_ctx == config.max_seq_len + 1,
+            f"max_seq_len + 1 = {config.max_seq_len + 1}",
+        )
     if config.output_kind == "categorical":
         values_ok = (
             isinstance(config.output_values, tuple)
@@ -391,7 +397,9 @@ class Model(torch.nn.Module):
             ids[:, 1:] = torch.tensor(padded, dtype=torch.long)
         return ids, ids != config.pad_id
 
-    def predict(self, inputs: Sequence[Sequence], batch_size: int = DEFAULT_BATCH_SIZE) -> list[list]:
+    def predict(
+        self, inputs: Sequence[Sequence], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[list]:
         """Decoded outputs per input, BOS position stripped (argmax value, or the number)."""
         results: list[list] = []
         for start in range(0, len(inputs), batch_size):
@@ -437,4 +445,11 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 
-__all__ = ["ARGMAX_TIE_TOLERANCE", "FORMAT_VERSION", "Model", "ModelConfig", "ModelConfigError", "parameter_shapes"]
+__all__ = [
+    "ARGMAX_TIE_TOLERANCE",
+    "FORMAT_VERSION",
+    "Model",
+    "ModelConfig",
+    "ModelConfigError",
+    "parameter_shapes",
+]

@@ -72,7 +72,9 @@ def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
     try:
         fields = json.loads(metadata[CONFIG_KEY])
     except json.JSONDecodeError as error:
-        raise ModelFileError(f"metadata {CONFIG_KEY!r}: expected JSON, got invalid JSON ({error})") from None
+        raise ModelFileError(
+            f"metadata {CONFIG_KEY!r}: expected JSON, got invalid JSON ({error})"
+        ) from None
     if not isinstance(fields, dict):
         raise ModelFileError(f"config: expected a JSON object, got {type(fields).__name__}")
     # The version decides how to read everything else, so it is checked first.
@@ -94,7 +96,11 @@ def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
     except ModelConfigError as error:
         raise ModelFileError(f"config.{error}") from None
     # Checked before building the expected layout, which costs time per layer.
-    blocks = {int(match.group(1)) for name in tensor_names if (match := re.match(r"blocks\.(\d+)\.", name))}
+    blocks = {
+        int(match.group(1))
+        for name in tensor_names
+        if (match := re.match(r"blocks\.(\d+)\.", name))
+    }
     if config.n_layers != len(blocks):
         raise ModelFileError(
             f"config.n_layers: expected {len(blocks)} (the file has tensors for {len(blocks)} "
@@ -126,5 +132,7 @@ def _check_tensor_layout(file, config: ModelConfig) -> torch.dtype:
             )
         dtypes.add(tensor.get_dtype())
     if len(dtypes) > 1:
-        raise ModelFileError(f"tensors: expected one dtype for all, got {', '.join(sorted(dtypes))}")
+        raise ModelFileError(
+            f"tensors: expected one dtype for all, got {', '.join(sorted(dtypes))}"
+        )
     return DTYPES[dtypes.pop()]

@@ -18,11 +18,6 @@ import numpy as np
 
 import synth
 import verify
-from verify.check import check as check_program
-from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
-from dsl import ast
-from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
-
 from distill import tables as table_stage
 from distill.circuit import DEFAULT_LABEL, Circuit, discover
 from distill.errors import DistillError
@@ -30,6 +25,10 @@ from distill.evidence import collect
 from distill.model import Model
 from distill.precondition import PRECONDITION, precondition_holds
 from distill.variables import NUMERICAL, clean_number
+from dsl import ast
+from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
+from verify.check import check as check_program
+from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,9 @@ def distill(
         with stage("tables"):
             tables = table_stage.build(circuit, output_map)
         with stage("synthesize"):
-            result = synth.readable(tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free)
+            result = synth.readable(
+                tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free
+            )
             candidate = result.program
         with stage("verify"):
             check = _check_against_model(candidate, oracle, spec, config, tables.program)
@@ -158,7 +159,11 @@ def distill(
 
     with stage("verify"):
         whole = check_program(
-            candidate, oracle, vocab=vocab, max_seq_len=max_len, undefined="refute",
+            candidate,
+            oracle,
+            vocab=vocab,
+            max_seq_len=max_len,
+            undefined="refute",
             **_extent(vocab, max_len, config),
         )
     components = _components_of(candidate, tables.program, tables.components)
@@ -298,7 +303,9 @@ def _same(a, b) -> bool:
     return a == b and type(a) is type(b)
 
 
-def _components_of(program: ast.Program, table_program: ast.Program, table_components: dict[str, str]) -> dict[str, str]:
+def _components_of(
+    program: ast.Program, table_program: ast.Program, table_components: dict[str, str]
+) -> dict[str, str]:
     """Each readable definition -> the components computing it, comma-separated.
 
     Readable definitions keep the names of the table definitions they came

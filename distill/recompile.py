@@ -22,7 +22,11 @@ def lower_for_tracr(program: ast.Program) -> ast.Program:
     dropped: set = set()
 
     def visit(node):
-        if isinstance(node, ast.Aggregate) and node.encoding == ast.CATEGORICAL and node.default is not None:
+        if (
+            isinstance(node, ast.Aggregate)
+            and node.encoding == ast.CATEGORICAL
+            and node.default is not None
+        ):
             dropped.add(_hashable(node.default))
             node = dataclasses.replace(node, default=None)
         fields = {}
@@ -46,11 +50,14 @@ def _hashable(value):
 
 def _without_keys(node, dropped: set):
     if isinstance(node, (ast.Map, ast.SequenceMap)) and isinstance(node.fn, ast.Table):
+
         def mentions(key):
             parts = key if isinstance(node, ast.SequenceMap) else (key,)
             return any(_hashable(part) in dropped for part in parts)
 
-        node = dataclasses.replace(node, fn=ast.Table(tuple((k, v) for k, v in node.fn.entries if not mentions(k))))
+        node = dataclasses.replace(
+            node, fn=ast.Table(tuple((k, v) for k, v in node.fn.entries if not mentions(k)))
+        )
     fields = {}
     for field in dataclasses.fields(node):
         value = getattr(node, field.name)
@@ -78,12 +85,16 @@ def closed_loop_disagreements(result, model, limit: int = 20_000) -> tuple[int, 
 
     Returns (inputs compared, inputs that differ, up to 3 examples).
     """
-    from dsl.domain import enumerate_inputs
     from distill.precondition import precondition_holds
+    from dsl.domain import enumerate_inputs
 
     spec = model.config
-    rebuilt = recompile(result.program, vocab=spec.vocab, max_seq_len=spec.max_seq_len, causal=spec.causal)
-    inputs = [x for batch in enumerate_inputs(list(spec.vocab), spec.max_seq_len) for x in batch][:limit]
+    rebuilt = recompile(
+        result.program, vocab=spec.vocab, max_seq_len=spec.max_seq_len, causal=spec.causal
+    )
+    inputs = [x for batch in enumerate_inputs(list(spec.vocab), spec.max_seq_len) for x in batch][
+        :limit
+    ]
     inputs = [x for x, ok in zip(inputs, precondition_holds(result.table_program, inputs)) if ok]
     differ = [
         (x, a, b)

@@ -7,14 +7,15 @@ import re
 import numpy as np
 
 import dsl
-from dsl import ast
-
 from distill import report as rpt
 from distill.model import Model
 from distill.pipeline import DistillResult
+from dsl import ast
 
 
-def build_report(result: DistillResult, model: Model, title: str, score: rpt.Score | None = None) -> rpt.Report:
+def build_report(
+    result: DistillResult, model: Model, title: str, score: rpt.Score | None = None
+) -> rpt.Report:
     source = dsl.to_source(result.program)
     return rpt.Report(
         title=title,
@@ -81,19 +82,25 @@ def _heads(result: DistillResult, model: Model) -> tuple[rpt.HeadEvidence, ...]:
         query_values = tuple(reading.query.values)
         key_values = tuple(reading.key.values)
         labels = result.circuit.selector_labels(reading)
-        selected = tuple(tuple(bool(labels.get((k, q), False)) for k in key_values) for q in query_values)
+        selected = tuple(
+            tuple(bool(labels.get((k, q), False)) for k in key_values) for q in query_values
+        )
         line = by_component.get(reading.component, "")
         heads.append(
             rpt.HeadEvidence(
                 component=reading.component,
                 example_input=(spec.bos, *example),
-                attention=tuple(tuple(round(float(w), 4) for w in row) for row in np.asarray(pattern)),
+                attention=tuple(
+                    tuple(round(float(w), 4) for w in row) for row in np.asarray(pattern)
+                ),
                 selector=rpt.SelectorTable(
                     query_values=query_values,
                     key_values=key_values,
                     selected=selected,
                     default=reading.default,
-                    predicate=predicates.get(f"select_{reading.output.name.removeprefix('head_')}", ""),
+                    predicate=predicates.get(
+                        f"select_{reading.output.name.removeprefix('head_')}", ""
+                    ),
                 ),
                 line=line,
             )

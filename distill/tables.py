@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsl import ast
-
 from distill.circuit import Circuit
 from distill.variables import NUMERICAL, Variable
+from dsl import ast
 
 
 @dataclass
@@ -72,7 +71,9 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
                 keys = {k for k, _ in entries}
                 queries = {q for _, q in entries}
                 entries = {(k, q): entries.get((k, q), False) for k in keys for q in queries}
-            select = ast.Select(_ref(reading.key), _ref(reading.query), ast.Table(tuple(entries.items())))
+            select = ast.Select(
+                _ref(reading.key), _ref(reading.query), ast.Table(tuple(entries.items()))
+            )
             if circuit.causal:
                 select = ast.SelectAnd(ast.Name(CAUSAL_MASK), select)
             definitions.append(ast.Definition(selector_name, select))
@@ -105,12 +106,16 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
     output = _ref(circuit.output)
     if output_values is not None:
         # The model's output values name the output variable's labels.
-        table = ast.Table(tuple((label, output_values[label]) for label in circuit.output.values if label in output_values))
+        table = ast.Table(
+            tuple(
+                (label, output_values[label])
+                for label in circuit.output.values
+                if label in output_values
+            )
+        )
         encoding = ast.CATEGORICAL if circuit.output.encoding != NUMERICAL else ast.NUMERICAL
         definitions.append(ast.Definition("output", ast.Map(table, output, encoding=encoding)))
         components["output"] = "unembed"
         output = ast.Name("output")
     program = ast.Program(tuple(definitions), output)
     return TableProgram(program, frozenset(free), components)
-
-

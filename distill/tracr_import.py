@@ -32,7 +32,9 @@ def from_tracr(assembled, rotate: int | None = None, dtype: torch.dtype = torch.
     config = _config(assembled)
     weights = _weights(assembled, config)
     if rotate is not None:
-        weights = rotate_residual(weights, config.n_layers, random_orthogonal(config.d_model, rotate))
+        weights = rotate_residual(
+            weights, config.n_layers, random_orthogonal(config.d_model, rotate)
+        )
     model = Model(config, dtype=dtype)
     model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
     return model
@@ -69,7 +71,9 @@ def _config(assembled) -> ModelConfig:
         output_kind="categorical" if categorical else "numerical",
         output_values=tuple(
             value
-            for value, _ in sorted(assembled.output_encoder.encoding_map.items(), key=lambda i: i[1])
+            for value, _ in sorted(
+                assembled.output_encoder.encoding_map.items(), key=lambda i: i[1]
+            )
         )
         if categorical
         else (),
@@ -97,7 +101,10 @@ def _weights(assembled, config: ModelConfig) -> dict[str, np.ndarray]:
     }
     encoding = assembled.input_encoder.encoding_map
     token_rows = [encoding[value] for value in config.vocab]
-    token_rows += [encoding[assembled.input_encoder.bos_token], encoding[assembled.input_encoder.pad_token]]
+    token_rows += [
+        encoding[assembled.input_encoder.bos_token],
+        encoding[assembled.input_encoder.pad_token],
+    ]
     h, k, d = config.n_heads, config.d_head, config.d_model
     weights = {
         "embed.W_E": params["token_embed"]["embeddings"][token_rows],
@@ -131,7 +138,9 @@ def random_orthogonal(size: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def rotate_residual(weights: dict[str, np.ndarray], n_layers: int, q: np.ndarray) -> dict[str, np.ndarray]:
+def rotate_residual(
+    weights: dict[str, np.ndarray], n_layers: int, q: np.ndarray
+) -> dict[str, np.ndarray]:
     """The same network in the residual basis x' = x @ q (valid without layer norm).
 
     Writes into the residual (embeddings, W_O, b_O, W_out, b_out) are multiplied

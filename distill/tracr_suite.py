@@ -98,7 +98,9 @@ LIB_CASES: list[TracrCase] = [
     TracrCase("lib_make_count", lib.make_count(rasp.tokens, "a"), frozenset("abc"), 8),
     TracrCase(
         "lib_make_nary_sequencemap",
-        lib.make_nary_sequencemap(lambda x, y, z: x + y - z, rasp.tokens, rasp.tokens, rasp.indices),
+        lib.make_nary_sequencemap(
+            lambda x, y, z: x + y - z, rasp.tokens, rasp.tokens, rasp.indices
+        ),
         frozenset({1, 2, 3}),
         5,
     ),
@@ -116,7 +118,7 @@ def distinct_compilable(cases=ALL_CASES) -> list[TracrCase]:
     return list(chosen.values())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(case: TracrCase):
     """tracr's AssembledTransformerModel for a case (cached per process)."""
     return compiling.compile_rasp_to_model(

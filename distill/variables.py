@@ -38,7 +38,7 @@ class Variable:
     values: list  # the label of each code
     basis: np.ndarray  # [rank, d_model] orthonormal directions of variation
     free: bool  # labels are arbitrary cluster ids that synthesis may rename
-    copies: "Variable | None" = None  # a head output whose labels are those of the value it copies
+    copies: Variable | None = None  # a head output whose labels are those of the value it copies
     null_code: int | None = None  # the value at which the component writes nothing (a zero vector)
 
     @property
@@ -70,7 +70,9 @@ def variables_read(reader: np.ndarray, candidates: list[Variable]) -> list[Varia
     return [v for v in candidates if read_strength(reader, v) > READ_TOLERANCE]
 
 
-def cluster_points(points: np.ndarray, tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cluster_points(
+    points: np.ndarray, tolerance: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Group rows of `points` [n, d] that coincide; return (codes [n], centres [k, d]).
 
     Centres are ordered by first occurrence, so codes are deterministic.
@@ -135,9 +137,18 @@ def variable_from_points(
         if coordinates.max() < -coordinates.min():
             direction, coordinates = -direction, -coordinates
         values = [clean_number(c) for c in coordinates]
-        return Variable(name, source, NUMERICAL, codes, values, variation, free=False, null_code=null_code)
+        return Variable(
+            name, source, NUMERICAL, codes, values, variation, free=False, null_code=null_code
+        )
     return Variable(
-        name, source, CATEGORICAL, codes, list(range(len(centres))), variation, free=True, null_code=null_code
+        name,
+        source,
+        CATEGORICAL,
+        codes,
+        list(range(len(centres))),
+        variation,
+        free=True,
+        null_code=null_code,
     )
 
 

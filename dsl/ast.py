@@ -56,7 +56,7 @@ class Expr:
     """A node of a lambda body."""
 
     @property
-    def children(self) -> tuple["Expr", ...]:
+    def children(self) -> tuple[Expr, ...]:
         return ()
 
 
@@ -220,7 +220,7 @@ class Node:
     """A program node: an SOp, a Selector or a Name that refers to one."""
 
     @property
-    def children(self) -> tuple["Node", ...]:
+    def children(self) -> tuple[Node, ...]:
         return ()
 
 

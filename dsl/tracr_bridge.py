@@ -460,7 +460,10 @@ def _predicate_function(function: Callable, keys: frozenset, queries: frozenset)
         return _recorded(function)
     # tracr applies a predicate to None too (a Comparison raises on it), so None is checked.
     arguments = list(itertools.product(_sorted_values(keys), _sorted_values(queries)))
-    truthy = lambda k, q: bool(function(k, q))
+
+    def truthy(k, q):
+        return bool(function(k, q))
+
     found = _first_agreeing(_predicate_candidates(_constants(function)), truthy, arguments)
     return found or _table(function, arguments, unary=False, as_bool=True)
 

@@ -7,13 +7,13 @@ from html import escape
 
 import pytest
 import torch
+from test_report_browser import _chromium
 
 import dsl
 from distill.cli import main
 from distill.model import Model
 from distill.tracr_import import from_tracr
 from distill.tracr_suite import ALL_CASES, compiled
-from test_report_browser import _chromium
 
 
 def _case(name):
@@ -32,11 +32,22 @@ def test_run_writes_a_verified_program_and_its_evidence(tmp_path, sort_unique_mo
     out = capsys.readouterr().out
     assert status == 0, out
     files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"program.rasp", "program.py", "module.py", "report.json", "report.html", "config.json"} <= files
+    assert {
+        "program.rasp",
+        "program.py",
+        "module.py",
+        "report.json",
+        "report.html",
+        "config.json",
+    } <= files
     program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
     # The written program computes what the model computes on unique-token inputs (its source's domain).
     inputs = [[4, 2, 3], [1], [3, 1, 4, 2], [2, 4, 1, 3]]
-    assert dsl.evaluate(program, inputs) == sort_unique_model.predict(inputs) == [sorted(x) for x in inputs]
+    assert (
+        dsl.evaluate(program, inputs)
+        == sort_unique_model.predict(inputs)
+        == [sorted(x) for x in inputs]
+    )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["verification"]["level"].startswith("exhaustive(5)")
     assert "verified: exhaustive(5)" in out

@@ -40,7 +40,23 @@ def test_compile_python_example_then_predict(sort_model, capsys):
 def test_compile_rasp_example_then_predict(tmp_path, capsys):
     path = tmp_path / "reverse.safetensors"
     source = EXAMPLES / "reverse.rasp"
-    assert main(["compile", str(source), "--vocab", "a,b,c", "--max-len", "4", "--rotate", "3", "-o", str(path)]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(source),
+                "--vocab",
+                "a,b,c",
+                "--max-len",
+                "4",
+                "--rotate",
+                "3",
+                "-o",
+                str(path),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["predict", str(path), "a", "b", "b", "c"]) == 0
     assert capsys.readouterr().out == "c b b a\n"
@@ -49,11 +65,28 @@ def test_compile_rasp_example_then_predict(tmp_path, capsys):
 def test_causal_compile_with_numerical_output(tmp_path, capsys):
     path = tmp_path / "frac.safetensors"
     source = EXAMPLES / "frac_prevs.rasp"
-    assert main(["compile", str(source), "--vocab", "x,y", "--max-len", "4", "--causal", "-o", str(path)]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(source),
+                "--vocab",
+                "x,y",
+                "--max-len",
+                "4",
+                "--causal",
+                "-o",
+                str(path),
+            ]
+        )
+        == 0
+    )
     assert distill.load_model(path).config.causal
     capsys.readouterr()
     assert main(["predict", str(path), "x", "y", "x", "x"]) == 0
-    assert [float(v) for v in capsys.readouterr().out.split()] == pytest.approx([1, 1 / 2, 2 / 3, 3 / 4], abs=1e-4)
+    assert [float(v) for v in capsys.readouterr().out.split()] == pytest.approx(
+        [1, 1 / 2, 2 / 3, 3 / 4], abs=1e-4
+    )
 
 
 def test_help_says_the_python_form_runs_the_file(capsys):
@@ -72,21 +105,32 @@ def _write(tmp_path: Path, name: str, text: str) -> str:
 
 BAD_COMPILES = {
     "missing_rasp": (lambda d: str(d / "absent.rasp"), "absent.rasp"),
-    "not_a_source": (lambda d: _write(d, "prog.txt", "x"), "expected a .rasp file or path/to/file.py:NAME"),
+    "not_a_source": (
+        lambda d: _write(d, "prog.txt", "x"),
+        "expected a .rasp file or path/to/file.py:NAME",
+    ),
     "py_without_name": (lambda d: _write(d, "prog.py", "x = 1\n"), "name the SOp as"),
     "missing_py": (lambda d: str(d / "absent.py") + ":program", "absent.py: no such file"),
-    "name_not_defined": (lambda d: _write(d, "prog.py", "x = 1\n") + ":program", "defines no name 'program'"),
-    "name_not_sop": (lambda d: _write(d, "prog.py", "program = 42\n") + ":program", "expected a tracr SOp"),
+    "name_not_defined": (
+        lambda d: _write(d, "prog.py", "x = 1\n") + ":program",
+        "defines no name 'program'",
+    ),
+    "name_not_sop": (
+        lambda d: _write(d, "prog.py", "program = 42\n") + ":program",
+        "expected a tracr SOp",
+    ),
     "parse_error": (lambda d: _write(d, "bad.rasp", "return aggregate(\n"), r"bad.rasp:\d+"),
     "tracr_cannot_compile": (
-        lambda d: _write(
-            d,
-            "prog.py",
-            "from tracr.rasp import rasp\n"
-            "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, "
-            "rasp.Comparison.TRUE), rasp.tokens))\n",
-        )
-        + ":program",
+        lambda d: (
+            _write(
+                d,
+                "prog.py",
+                "from tracr.rasp import rasp\n"
+                "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, "
+                "rasp.Comparison.TRUE), rasp.tokens))\n",
+            )
+            + ":program"
+        ),
         "tracr cannot compile this program",
     ),
 }
@@ -96,7 +140,10 @@ BAD_COMPILES = {
 def test_bad_compile_source_exits_2(tmp_path, capsys, kind):
     make, message = BAD_COMPILES[kind]
     output = tmp_path / "out.safetensors"
-    assert main(["compile", make(tmp_path), "--vocab", "a,b", "--max-len", "3", "-o", str(output)]) == 2
+    assert (
+        main(["compile", make(tmp_path), "--vocab", "a,b", "--max-len", "3", "-o", str(output)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert re.search(message, err), err
@@ -112,7 +159,13 @@ def test_bad_compile_source_exits_2(tmp_path, capsys, kind):
     ],
 )
 def test_bad_compile_options_exit_2(tmp_path, capsys, options, message):
-    argv = ["compile", str(EXAMPLES / "reverse.rasp"), *options, "-o", str(tmp_path / "m.safetensors")]
+    argv = [
+        "compile",
+        str(EXAMPLES / "reverse.rasp"),
+        *options,
+        "-o",
+        str(tmp_path / "m.safetensors"),
+    ]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert message in captured.err + captured.out

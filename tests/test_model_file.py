@@ -65,7 +65,9 @@ def test_save_then_load_is_bit_exact(tmp_path, dtype):
 
 
 def test_numerical_model_round_trips(tmp_path):
-    config = dataclasses.replace(CONFIG, output_kind="numerical", output_values=(), normalization=None)
+    config = dataclasses.replace(
+        CONFIG, output_kind="numerical", output_values=(), normalization=None
+    )
     model = random_model(config)
     model.save(tmp_path / "m.safetensors")
     loaded = distill.load_model(tmp_path / "m.safetensors")
@@ -172,44 +174,98 @@ BAD_FILES = {
     "truncated": (_truncated, "not a valid safetensors file"),
     "empty": (lambda p: p.write_bytes(b""), "not a valid safetensors file"),
     "pickle_renamed": (_pickle_renamed, "not a valid safetensors file"),
-    "text": (lambda p: p.write_text("hello, I am not a model\n" * 10), "not a valid safetensors file"),
+    "text": (
+        lambda p: p.write_text("hello, I am not a model\n" * 10),
+        "not a valid safetensors file",
+    ),
     "no_config": (lambda p: _write(p, _valid_parts()[0]), f"expected a '{CONFIG_KEY}' entry"),
     "config_not_json": (
         lambda p: _write(p, _valid_parts()[0], raw_metadata="{n_layers: 2"),
         "expected JSON, got invalid JSON",
     ),
-    "config_not_object": (lambda p: _write(p, _valid_parts()[0], config=[1, 2]), "config: expected a JSON object"),
-    "no_format_version": (_config_edit(format_version=_DELETE), "config.format_version: expected 1, got None"),
-    "future_format_version": (_config_edit(format_version=2), "config.format_version: expected 1, got 2"),
+    "config_not_object": (
+        lambda p: _write(p, _valid_parts()[0], config=[1, 2]),
+        "config: expected a JSON object",
+    ),
+    "no_format_version": (
+        _config_edit(format_version=_DELETE),
+        "config.format_version: expected 1, got None",
+    ),
+    "future_format_version": (
+        _config_edit(format_version=2),
+        "config.format_version: expected 1, got 2",
+    ),
     "missing_field": (_config_edit(d_mlp=_DELETE), r"config: missing field\(s\) d_mlp"),
     "unknown_field": (_config_edit(dropout=0.1), r"config: unknown field\(s\) dropout"),
-    "ill_typed_int": (_config_edit(n_heads="two"), "config.n_heads: expected a positive integer, got 'two'"),
-    "bool_as_int": (_config_edit(d_head=True), "config.d_head: expected a positive integer, got True"),
+    "ill_typed_int": (
+        _config_edit(n_heads="two"),
+        "config.n_heads: expected a positive integer, got 'two'",
+    ),
+    "bool_as_int": (
+        _config_edit(d_head=True),
+        "config.d_head: expected a positive integer, got True",
+    ),
     "zero_width": (_config_edit(d_model=0), "config.d_model: expected a positive integer, got 0"),
-    "unknown_activation": (_config_edit(act_fn="tanh"), "config.act_fn: expected 'relu' or 'gelu', got 'tanh'"),
-    "unknown_normalization": (_config_edit(normalization="RMS"), "config.normalization: expected null or 'LN'"),
-    "causal_not_bool": (_config_edit(causal="yes"), "config.causal: expected true or false, got 'yes'"),
-    "vocab_not_list": (_config_edit(vocab="abc"), "config.vocab: expected a non-empty list of distinct"),
+    "unknown_activation": (
+        _config_edit(act_fn="tanh"),
+        "config.act_fn: expected 'relu' or 'gelu', got 'tanh'",
+    ),
+    "unknown_normalization": (
+        _config_edit(normalization="RMS"),
+        "config.normalization: expected null or 'LN'",
+    ),
+    "causal_not_bool": (
+        _config_edit(causal="yes"),
+        "config.causal: expected true or false, got 'yes'",
+    ),
+    "vocab_not_list": (
+        _config_edit(vocab="abc"),
+        "config.vocab: expected a non-empty list of distinct",
+    ),
     "vocab_empty": (_config_edit(vocab=[]), "config.vocab: expected a non-empty list"),
-    "vocab_repeats": (_config_edit(vocab=["a", "a", 3]), "config.vocab: expected a non-empty list of distinct"),
+    "vocab_repeats": (
+        _config_edit(vocab=["a", "a", 3]),
+        "config.vocab: expected a non-empty list of distinct",
+    ),
     "vocab_holds_bos": (_config_edit(vocab=["a", "BOS", 3]), "config.vocab: .*without bos"),
     "vocab_nested": (_config_edit(vocab=["a", ["b"], 3]), "config.vocab: expected"),
     "bos_not_string": (_config_edit(bos=0), "config.bos: expected a non-empty string, got 0"),
-    "n_ctx_inconsistent": (_config_edit(n_ctx=7), r"config.n_ctx: expected max_seq_len \+ 1 = 5, got 7"),
-    "unknown_output_kind": (_config_edit(output_kind="softmax"), "config.output_kind: expected 'categorical' or"),
+    "n_ctx_inconsistent": (
+        _config_edit(n_ctx=7),
+        r"config.n_ctx: expected max_seq_len \+ 1 = 5, got 7",
+    ),
+    "unknown_output_kind": (
+        _config_edit(output_kind="softmax"),
+        "config.output_kind: expected 'categorical' or",
+    ),
     "numerical_with_values": (
         _config_edit(output_kind="numerical"),
         "config.output_values: expected an empty list for numerical output",
     ),
-    "categorical_without_values": (_config_edit(output_values=[]), "config.output_values: expected a non-empty"),
-    "n_layers_disagrees": (_config_edit(n_layers=3), r"config.n_layers: expected 2 \(the file has tensors for 2"),
-    "missing_tensor": (_tensor_edit(lambda t: t.pop("blocks.1.mlp.W_in")), "tensors: missing blocks.1.mlp.W_in"),
-    "extra_tensor": (_tensor_edit(_set("blocks.0.attn.W_X", torch.zeros(2))), "tensors: unexpected blocks.0.attn.W_X"),
+    "categorical_without_values": (
+        _config_edit(output_values=[]),
+        "config.output_values: expected a non-empty",
+    ),
+    "n_layers_disagrees": (
+        _config_edit(n_layers=3),
+        r"config.n_layers: expected 2 \(the file has tensors for 2",
+    ),
+    "missing_tensor": (
+        _tensor_edit(lambda t: t.pop("blocks.1.mlp.W_in")),
+        "tensors: missing blocks.1.mlp.W_in",
+    ),
+    "extra_tensor": (
+        _tensor_edit(_set("blocks.0.attn.W_X", torch.zeros(2))),
+        "tensors: unexpected blocks.0.attn.W_X",
+    ),
     "wrong_shape": (
         _tensor_edit(_set("blocks.0.attn.W_Q", torch.zeros(2, 8, 4))),
         r"tensor blocks.0.attn.W_Q: expected shape \[2, 8, 3\], got \[2, 8, 4\]",
     ),
-    "d_model_disagrees": (_config_edit(d_model=9), r"tensor embed.W_E: expected shape \[5, 9\], got \[5, 8\]"),
+    "d_model_disagrees": (
+        _config_edit(d_model=9),
+        r"tensor embed.W_E: expected shape \[5, 9\], got \[5, 8\]",
+    ),
     "integer_weights": (
         _tensor_edit(_set("unembed.b_U", torch.zeros(5, dtype=torch.int64))),
         "tensor unembed.b_U: expected dtype F32 or F64, got I64",
@@ -218,8 +274,14 @@ BAD_FILES = {
         _tensor_edit(_set("unembed.b_U", torch.zeros(5, dtype=torch.float64))),
         "tensors: expected one dtype for all, got F32, F64",
     ),
-    "nan_weight": (_tensor_edit(_poison("blocks.1.attn.W_K", float("nan"))), "tensor blocks.1.attn.W_K: expected finite"),
-    "inf_weight": (_tensor_edit(_poison("pos_embed.W_pos", float("inf"))), "tensor pos_embed.W_pos: expected finite"),
+    "nan_weight": (
+        _tensor_edit(_poison("blocks.1.attn.W_K", float("nan"))),
+        "tensor blocks.1.attn.W_K: expected finite",
+    ),
+    "inf_weight": (
+        _tensor_edit(_poison("pos_embed.W_pos", float("inf"))),
+        "tensor pos_embed.W_pos: expected finite",
+    ),
 }
 
 

@@ -90,7 +90,9 @@ def tracr_scores(assembled, inputs: list[list]) -> list[np.ndarray]:
     return [scores[row, 1 : len(tokens) + 1] for row, tokens in enumerate(inputs)]
 
 
-def assert_agrees_with_tracr(got: list[list], scores: list[np.ndarray], inputs: list[list], assembled):
+def assert_agrees_with_tracr(
+    got: list[list], scores: list[np.ndarray], inputs: list[list], assembled
+):
     """Numerical: within 1e-4. Categorical: tracr's argmax, where tracr's scores decide it.
 
     Where tracr's top scores tie (an aggregate that selects nothing gives an
@@ -101,7 +103,9 @@ def assert_agrees_with_tracr(got: list[list], scores: list[np.ndarray], inputs: 
     if isinstance(assembled.output_encoder, tracr_encoder.NumericalEncoder):
         for tokens, out, want in zip(inputs, got, scores, strict=True):
             want = want.reshape(-1)
-            close = len(out) == len(want) and np.allclose(out, want, rtol=0, atol=NUMERICAL_TOLERANCE)
+            close = len(out) == len(want) and np.allclose(
+                out, want, rtol=0, atol=NUMERICAL_TOLERANCE
+            )
             assert close, f"input {tokens}: got {out}, tracr gives {want.tolist()}"
         return
     decode = assembled.output_encoder.decode
@@ -110,9 +114,13 @@ def assert_agrees_with_tracr(got: list[list], scores: list[np.ndarray], inputs: 
         for position, (value, row) in enumerate(zip(out, want)):
             tied = decode(np.flatnonzero(row >= row.max() - ARGMAX_TIE_TOLERANCE).tolist())
             if len(tied) == 1:
-                assert value == tied[0], f"input {tokens} at {position}: got {value!r}, tracr gives {tied[0]!r}"
+                assert value == tied[0], (
+                    f"input {tokens} at {position}: got {value!r}, tracr gives {tied[0]!r}"
+                )
             else:
-                assert value in tied, f"input {tokens} at {position}: got {value!r}, tracr ties {tied}"
+                assert value in tied, (
+                    f"input {tokens} at {position}: got {value!r}, tracr ties {tied}"
+                )
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -222,8 +230,12 @@ def test_traces_equal_tracr_activations(reverse_assembled, rotate):
     for layer in range(model.config.n_layers):
         mid = back(trace[f"blocks.{layer}.hook_resid_mid"])[0]
         post = back(trace[f"blocks.{layer}.hook_resid_post"])[0]
-        np.testing.assert_allclose(mid, np.asarray(theirs.residuals[2 * layer])[0], atol=atol, rtol=1e-5)
-        np.testing.assert_allclose(post, np.asarray(theirs.residuals[2 * layer + 1])[0], atol=atol, rtol=1e-5)
+        np.testing.assert_allclose(
+            mid, np.asarray(theirs.residuals[2 * layer])[0], atol=atol, rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            post, np.asarray(theirs.residuals[2 * layer + 1])[0], atol=atol, rtol=1e-5
+        )
         np.testing.assert_allclose(
             trace[f"blocks.{layer}.attn.hook_attn_scores"][0],
             np.asarray(theirs.attn_logits[layer])[0],
@@ -241,14 +253,22 @@ def test_trace_shapes_and_the_sums_they_obey(reverse_assembled):
     assert out.shape == (batch, pos, c.d_out)
     for layer in range(c.n_layers):
         p = f"blocks.{layer}"
-        for name in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out"):
+        for name in (
+            "hook_resid_pre",
+            "hook_resid_mid",
+            "hook_resid_post",
+            "hook_attn_out",
+            "hook_mlp_out",
+        ):
             assert trace[f"{p}.{name}"].shape == (batch, pos, c.d_model)
         assert trace[f"{p}.attn.hook_pattern"].shape == (batch, c.n_heads, pos, pos)
         assert trace[f"{p}.attn.hook_result"].shape == (batch, pos, c.n_heads, c.d_model)
         assert trace[f"{p}.mlp.hook_pre"].shape == (batch, pos, c.d_mlp)
         assert trace[f"{p}.mlp.hook_post"].shape == (batch, pos, c.d_mlp)
         attn = model.blocks[layer].attn
-        torch.testing.assert_close(trace[f"{p}.attn.hook_result"].sum(2) + attn.b_O, trace[f"{p}.hook_attn_out"])
+        torch.testing.assert_close(
+            trace[f"{p}.attn.hook_result"].sum(2) + attn.b_O, trace[f"{p}.hook_attn_out"]
+        )
         torch.testing.assert_close(
             trace[f"{p}.hook_resid_pre"] + trace[f"{p}.hook_attn_out"], trace[f"{p}.hook_resid_mid"]
         )
@@ -257,8 +277,12 @@ def test_trace_shapes_and_the_sums_they_obey(reverse_assembled):
         )
         pattern = trace[f"{p}.attn.hook_pattern"]
         torch.testing.assert_close(pattern.sum(-1), torch.ones(batch, c.n_heads, pos))
-        assert (pattern[0, :, :, 2:] == 0).all()  # the first input is 2 long with BOS: PAD keys get nothing
-    torch.testing.assert_close(trace[f"blocks.{c.n_layers - 1}.hook_resid_post"] @ model.unembed.W_U, out)
+        assert (
+            pattern[0, :, :, 2:] == 0
+        ).all()  # the first input is 2 long with BOS: PAD keys get nothing
+    torch.testing.assert_close(
+        trace[f"blocks.{c.n_layers - 1}.hook_resid_post"] @ model.unembed.W_U, out
+    )
 
 
 def test_names_filter_keeps_only_what_is_asked(reverse_assembled):
@@ -269,7 +293,9 @@ def test_names_filter_keeps_only_what_is_asked(reverse_assembled):
     assert set(trace) == {"blocks.0.attn.hook_pattern", "hook_embed"}
     torch.testing.assert_close(out, full)
     _, trace = model.run_with_trace(ids, mask, names=lambda name: name.endswith("hook_resid_post"))
-    assert set(trace) == {f"blocks.{layer}.hook_resid_post" for layer in range(model.config.n_layers)}
+    assert set(trace) == {
+        f"blocks.{layer}.hook_resid_post" for layer in range(model.config.n_layers)
+    }
     with pytest.raises(BadInputError, match="unknown trace name.*blocks.0.hook_nothing"):
         model.run_with_trace(ids, mask, names=["blocks.0.hook_nothing"])
 
@@ -293,7 +319,9 @@ def test_mixed_length_batch_equals_one_input_at_a_time(reverse_assembled):
     inputs = [["a"], ["d", "c", "b", "a", "a"], [], ["b", "b"]]
     out, trace = model.run_with_trace(*model.encode(inputs), names=lambda n: "resid_post" in n)
     for row, tokens in enumerate(inputs):
-        single, single_trace = model.run_with_trace(*model.encode([tokens]), names=lambda n: "resid_post" in n)
+        single, single_trace = model.run_with_trace(
+            *model.encode([tokens]), names=lambda n: "resid_post" in n
+        )
         n = len(tokens) + 1
         torch.testing.assert_close(out[row, :n], single[0], rtol=1e-5, atol=1e-4)
         for name, value in single_trace.items():
@@ -303,7 +331,9 @@ def test_mixed_length_batch_equals_one_input_at_a_time(reverse_assembled):
 
 def test_bad_tokens_and_lengths_are_bad_input(reverse_assembled):
     model = distill.from_tracr(reverse_assembled)
-    with pytest.raises(BadInputError, match=r"token 'z' is not in the model's vocab \(a, b, c, d\)"):
+    with pytest.raises(
+        BadInputError, match=r"token 'z' is not in the model's vocab \(a, b, c, d\)"
+    ):
         model.predict([["a"], ["a", "z"]])
     with pytest.raises(BadInputError, match="6 tokens; the model takes at most 5"):
         model.predict([["a"] * 6])
@@ -325,7 +355,10 @@ def _numpy_reference(model, tokens: list) -> np.ndarray:
         if c.normalization != "LN":
             return x
         centred = x - x.mean(-1, keepdims=True)
-        return centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-5) * p[f"{name}.w"] + p[f"{name}.b"]
+        return (
+            centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-5) * p[f"{name}.w"]
+            + p[f"{name}.b"]
+        )
 
     x = p["embed.W_E"][ids] + p["pos_embed.W_pos"][:n]
     for layer in range(c.n_layers):
@@ -391,7 +424,9 @@ def test_random_models_match_a_numpy_reference_in_mixed_length_batches(model, in
     out, trace = model.run_with_trace(*model.encode(inputs), names=["blocks.0.attn.hook_pattern"])
     for row, tokens in enumerate(inputs):
         expected = _numpy_reference(model, tokens)
-        np.testing.assert_allclose(out[row, : len(tokens) + 1].numpy(), expected, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            out[row, : len(tokens) + 1].numpy(), expected, rtol=1e-9, atol=1e-9
+        )
         pattern = trace["blocks.0.attn.hook_pattern"][row]
         assert (pattern[:, :, len(tokens) + 1 :] == 0).all()  # PAD keys get no attention
         if model.config.causal:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 
 from benchmarks.synth import run_case
+
 from tests import tracr_cases
 
 

@@ -9,16 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distill.groundtruth import run_tracr
-from distill.pipeline import DistillConfig, DistillFailed
 from distill.circuit import UnsupportedCircuit
 from distill.errors import BadInputError
+from distill.groundtruth import run_tracr
+from distill.pipeline import DistillConfig, DistillFailed
 
 SUITES = ("tracr",)
 
 
 def bench_command(
-    suite: str = typer.Argument("tracr", help="The suite: tracr (every tracr test case and lib program)."),
+    suite: str = typer.Argument(
+        "tracr", help="The suite: tracr (every tracr test case and lib program)."
+    ),
     seeds: str = typer.Option("0,1", help="Rotation seeds, comma-separated."),
     only: str = typer.Option("", help="Run only cases whose name contains this text."),
     prove: bool = typer.Option(True, help="Also prove each program equal to its source with Z3."),
@@ -35,7 +37,18 @@ def bench_command(
 
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     table = Table(title=f"distill bench {suite}")
-    for column in ("case", "seed", "layers", "compile s", "distill s", "ratio", "verified", "source", "size", "recall"):
+    for column in (
+        "case",
+        "seed",
+        "layers",
+        "compile s",
+        "distill s",
+        "ratio",
+        "verified",
+        "source",
+        "size",
+        "recall",
+    ):
         table.add_column(column)
     ratios, sizes, recalled, named, failures = [], [], 0, 0, 0
     for case in distinct_compilable():
@@ -44,8 +57,13 @@ def bench_command(
         for seed in seed_list:
             try:
                 run = run_tracr(
-                    case.program, vocab=case.vocab, max_seq_len=case.max_seq_len, rotate=seed,
-                    causal=case.causal, config=DistillConfig(prove=prove), prove_against_source=prove,
+                    case.program,
+                    vocab=case.vocab,
+                    max_seq_len=case.max_seq_len,
+                    rotate=seed,
+                    causal=case.causal,
+                    config=DistillConfig(prove=prove),
+                    prove_against_source=prove,
                 )
             except (DistillFailed, UnsupportedCircuit) as error:
                 failures += 1
@@ -61,10 +79,16 @@ def bench_command(
             ok = result.check.ok and score.agrees and score.covered
             failures += not ok
             table.add_row(
-                case.name, str(seed), str(run.model.config.n_layers),
-                f"{score.compile_seconds:.2f}", f"{score.distill_seconds:.2f}", f"{ratio:.1f}",
-                str(result.check).split(":")[0], "agrees" if score.agrees else "DIFFERS",
-                f"{score.size_ratio:.2f}", "-" if score.named_recall is None else f"{score.named_recall:.2f}",
+                case.name,
+                str(seed),
+                str(run.model.config.n_layers),
+                f"{score.compile_seconds:.2f}",
+                f"{score.distill_seconds:.2f}",
+                f"{ratio:.1f}",
+                str(result.check).split(":")[0],
+                "agrees" if score.agrees else "DIFFERS",
+                f"{score.size_ratio:.2f}",
+                "-" if score.named_recall is None else f"{score.named_recall:.2f}",
             )
     # Piped output gets a wide table rather than names cut to fit 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 import dsl
-from distill.recompile import lower_for_tracr
 from distill.cli_common import check_max_len, parse_vocab
 from distill.commands.eval import read_program
 from distill.errors import BadInputError
+from distill.recompile import lower_for_tracr
 
 # tracr adds a BOS token to the vocab; the first of these not in the vocab is used.
 BOS_CANDIDATES = ("BOS", "compiler_bos")
@@ -77,12 +77,16 @@ def compile_command(
             "returning one. The .py form RUNS that Python file: use it only on files you trust.",
         ),
     ],
-    vocab: Annotated[str, typer.Option("--vocab", help="The input vocabulary, comma-separated: a,b,c.")],
+    vocab: Annotated[
+        str, typer.Option("--vocab", help="The input vocabulary, comma-separated: a,b,c.")
+    ],
     max_len: Annotated[int, typer.Option("--max-len", help="The longest input the model accepts.")],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="The model file to write (.safetensors).")
     ],
-    causal: Annotated[bool, typer.Option("--causal", help="Compile with causal attention.")] = False,
+    causal: Annotated[
+        bool, typer.Option("--causal", help="Compile with causal attention.")
+    ] = False,
     rotate: Annotated[
         int | None,
         typer.Option(help="Hide tracr's residual basis behind a random rotation with this seed."),

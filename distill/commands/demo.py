@@ -30,11 +30,19 @@ def demo_command(
     config = DistillConfig()
     with stage_progress(quiet, "compiling and distilling") as progress:
         run = run_tracr(
-            dsl.to_tracr(source), vocab=VOCAB, max_seq_len=MAX_LEN, rotate=ROTATE, config=config,
+            dsl.to_tracr(source),
+            vocab=VOCAB,
+            max_seq_len=MAX_LEN,
+            rotate=ROTATE,
+            config=config,
             progress=progress,
         )
         paths = write_outputs(
-            run.result, run.model, outdir, title=f"demo: {EXAMPLE.name}", config=config,
+            run.result,
+            run.model,
+            outdir,
+            title=f"demo: {EXAMPLE.name}",
+            config=config,
             score=score_for_report(run, EXAMPLE.name),
         )
     result, score = run.result, run.score

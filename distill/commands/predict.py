@@ -16,7 +16,9 @@ def format_value(value) -> str:
 
 
 def predict_command(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file (.safetensors).")],
+    model_path: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A model file (.safetensors).")
+    ],
     tokens: Annotated[
         list[str] | None, typer.Argument(help="The input tokens (integers read as integers).")
     ] = None,

@@ -17,9 +17,13 @@ from distill.progress import stage_progress
 def run_command(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model file (.safetensors)."),
     outdir: Path = typer.Option(..., "-o", "--out", help="Directory for the program and report."),
-    samples: int = typer.Option(DistillConfig.samples, help="Inputs checked when the domain is too big to enumerate."),
+    samples: int = typer.Option(
+        DistillConfig.samples, help="Inputs checked when the domain is too big to enumerate."
+    ),
     seed: int = typer.Option(DistillConfig.seed, help="Seed of every sample."),
-    prove: bool = typer.Option(True, help="Prove the readable program equal to the table program with Z3."),
+    prove: bool = typer.Option(
+        True, help="Prove the readable program equal to the table program with Z3."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Distill MODEL into a readable program verified against it; write it and the evidence to OUTDIR.
@@ -34,12 +38,12 @@ def run_command(
             result = distill(model, config, progress=progress)
         except UnsupportedCircuit as error:
             typer.echo(f"no program: {error}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         except DistillFailed as failure:
             typer.echo(f"no faithful program: {failure}", err=True)
             if failure.candidate is not None:
                 typer.echo("best candidate:\n" + dsl.to_source(failure.candidate), err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         progress("writing")
         paths = write_outputs(result, model, outdir, title=model_path.name, config=config)
     typer.echo(dsl.to_source(result.program), nl=False)
