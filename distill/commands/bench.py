@@ -24,6 +24,7 @@ def bench_command(
     seeds: str = typer.Option("0,1", help="Rotation seeds, comma-separated."),
     only: str = typer.Option("", help="Run only cases whose name contains this text."),
     prove: bool = typer.Option(True, help="Also prove each program equal to its source with Z3."),
+    z3_timeout: float = typer.Option(30.0, help="Seconds for each Z3 proof."),
 ) -> None:
     """Compile every program of SUITE with tracr, import it rotated, distill it, score it.
 
@@ -62,8 +63,9 @@ def bench_command(
                     max_seq_len=case.max_seq_len,
                     rotate=seed,
                     causal=case.causal,
-                    config=DistillConfig(prove=prove),
+                    config=DistillConfig(prove=prove, z3_timeout=z3_timeout),
                     prove_against_source=prove,
+                    z3_timeout=z3_timeout,
                 )
             except (DistillFailed, UnsupportedCircuit) as error:
                 failures += 1
@@ -78,6 +80,12 @@ def bench_command(
                 named += score.source_named
             ok = result.check.ok and score.agrees and score.covered
             failures += not ok
+            typer.echo(
+                f"{case.name} seed {seed}: distill {score.distill_seconds:.2f} s, "
+                f"compile {score.compile_seconds:.2f} s, {result.check}, proof {result.proof}, "
+                f"source: {score.agreement}; Z3 vs source: {score.proof}",
+                err=True,
+            )
             table.add_row(
                 case.name,
                 str(seed),
