@@ -94,7 +94,33 @@ class Circuit:
         return None
 
 
+class _SplitLayer(Exception):
+    """A cover of one-value groups turned out to be several variables: a head reads only some."""
+
+    def __init__(self, layer: int):
+        super().__init__(layer)
+        self.layer = layer
+
+
 def discover(model: Model, evidence: Evidence) -> Circuit:
+    """Components, variables and reads; see the module doc.
+
+    Exact covers are ambiguous: several numerical 0/1 maps whose ones never
+    overlap look like one categorical map. A head that reads only some of such
+    a variable's directions shows they are separate; that layer is then read
+    again without merging.
+    """
+    unmerged: set[int] = set()
+    while True:
+        try:
+            return _discover(model, evidence, unmerged)
+        except _SplitLayer as split:
+            if split.layer in unmerged:
+                raise UnsupportedCircuit(f"L{split.layer}.MLP: its variables cannot be told apart")
+            unmerged.add(split.layer)
+
+
+def _discover(model: Model, evidence: Evidence, unmerged: set[int]) -> Circuit:
     config = model.config
     if config.normalization is not None:
         raise UnsupportedCircuit(
@@ -110,7 +136,9 @@ def discover(model: Model, evidence: Evidence) -> Circuit:
             heads.append(reading)
             variables.append(reading.output)
         for mlp in (m for m in evidence.mlps if m.layer == layer):
-            for reading in _read_mlp(mlp, list(variables), evidence):
+            for reading in _read_mlp(
+                mlp, list(variables), evidence, merge=mlp.layer not in unmerged
+            ):
                 mlps.append(reading)
                 variables.append(reading.output)
     output = _output_variable(model, evidence, variables)
@@ -192,6 +220,7 @@ def _read_head(
     query = _single(variables_read(W_Q, available), "query", head.id)
     key = _single(variables_read(W_K, available), "key", head.id)
     value = _single(variables_read(W_V, available), "value", head.id)
+    _check_whole_read(W_V, value)
     query = query or available[0]  # a query that reads nothing compares with a constant
     key = key or available[0]
 
@@ -298,8 +327,10 @@ def _check_function_of(outputs: np.ndarray, codes: np.ndarray, component: str) -
 # --------------------------------------------------------------------------
 
 
-def _read_mlp(mlp: MLPEvidence, available: list[Variable], evidence: Evidence) -> list[MLPReading]:
-    groups = _split_units(mlp, available)
+def _read_mlp(
+    mlp: MLPEvidence, available: list[Variable], evidence: Evidence, merge: bool = True
+) -> list[MLPReading]:
+    groups = _split_units(mlp, available, merge)
     readings = []
     for index, units in enumerate(groups):
         component = f"L{mlp.layer}.MLP" if len(groups) == 1 else f"L{mlp.layer}.MLP[{index}]"
@@ -311,9 +342,32 @@ def _read_mlp(mlp: MLPEvidence, available: list[Variable], evidence: Evidence) -
             defined &= variable.defined
         name = f"mlp_{mlp.layer}" if len(groups) == 1 else f"mlp_{mlp.layer}_{index}"
         output = variable_from_points(name, component, points, defined)
+        output.members = _distinct_directions(mlp.W_out[local])
+        output.layer = mlp.layer
         table = _function_table(inputs, output, component)
         readings.append(MLPReading(component, inputs, table, output, np.asarray(units)))
     return readings
+
+
+def _distinct_directions(rows: np.ndarray) -> np.ndarray:
+    """The distinct directions [k, d_model] among write rows (a cover's values, one each)."""
+    unit = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    kept: list[np.ndarray] = []
+    for row in unit:
+        if all(abs(float(row @ other)) < 0.999 for other in kept):
+            kept.append(row)
+    return np.array(kept)
+
+
+def _check_whole_read(reader: np.ndarray, variable: Variable | None) -> None:
+    """A head reading only some directions of a merged MLP variable shows it is several."""
+    members = None if variable is None else variable.members
+    if members is None or len(members) < 2:
+        return
+    strengths = np.linalg.norm(members @ reader, axis=1)
+    seen = strengths > 1e-3 * max(float(strengths.max()), 1e-12)
+    if seen.any() and not seen.all() and variable.encoding == CATEGORICAL:
+        raise _SplitLayer(variable.layer)
 
 
 def _function_table(inputs: list[Variable], output: Variable, component: str) -> dict:
@@ -338,7 +392,9 @@ def _function_table(inputs: list[Variable], output: Variable, component: str) ->
     return table
 
 
-def _split_units(mlp: MLPEvidence, available: list[Variable]) -> list[list[int]]:
+def _split_units(
+    mlp: MLPEvidence, available: list[Variable], merge: bool = True
+) -> list[list[int]]:
     """Partition the units active on the traces into independent sub-MLPs (see module doc).
 
     Units never active on the traced inputs do not change any output there and
@@ -376,7 +432,10 @@ def _split_units(mlp: MLPEvidence, available: list[Variable]) -> list[list[int]]
 
     candidates = sorted((i for i in live if one_value(i)), key=lambda i: (reads[i], i))
     parts: list[list[int]] = [[i] for i in live if i not in candidates]
-    parts.extend(_exact_covers(candidates, active, unwritten))
+    if merge:
+        parts.extend(_exact_covers(candidates, active, unwritten))
+    else:
+        parts.extend([i] for i in candidates)
     parts.sort(key=lambda part: min(part))
     return [sorted(int(mlp.units[u]) for i in part for u in groups[i]) for part in parts]
 

@@ -40,6 +40,8 @@ class Variable:
     free: bool  # labels are arbitrary cluster ids that synthesis may rename
     copies: Variable | None = None  # a head output whose labels are those of the value it copies
     null_code: int | None = None  # the value at which the component writes nothing (a zero vector)
+    members: np.ndarray | None = None  # an MLP variable's distinct write directions [k, d_model]
+    layer: int | None = None  # the layer of the MLP that writes it
 
     @property
     def nothing_written(self) -> np.ndarray:
