@@ -116,7 +116,9 @@ def discover(model: Model, evidence: Evidence) -> Circuit:
             return _discover(model, evidence, unmerged)
         except _SplitLayer as split:
             if split.layer in unmerged:
-                raise UnsupportedCircuit(f"L{split.layer}.MLP: its variables cannot be told apart")
+                raise UnsupportedCircuit(
+                    f"L{split.layer}.MLP: its variables cannot be told apart"
+                ) from None
             unmerged.add(split.layer)
 
 
