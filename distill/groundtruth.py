@@ -16,6 +16,7 @@ The score compares the distilled program with the *source* program:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -96,6 +97,8 @@ def run_tracr(
     result = distill(model, config, progress=progress)
     distill_seconds = time.perf_counter() - start
     source = dsl.from_tracr(program, vocab=vocab, max_seq_len=max_seq_len)
+    if causal:
+        source = _causal(source)
     score = _score(
         source,
         result,
@@ -167,6 +170,23 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
         compile_seconds=0.0,
         distill_seconds=0.0,
     )
+
+
+def _causal(program: ast.Program) -> ast.Program:
+    """The program as a causal model computes it: each query sees keys at or before it."""
+    mask = ast.Select(ast.Indices(), ast.Indices(), ast.Comparison("<="))
+
+    def visit(node):
+        fields = {
+            f.name: visit(getattr(node, f.name))
+            for f in dataclasses.fields(node)
+            if isinstance(getattr(node, f.name), ast.Node)
+        }
+        node = dataclasses.replace(node, **fields) if fields else node
+        return ast.SelectAnd(mask, node) if isinstance(node, ast.Select) else node
+
+    definitions = tuple(dataclasses.replace(d, node=visit(d.node)) for d in program.definitions)
+    return ast.Program(definitions, visit(program.output))
 
 
 def _equal_where_valued(ours, source, tolerance: float = 1e-4) -> bool:
