@@ -20,6 +20,7 @@ import synth
 import verify
 from distill import tables as table_stage
 from distill.circuit import DEFAULT_LABEL, Circuit, discover
+from distill.completion import complete_tables
 from distill.errors import DistillError
 from distill.evidence import collect
 from distill.model import Model
@@ -112,7 +113,8 @@ def distill(
             result = synth.readable(
                 tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free
             )
-            candidate = result.program
+            # Don't-care entries get values so the program type-checks; verification follows.
+            candidate = complete_tables(result.program, vocab, max_len)
         with stage("verify"):
             check = _check_against_model(candidate, oracle, spec, config, tables.program)
         failure = check
