@@ -7,7 +7,7 @@ a program. Printed per case: agreement with the source on its domain
 (operations, ours / source), named comparisons kept, synthesis time, and for
 compilable cases tracr's compile time of the same program measured in this run.
 
-    .venv/bin/python benchmarks/synth.py [--no-compile]
+    .venv/bin/python benchmarks/synth_readable.py [--no-compile]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Cases that differ only in their test input are one program: each distinct
 (family, vocab, max_seq_len) is run once. The figures (issue 5's readability
 bar) are asserted over the whole suite: agreement with the source wherever it
 is defined, >= 90% of named comparisons kept, median size ratio <= 1.5, and no
-lookup table where the source named a comparison. `benchmarks/synth.py`
+lookup table where the source named a comparison. `benchmarks/synth_readable.py`
 prints the same figures for every case.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 
-from benchmarks.synth import run_case
+from benchmarks.synth_readable import run_case
 
 from tests import tracr_cases
 
