@@ -42,32 +42,24 @@ def _complete_once(program: ast.Program, infos: dict) -> ast.Program:
         info = infos.get(node)
         return None if info is None else info.value_set
 
-    def visit(node):
-        fields = {
-            f.name: visit(getattr(node, f.name))
-            for f in dataclasses.fields(node)
-            if isinstance(getattr(node, f.name), ast.Node)
-        }
-        node = dataclasses.replace(node, **fields) if fields else node
+    def complete(node):
         if isinstance(node, ast.Map) and isinstance(node.fn, ast.Table):
             keys = value_set(node.arg)
             if keys is not None:
-                node = dataclasses.replace(node, fn=_filled(node.fn, keys, None))
+                return dataclasses.replace(node, fn=_filled(node.fn, keys, None))
         elif isinstance(node, ast.SequenceMap) and isinstance(node.fn, ast.Table):
             left, right = value_set(node.left), value_set(node.right)
             if left is not None and right is not None:
-                node = dataclasses.replace(
-                    node, fn=_filled(node.fn, itertools.product(left, right), None)
-                )
+                pairs = itertools.product(left, right)
+                return dataclasses.replace(node, fn=_filled(node.fn, pairs, None))
         elif isinstance(node, ast.Select) and isinstance(node.predicate, ast.Table):
             keys, queries = value_set(node.keys), value_set(node.queries)
             if keys is not None and queries is not None:
                 pairs = itertools.product(keys, queries)
-                node = dataclasses.replace(node, predicate=_filled(node.predicate, pairs, False))
+                return dataclasses.replace(node, predicate=_filled(node.predicate, pairs, False))
         return node
 
-    definitions = tuple(dataclasses.replace(d, node=visit(d.node)) for d in program.definitions)
-    return ast.Program(definitions, visit(program.output), program.origin)
+    return ast.rewrite_program(program, complete)
 
 
 def _filled(table: ast.Table, keys, fill) -> ast.Table:

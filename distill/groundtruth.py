@@ -16,7 +16,6 @@ The score compares the distilled program with the *source* program:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,13 +28,14 @@ import dsl
 from distill.model import Model
 from distill.pipeline import DistillConfig, DistillResult, distill
 from distill.precondition import precondition_holds
+from distill.tables import CAUSAL_SELECT
 from distill.tracr_import import from_tracr
+from distill.tracr_suite import BOS
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 from synth.metrics import operation_count
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
-BOS = "BOS"
 _SAME_UP_TO_SWAP = {
     "<": "<",
     ">": "<",
@@ -174,19 +174,11 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
 
 def _causal(program: ast.Program) -> ast.Program:
     """The program as a causal model computes it: each query sees keys at or before it."""
-    mask = ast.Select(ast.Indices(), ast.Indices(), ast.Comparison("<="))
 
-    def visit(node):
-        fields = {
-            f.name: visit(getattr(node, f.name))
-            for f in dataclasses.fields(node)
-            if isinstance(getattr(node, f.name), ast.Node)
-        }
-        node = dataclasses.replace(node, **fields) if fields else node
-        return ast.SelectAnd(mask, node) if isinstance(node, ast.Select) else node
+    def masked(node):
+        return ast.SelectAnd(CAUSAL_SELECT, node) if isinstance(node, ast.Select) else node
 
-    definitions = tuple(dataclasses.replace(d, node=visit(d.node)) for d in program.definitions)
-    return ast.Program(definitions, visit(program.output))
+    return ast.rewrite_program(program, masked)
 
 
 def _equal_where_valued(ours, source, tolerance: float = 1e-4) -> bool:

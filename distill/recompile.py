@@ -21,49 +21,34 @@ def lower_for_tracr(program: ast.Program) -> ast.Program:
     """`program` with non-None categorical aggregate defaults (and table keys on them) removed."""
     dropped: set = set()
 
-    def visit(node):
+    def drop_default(node):
         if (
             isinstance(node, ast.Aggregate)
             and node.encoding == ast.CATEGORICAL
             and node.default is not None
         ):
             dropped.add(_hashable(node.default))
-            node = dataclasses.replace(node, default=None)
-        fields = {}
-        for field in dataclasses.fields(node):
-            value = getattr(node, field.name)
-            if isinstance(value, ast.Node):
-                fields[field.name] = visit(value)
-        return dataclasses.replace(node, **fields) if fields else node
+            return dataclasses.replace(node, default=None)
+        return node
 
-    definitions = [dataclasses.replace(d, node=visit(d.node)) for d in program.definitions]
-    output = visit(program.output)
-    if not dropped:
-        return program
-    definitions = [dataclasses.replace(d, node=_without_keys(d.node, dropped)) for d in definitions]
-    return ast.Program(tuple(definitions), _without_keys(output, dropped), program.origin)
+    def drop_keys(node):
+        if isinstance(node, (ast.Map, ast.SequenceMap)) and isinstance(node.fn, ast.Table):
+
+            def mentions(key):
+                parts = key if isinstance(node, ast.SequenceMap) else (key,)
+                return any(_hashable(part) in dropped for part in parts)
+
+            entries = tuple((k, v) for k, v in node.fn.entries if not mentions(k))
+            return dataclasses.replace(node, fn=ast.Table(entries))
+        return node
+
+    lowered = ast.rewrite_program(program, drop_default)
+    # Table keys are dropped once every dropped default is known.
+    return ast.rewrite_program(lowered, drop_keys) if dropped else program
 
 
 def _hashable(value):
     return (type(value).__name__, value)
-
-
-def _without_keys(node, dropped: set):
-    if isinstance(node, (ast.Map, ast.SequenceMap)) and isinstance(node.fn, ast.Table):
-
-        def mentions(key):
-            parts = key if isinstance(node, ast.SequenceMap) else (key,)
-            return any(_hashable(part) in dropped for part in parts)
-
-        node = dataclasses.replace(
-            node, fn=ast.Table(tuple((k, v) for k, v in node.fn.entries if not mentions(k)))
-        )
-    fields = {}
-    for field in dataclasses.fields(node):
-        value = getattr(node, field.name)
-        if isinstance(value, ast.Node):
-            fields[field.name] = _without_keys(value, dropped)
-    return dataclasses.replace(node, **fields) if fields else node
 
 
 def recompile(program: ast.Program, *, vocab, max_seq_len: int, causal: bool = False):

@@ -11,6 +11,7 @@ from distill import report as rpt
 from distill.model import Model
 from distill.pipeline import DistillResult
 from dsl import ast
+from dsl.printer import function
 
 
 def build_report(
@@ -122,8 +123,7 @@ def _select_predicates(program: ast.Program) -> dict[str, str]:
             if isinstance(predicate, ast.Comparison):
                 found[definition.name] = predicate.op
             elif isinstance(predicate, ast.Lambda):
-                text = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
-                found[definition.name] = text.splitlines()[0].split("=", 1)[1].strip()
+                found[definition.name] = function(predicate)
     return found
 
 

@@ -29,6 +29,7 @@ class TableProgram:
 
 # A causal model's heads see keys at or before the query only: every select is and-ed with this.
 CAUSAL_MASK = "causal"
+CAUSAL_SELECT = ast.Select(ast.Indices(), ast.Indices(), ast.Comparison("<="))
 
 
 def _encoding(variable: Variable) -> ast.Encoding:
@@ -54,8 +55,7 @@ def build(circuit: Circuit, output_values: dict | None = None) -> TableProgram:
     components: dict[str, str] = {}
     free = set()
     if circuit.causal:
-        causal_mask = ast.Select(ast.Indices(), ast.Indices(), ast.Comparison("<="))
-        definitions.append(ast.Definition(CAUSAL_MASK, causal_mask))
+        definitions.append(ast.Definition(CAUSAL_MASK, CAUSAL_SELECT))
         components[CAUSAL_MASK] = "causal mask"
     readings = sorted(
         circuit.heads + circuit.mlps,

@@ -14,6 +14,7 @@ type).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Union
@@ -390,3 +391,21 @@ class Program:
 
     def lookup(self) -> dict[str, Node]:
         return {d.name: d.node for d in self.definitions}
+
+
+def rewrite(node: Node, fn) -> Node:
+    """Rebuild `node` bottom up: `fn` gets each node after its children were rewritten."""
+    children = {
+        f.name: rewrite(getattr(node, f.name), fn)
+        for f in dataclasses.fields(node)
+        if isinstance(getattr(node, f.name), Node)
+    }
+    return fn(dataclasses.replace(node, **children) if children else node)
+
+
+def rewrite_program(program: Program, fn) -> Program:
+    """`rewrite` applied to every definition and the output."""
+    definitions = tuple(
+        dataclasses.replace(d, node=rewrite(d.node, fn)) for d in program.definitions
+    )
+    return Program(definitions, rewrite(program.output, fn), program.origin)
