@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import jax
+import numpy as np
 from tracr.compiler import compiling
 from tracr.rasp import rasp
 
@@ -28,13 +30,16 @@ import dsl
 from distill.model import Model
 from distill.pipeline import DistillConfig, DistillResult, distill
 from distill.precondition import precondition_holds
+from distill.sweep import agreement_matrix, chunks, evaluate_model
 from distill.tables import CAUSAL_SELECT
 from distill.tracr_import import from_tracr
 from distill.tracr_suite import BOS
 from dsl import ast
-from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
+from dsl.domain import count_inputs, sample_inputs
+from dsl.interpreter import evaluate_arrays
 from synth.metrics import operation_count
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
+from verify.verdict import EXHAUSTIVE
 
 _SAME_UP_TO_SWAP = {
     "<": "<",
@@ -59,8 +64,9 @@ class Score:
     size_ratio: float
     named_recall: float | None  # None when the source names no comparison
     source_named: int
-    compile_seconds: float
+    compile_seconds: float  # tracr's compile (cold with run_tracr(cold_compile=True))
     distill_seconds: float
+    warm_compile_seconds: float | None = None  # the same compile again, when cold_compile
 
 
 @dataclass
@@ -82,16 +88,24 @@ def run_tracr(
     prove_against_source: bool = True,
     z3_timeout: float = 60.0,
     progress: Callable[[str], None] | None = None,
+    cold_compile: bool = False,
 ) -> GroundTruthRun:
-    """Compile `program` with tracr, import it rotated, distill it and score it against the source."""
+    """Compile `program` with tracr, import it rotated, distill it and score it against the source.
+
+    cold_compile: time tracr's compile with jax's caches cleared first (what it costs in
+    a new process), and time it once more warm; else the compile is timed as it comes.
+    """
     vocab = sorted(set(vocab), key=lambda v: (type(v).__name__, v))
     if progress:
         progress("compile")
-    start = time.perf_counter()
-    assembled = compiling.compile_rasp_to_model(
-        program, vocab=set(vocab), max_seq_len=max_seq_len, compiler_bos=BOS, causal=causal
-    )
-    compile_seconds = time.perf_counter() - start
+    warm_compile_seconds = None
+    if cold_compile:
+        # As compiling a program costs in a new process: jax traces the model afresh.
+        jax.clear_caches()
+    compile_seconds, assembled = _timed_compile(program, vocab, max_seq_len, causal)
+    if cold_compile:
+        # The same program again in this process reuses jax's caches: reported beside it.
+        warm_compile_seconds, _ = _timed_compile(program, vocab, max_seq_len, causal)
     model = from_tracr(assembled, rotate=rotate)
     start = time.perf_counter()
     result = distill(model, config, progress=progress)
@@ -111,36 +125,31 @@ def run_tracr(
         progress,
     )
     score.compile_seconds, score.distill_seconds = compile_seconds, distill_seconds
+    score.warm_compile_seconds = warm_compile_seconds
     return GroundTruthRun(result, score, source, model)
+
+
+def _timed_compile(program, vocab, max_seq_len: int, causal: bool):
+    start = time.perf_counter()
+    assembled = compiling.compile_rasp_to_model(
+        program, vocab=set(vocab), max_seq_len=max_seq_len, compiler_bos=BOS, causal=causal
+    )
+    return time.perf_counter() - start, assembled
 
 
 def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, progress) -> Score:
     if count_inputs(vocab, max_len) <= config.exhaustive_limit:
-        inputs = [x for batch in enumerate_inputs(vocab, max_len) for x in batch]
+        batches = (chunk.inputs for chunk in chunks(vocab, max_len))
     else:
-        inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
-    source_out = dsl.evaluate(source, inputs, undefined="mark")
-    # The source's domain of definition: inputs on which tracr's evaluator does not raise.
-    # Where it gives None (e.g. nothing selected) a compiled model outputs some value of
-    # its own: those positions are not compared.
-    defined = [i for i, out in enumerate(source_out) if out is not None]
-    defined_inputs = [inputs[i] for i in defined]
-    ours = dsl.evaluate(result.program, defined_inputs, undefined="mark")
-    model_out = model.predict(defined_inputs)
-    claimed = precondition_holds(result.table_program, defined_inputs) if defined_inputs else []
-    first_bad = None
-    differences = 0
-    for x, i, mine, predicted in zip(defined_inputs, defined, ours, model_out):
-        theirs = source_out[i]
-        if not _equal_where_valued(predicted, theirs):
-            differences += 1
-        if first_bad is None and not _equal_where_valued(mine, theirs):
-            first_bad = (x, theirs, mine)
-    agrees = first_bad is None
+        batches = [sample_inputs(vocab, max_len, config.samples, seed=config.seed)]
+    comparison = _compare_with_source(source, result, model, batches)
+    agrees = comparison.first_difference is None
     agreement = (
-        f"agrees with the source on all {len(defined_inputs):,} inputs where it is defined"
+        f"agrees with the source on all {comparison.defined:,} inputs where it is defined"
         if agrees
-        else f"differs from the source on {first_bad[0]!r}: source {first_bad[1]!r}, distilled {first_bad[2]!r}"
+        else "differs from the source on {!r}: source {!r}, distilled {!r}".format(
+            *comparison.first_difference
+        )
     )
     proof = None
     if prove:
@@ -160,9 +169,9 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
     return Score(
         agreement=agreement,
         agrees=agrees,
-        defined_inputs=len(defined_inputs),
-        covered=all(claimed),
-        source_model_differences=differences,
+        defined_inputs=comparison.defined,
+        covered=comparison.covered,
+        source_model_differences=comparison.model_differences,
         proof=proof,
         size_ratio=operation_count(result.program) / max(operation_count(source), 1),
         named_recall=recovered / len(named_source) if named_source else None,
@@ -172,6 +181,63 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
     )
 
 
+@dataclass
+class _SourceComparison:
+    defined: int = 0  # inputs on which the source is defined
+    covered: bool = True  # all of them in the program's claimed domain
+    model_differences: int = 0  # of them, inputs where the model differs from the source
+    first_difference: tuple | None = None  # (input, source output, distilled output)
+
+
+def _compare_with_source(source, result, model, batches) -> _SourceComparison:
+    """The distilled program and the model against the source, where the source is defined.
+
+    The source's domain of definition: inputs on which tracr's evaluator does not
+    raise. Where it gives None (e.g. nothing selected) a compiled model outputs some
+    value of its own: those positions are not compared.
+    """
+    found = _SourceComparison()
+    # When the program equals the model on every claimed input, the model differs from
+    # the source exactly where the program does: no second pass of the model is needed.
+    model_is_program = result.check.level == EXHAUSTIVE
+    for inputs in batches:
+        theirs = evaluate_arrays(source, inputs)
+        ours = evaluate_arrays(result.program, inputs)
+        valued = theirs.mask & _valued(theirs.output)[theirs.output.codes]
+        defined = _defined(theirs) & (valued | ~theirs.mask).all(axis=1)
+        claimed = np.asarray(precondition_holds(result.table_program, inputs), dtype=bool)
+        found.defined += int(defined.sum())
+        found.covered &= bool(claimed[defined].all())
+        ours_agree = _agree_where_valued(theirs, ours.output, valued) & _defined(ours)
+        if found.first_difference is None and (defined & ~ours_agree).any():
+            row = int(np.flatnonzero(defined & ~ours_agree)[0])
+            outputs = [e.outputs()[row] for e in (theirs, ours)]
+            found.first_difference = (inputs[row], *outputs)
+        if model_is_program and found.covered:
+            model_agree = ours_agree
+        else:
+            predicted = evaluate_model(model, inputs)
+            model_agree = _agree_where_valued(theirs, predicted, valued)
+        found.model_differences += int((defined & ~model_agree).sum())
+    return found
+
+
+def _defined(evaluation) -> np.ndarray:
+    defined = np.ones(len(evaluation.inputs), dtype=bool)
+    defined[list(evaluation.output.failures)] = False
+    return defined
+
+
+def _valued(output) -> np.ndarray:
+    return np.array([value is not None for value in output.table])
+
+
+def _agree_where_valued(source, other, valued: np.ndarray) -> np.ndarray:
+    """[batch] whether `other` (an SOpArray) equals the source at every valued position."""
+    same = agreement_matrix(source.output.table, other.table)
+    return (same[source.output.codes, other.codes] | ~valued).all(axis=1)
+
+
 def _causal(program: ast.Program) -> ast.Program:
     """The program as a causal model computes it: each query sees keys at or before it."""
 
@@ -179,21 +245,6 @@ def _causal(program: ast.Program) -> ast.Program:
         return ast.SelectAnd(CAUSAL_SELECT, node) if isinstance(node, ast.Select) else node
 
     return ast.rewrite_program(program, masked)
-
-
-def _equal_where_valued(ours, source, tolerance: float = 1e-4) -> bool:
-    """Equal at every position where the source has a value (None: the source leaves it open)."""
-    if ours is None or len(ours) != len(source):
-        return False
-    for x, y in zip(ours, source):
-        if y is None:
-            continue
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-            if abs(x - y) > tolerance:
-                return False
-        elif x != y:
-            return False
-    return True
 
 
 def _named_comparisons(program: ast.Program) -> list[str]:

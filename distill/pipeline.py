@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 import synth
 import verify
@@ -25,6 +26,7 @@ from distill.errors import DistillError
 from distill.evidence import collect
 from distill.model import Model
 from distill.precondition import PRECONDITION, precondition_holds
+from distill.sweep import check_exhaustively
 from distill.variables import NUMERICAL, clean_number
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
@@ -85,6 +87,25 @@ def distill(
     config: DistillConfig = DistillConfig(),
     progress: Callable[[str], None] | None = None,
 ) -> DistillResult:
+    """A readable program computing what `model` computes, verified against it (and proved
+    equal to the tables read off it when config.prove)."""
+    with _single_threaded_torch():
+        return _distill(model, config, progress)
+
+
+@contextmanager
+def _single_threaded_torch():
+    # The models are small: kernels take microseconds, and a second thread only adds
+    # thread-pool waits (20x slower when the machine is busy).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
     spec = model.config
     vocab, max_len = list(spec.vocab), spec.max_seq_len
     timings: dict[str, float] = {}
@@ -116,7 +137,7 @@ def distill(
             # Don't-care entries get values so the program type-checks; verification follows.
             candidate = complete_tables(result.program, vocab, max_len)
         with stage("verify"):
-            check = _check_against_model(candidate, oracle, spec, config, tables.program)
+            check, whole = _check_against_model(candidate, oracle, model, config, tables.program)
         failure = check
         if not check.ok:
             traced = traced + [list(c.input) for c in check.counterexamples]
@@ -159,15 +180,16 @@ def distill(
             f"no faithful program after {config.max_rounds} rounds: {failure}", candidate, failure
         )
 
-    with stage("verify"):
-        whole = check_program(
-            candidate,
-            oracle,
-            vocab=vocab,
-            max_seq_len=max_len,
-            undefined="refute",
-            **_extent(vocab, max_len, config),
-        )
+    if whole is None:
+        with stage("verify"):
+            whole = check_program(
+                candidate,
+                oracle,
+                vocab=vocab,
+                max_seq_len=max_len,
+                undefined="refute",
+                **_extent(vocab, max_len, config),
+            )
     components = _components_of(candidate, tables.program, tables.components)
     return DistillResult(
         program=candidate,
@@ -195,17 +217,24 @@ def _extent(vocab, max_len, config: DistillConfig) -> dict:
     return {"exhaustive": exhaustive, "samples": config.samples, "seed": config.seed}
 
 
-def _check_against_model(program, oracle, spec, config: DistillConfig, reference) -> verify.Verdict:
-    """The program against the model on the claimed domain: inputs where `reference` meets the precondition."""
-    vocab, max_len = list(spec.vocab), spec.max_seq_len
+def _check_against_model(
+    program, oracle, model: Model, config: DistillConfig, reference
+) -> tuple[verify.Verdict, verify.Verdict | None]:
+    """The program against the model: (on the claimed domain, on the whole domain or None).
+
+    The claimed domain is the inputs where `reference` meets the precondition.
+    Every input, streamed as arrays, when the domain is within the exhaustive
+    limit (both verdicts from one pass); else seeded samples, and the whole-domain
+    verdict is left to the caller.
+    """
+    vocab, max_len = list(model.config.vocab), model.config.max_seq_len
     extent = _extent(vocab, max_len, config)
     if extent["exhaustive"]:
-        inputs = [x for batch in enumerate_inputs(vocab, max_len) for x in batch]
-    else:
-        inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
+        return check_exhaustively(program, reference, model)
+    inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
     # The precondition is read off the program in one batch, not once per input.
     claimed = {tuple(x) for x, ok in zip(inputs, _precondition_batches(reference, inputs)) if ok}
-    return check_program(
+    check = check_program(
         program,
         oracle,
         vocab=vocab,
@@ -215,6 +244,7 @@ def _check_against_model(program, oracle, spec, config: DistillConfig, reference
         undefined="refute",
         **extent,
     )
+    return check, None
 
 
 class _RememberingOracle:

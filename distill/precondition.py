@@ -26,14 +26,19 @@ def precondition_holds(program: ast.Program, inputs: Sequence[Sequence]) -> list
     Where `program` is undefined (a table without the entry an input needs) the
     answer is True: such inputs stay in the claimed domain and get checked.
     """
+    aggregates = [
+        d
+        for d in program.definitions
+        if isinstance(d.node, ast.Aggregate) and d.node.encoding == ast.CATEGORICAL
+    ]
+    if not aggregates:  # nothing to evaluate: it holds everywhere
+        return [True] * len(inputs)
     evaluation = evaluate_arrays(program, inputs)
     holds = np.ones(len(inputs), dtype=bool)
     undefined = np.zeros(len(inputs), dtype=bool)
     undefined[list(evaluation.output.failures)] = True
-    for definition in program.definitions:
+    for definition in aggregates:
         node = definition.node
-        if not isinstance(node, ast.Aggregate) or node.encoding != ast.CATEGORICAL:
-            continue
         if not isinstance(node.selector, ast.Name):
             raise ValueError(f"{definition.name}: the precondition needs a named selector")
         matrix = evaluation.definitions[node.selector.id].matrix  # [batch, query, key]
@@ -59,3 +64,11 @@ def _codes(evaluation, node: ast.Node) -> np.ndarray:
             codes[b, : len(tokens)] = [code_of.setdefault(t, len(code_of)) for t in tokens]
         return codes
     raise ValueError(f"the precondition needs a named or primitive SOp, got {type(node).__name__}")
+
+
+def restricts(program: ast.Program) -> bool:
+    """Whether `precondition_holds` can be False on some input: only a categorical aggregate can."""
+    return any(
+        isinstance(d.node, ast.Aggregate) and d.node.encoding == ast.CATEGORICAL
+        for d in program.definitions
+    )
