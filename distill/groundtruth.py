@@ -3,10 +3,11 @@
 The score compares the distilled program with the *source* program:
 
 - functional equivalence on the source's domain of definition: every input on
-  which tracr's evaluator gives the source a value at every position (no
-  exception, no None: a compiled model has no None to output). Checked on
-  every input when the domain is small enough, else on seeded samples; and
-  with Z3 against the source under the aggregate precondition;
+  which tracr's evaluator does not raise, compared at every position where it
+  gives the source a value (where it gives None a compiled model outputs a
+  value of its own). Checked on every input when the domain is small enough,
+  else on seeded samples; and with Z3 against the source under the aggregate
+  precondition, on the same terms (verify.equivalence.WHERE_SECOND_VALUED);
 - size ratio: our operations over the source's (map, sequence_map, aggregate,
   selector_width, select);
 - named-comparison recall: of the source's selects that use a named
@@ -38,7 +39,7 @@ from dsl import ast
 from dsl.domain import count_inputs, sample_inputs
 from dsl.interpreter import evaluate_arrays
 from synth.metrics import operation_count
-from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
+from verify.equivalence import SINGLE_VALUED_AGGREGATES, WHERE_SECOND_VALUED, equivalent
 from verify.verdict import EXHAUSTIVE
 
 _SAME_UP_TO_SWAP = {
@@ -162,6 +163,7 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
             max_seq_len=max_len,
             timeout=z3_timeout,
             precondition=SINGLE_VALUED_AGGREGATES,
+            relation=WHERE_SECOND_VALUED,
         )
     named_source = _named_comparisons(source)
     named_ours = _named_comparisons(result.program)
@@ -204,7 +206,7 @@ def _compare_with_source(source, result, model, batches) -> _SourceComparison:
         theirs = evaluate_arrays(source, inputs)
         ours = evaluate_arrays(result.program, inputs)
         valued = theirs.mask & _valued(theirs.output)[theirs.output.codes]
-        defined = _defined(theirs) & (valued | ~theirs.mask).all(axis=1)
+        defined = _defined(theirs)
         claimed = np.asarray(precondition_holds(result.table_program, inputs), dtype=bool)
         found.defined += int(defined.sum())
         found.covered &= bool(claimed[defined].all())

@@ -13,7 +13,12 @@ import dsl
 from dsl import ast
 from dsl.domain import enumerate_inputs
 from verify import equivalent, z3_encoding
-from verify.equivalence import SINGLE_VALUED_AGGREGATES, UNDEFINED_RULE
+from verify.equivalence import (
+    RELATIONS,
+    SINGLE_VALUED_AGGREGATES,
+    UNDEFINED_RULE,
+    WHERE_SECOND_VALUED,
+)
 from verify.z3_encoding import ENCODERS
 
 # At these small sizes every cell would be computed concretely (see z3_encoding's
@@ -269,3 +274,63 @@ def test_bad_precondition_is_rejected():
             max_seq_len=1,
             precondition="x",
         )
+
+
+def _agrees_where_second_valued(x, y) -> bool:
+    """The relation WHERE_SECOND_VALUED by hand: nothing is claimed where y is undefined or None."""
+    if y is None:
+        return True
+    if x is None or len(x) != len(y):
+        return False
+    return all(b is None or _same([a], [b]) for a, b in zip(x, y))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutated_pairs(vocab=(0, 1, 2), max_seq_len=3), FINITE_LIMITS)
+def test_agreement_where_the_second_is_valued_matches_enumeration(pair, finite_limit):
+    p, q, _ = pair
+    vocab = (0, 1, 2)
+    differing = []
+    for batch in enumerate_inputs(vocab, 3):
+        left = dsl.evaluate(p, batch, undefined="mark")
+        right = dsl.evaluate(q, batch, undefined="mark")
+        differing += [
+            s for s, x, y in zip(batch, left, right) if not _agrees_where_second_valued(x, y)
+        ]
+    with mock.patch.object(z3_encoding, "FINITE_LIMIT", finite_limit):
+        verdict = equivalent(
+            p, q, vocab=vocab, max_seq_len=3, timeout=30, relation=WHERE_SECOND_VALUED
+        )
+    if not differing:
+        assert verdict.level == "proved", (verdict, dsl.to_source(p), dsl.to_source(q))
+        return
+    assert verdict.level == "refuted", (verdict, differing[:3], dsl.to_source(p), dsl.to_source(q))
+    example = verdict.counterexamples[0]
+    assert list(example.input) in differing
+    assert len(example.input) == min(len(s) for s in differing)
+
+
+def test_a_default_filling_what_the_source_leaves_none_agrees_where_the_source_is_valued():
+    # The source's aggregate selects nothing at position 0 (None); a compiled model, and
+    # the program read off it, put a value there.
+    source = dsl.parse(
+        "prev = select(indices, indices, lambda k, q: k == q - 1)\nreturn aggregate(prev, tokens)\n"
+    )
+    filled = dsl.parse(
+        "prev = select(indices, indices, lambda k, q: k == q - 1)\n"
+        'return aggregate(prev, tokens, default="a")\n'
+    )
+    wrong = dsl.parse(
+        "prev = select(indices, indices, lambda k, q: k == q - 2)\n"
+        'return aggregate(prev, tokens, default="a")\n'
+    )
+    vocab = ("a", "b")
+    assert equivalent(filled, source, vocab=vocab, max_seq_len=4).level == "refuted"
+    proved = equivalent(filled, source, vocab=vocab, max_seq_len=4, relation=WHERE_SECOND_VALUED)
+    assert proved.level == "proved"
+    assert proved.undefined_rule == RELATIONS[WHERE_SECOND_VALUED]
+    refuted = equivalent(wrong, source, vocab=vocab, max_seq_len=4, relation=WHERE_SECOND_VALUED)
+    assert refuted.level == "refuted"
+    example = refuted.counterexamples[0]
+    assert example.got[example.position] is not None
+    assert example.expected[example.position] != example.got[example.position]

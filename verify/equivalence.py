@@ -40,12 +40,19 @@ from verify.z3_encoding import (
     Unsupported,
     encode_program,
     outputs_equal,
+    outputs_equal_where_valued,
     symbolic_inputs,
 )
 
 UNDEFINED_RULE = (
     "both programs are undefined on the same inputs, and equal wherever they are defined"
 )
+WHERE_SECOND_VALUED = "where-second-valued"
+RELATIONS = {
+    None: UNDEFINED_RULE,
+    WHERE_SECOND_VALUED: "wherever the second program is defined, the first is, and equals it "
+    "at every position where the second has a value (None leaves a position open)",
+}
 SINGLE_VALUED_AGGREGATES = "single-valued-aggregates"
 PRECONDITIONS = {
     SINGLE_VALUED_AGGREGATES: "every categorical aggregate selects at most one distinct value",
@@ -64,12 +71,20 @@ def equivalent(
     timeout: float = DEFAULT_TIMEOUT,
     precondition: str | None = None,
     min_len: int = 1,
+    relation: str | None = None,
 ) -> Verdict:
-    """Prove p and q equal on every input of length min_len..max_seq_len over vocab (see UNDEFINED_RULE)."""
+    """Prove p and q equal on every input of length min_len..max_seq_len over vocab (see UNDEFINED_RULE).
+
+    relation=WHERE_SECOND_VALUED proves the weaker claim that p agrees with q on q's
+    domain of definition (RELATIONS says it in words): q as a source program whose
+    None positions a compiled model fills with values of its own.
+    """
     if precondition is not None and precondition not in PRECONDITIONS:
         raise ValueError(
             f"precondition must be one of {sorted(PRECONDITIONS)}, got {precondition!r}"
         )
+    if relation not in RELATIONS:
+        raise ValueError(f"relation must be None or {WHERE_SECOND_VALUED!r}, got {relation!r}")
     start = time.perf_counter()
     deadline = start + timeout
     vocab = ordered_vocab(vocab)
@@ -80,7 +95,7 @@ def equivalent(
             level=level,
             max_seq_len=max_seq_len,
             domain=str(domain),
-            undefined_rule=UNDEFINED_RULE,
+            undefined_rule=RELATIONS[relation],
             seconds=time.perf_counter() - start,
             **fields,
         )
@@ -92,7 +107,7 @@ def equivalent(
                 UNKNOWN, reason=f"timeout after {timeout:g} s (proved up to length {length - 1})"
             )
         try:
-            outcome = _check_length(p, q, vocab, length, universe, deadline, precondition)
+            outcome = _check_length(p, q, vocab, length, universe, deadline, precondition, relation)
         except OutOfTime:
             return verdict(
                 UNKNOWN, reason=f"timeout after {timeout:g} s while encoding length {length}"
@@ -106,14 +121,18 @@ def equivalent(
     return verdict(PROVED)
 
 
-def _check_length(p, q, vocab, length, universe, deadline, precondition):
+def _check_length(p, q, vocab, length, universe, deadline, precondition, relation):
     """None when p and q agree at this length; else a Counterexample or the reason for unknown."""
     inputs = symbolic_inputs(vocab, length, universe, deadline)
     single_valued = precondition == SINGLE_VALUED_AGGREGATES
     left = encode_program(p, inputs, single_valued=single_valued)
     right = encode_program(q, inputs, single_valued=single_valued)
-    same_outputs = outputs_equal(left.output, right.output, inputs)
-    claim = z3.And(left.undefined == right.undefined, z3.Or(left.undefined, same_outputs))
+    if relation == WHERE_SECOND_VALUED:
+        same_outputs = outputs_equal_where_valued(left.output, right.output, inputs)
+        claim = z3.Or(right.undefined, z3.And(z3.Not(left.undefined), same_outputs))
+    else:
+        same_outputs = outputs_equal(left.output, right.output, inputs)
+        claim = z3.And(left.undefined == right.undefined, z3.Or(left.undefined, same_outputs))
     restriction = [inputs.constraint]
     if single_valued:
         restriction += [left.single_valued, right.single_valued]
@@ -126,7 +145,7 @@ def _check_length(p, q, vocab, length, universe, deadline, precondition):
     solver.add(*restriction, no_escape, z3.Not(claim))
     result = solver.check()
     if result == z3.sat:
-        return _reproduce(p, q, inputs.tokens_from_model(solver.model()))
+        return _reproduce(p, q, inputs.tokens_from_model(solver.model()), relation)
     if result == z3.unknown:
         return _unknown_reason(solver, deadline)
     if not escapes:
@@ -158,14 +177,12 @@ def _unknown_reason(solver: z3.Solver, deadline: float) -> str:
     return f"the solver gave up: {reason}"
 
 
-def _reproduce(p, q, sequence: list) -> Counterexample | str:
+def _reproduce(p, q, sequence: list, relation: str | None) -> Counterexample | str:
     """The solver's counterexample, re-run concretely; a reason string if it does not reproduce."""
     expected = dsl.evaluate(p, [sequence], undefined="mark")[0]
     got = dsl.evaluate(q, [sequence], undefined="mark")[0]
-    if expected is None and got is None:
-        return (
-            f"Z3's counterexample {sequence} does not reproduce: both programs are undefined on it"
-        )
+    if got is None and (expected is None or relation == WHERE_SECOND_VALUED):
+        return f"Z3's counterexample {sequence} does not reproduce: the second program is undefined on it"
     if expected is None or got is None:
         side = "first" if expected is None else "second"
         return Counterexample(
@@ -175,7 +192,11 @@ def _reproduce(p, q, sequence: list) -> Counterexample | str:
             None,
             note=f"only the {side} program is undefined",
         )
-    position = outputs_agree(expected, got, REPRODUCE_TOLERANCE)
+    compared = expected
+    if relation == WHERE_SECOND_VALUED:
+        # Positions where the second program has no value are not part of the claim.
+        compared = [e if g is not None else None for e, g in zip(expected, got)]
+    position = outputs_agree(compared, got, REPRODUCE_TOLERANCE)
     if position is None:
         return f"Z3's counterexample {sequence} does not reproduce under dsl.evaluate (float rounding?)"
     return Counterexample(tuple(sequence), tuple(expected), tuple(got), position)

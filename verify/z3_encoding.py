@@ -241,6 +241,15 @@ def outputs_equal(a: EncodedSOp, b: EncodedSOp, inputs: Inputs) -> z3.BoolRef:
     return z3.And([_cells_equal(a, i, b, i, inputs) for i in range(inputs.length)])
 
 
+def outputs_equal_where_valued(a: EncodedSOp, b: EncodedSOp, inputs: Inputs) -> z3.BoolRef:
+    """`a` equals `b` at every position where `b` is not None (there `a` is free)."""
+    cells = []
+    for i in range(inputs.length):
+        same = _cells_equal(a, i, b, i, inputs)
+        cells.append(z3.Or(b.cells[i].none, same) if b.may_be_none else same)
+    return z3.And(cells)
+
+
 def _simplify(term):
     return z3.simplify(term)
 
