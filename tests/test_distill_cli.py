@@ -53,6 +53,18 @@ def test_run_writes_a_verified_program_and_its_evidence(tmp_path, sort_unique_mo
     assert "verified: exhaustive(5)" in out
 
 
+def test_run_samples_a_domain_over_the_exhaustive_limit(tmp_path, sort_unique_model, capsys):
+    path = tmp_path / "m.safetensors"
+    sort_unique_model.save(path)
+    status = main(
+        ["run", str(path), "-o", str(tmp_path / "out"), "-q", "--no-prove"]
+        + ["--exhaustive-limit", "1000", "--samples", "300", "--seed", "7"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "verified: sampled(300, seed=7)" in out  # 1,364 inputs: over the limit
+
+
 def test_a_perturbed_model_gets_no_verified_claim(tmp_path, capsys):
     model = from_tracr(compiled(_case("sort_unique_1")), rotate=1)
     generator = torch.Generator().manual_seed(0)

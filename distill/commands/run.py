@@ -17,8 +17,13 @@ from distill.progress import stage_progress
 def run_command(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model file (.safetensors)."),
     outdir: Path = typer.Option(..., "-o", "--out", help="Directory for the program and report."),
+    exhaustive_limit: int = typer.Option(
+        DistillConfig.exhaustive_limit,
+        help="Check every input when the domain has at most this many "
+        "(streamed: about a minute per few million inputs).",
+    ),
     samples: int = typer.Option(
-        DistillConfig.samples, help="Inputs checked when the domain is too big to enumerate."
+        DistillConfig.samples, help="Inputs checked when the domain is over the exhaustive limit."
     ),
     seed: int = typer.Option(DistillConfig.seed, help="Seed of every sample."),
     prove: bool = typer.Option(
@@ -31,7 +36,9 @@ def run_command(
     Writes program.rasp, program.py, module.py, report.json, report.html and config.json.
     Exit 1 when no faithful program is found (the best candidate and its counterexample are shown).
     """
-    config = DistillConfig(samples=samples, seed=seed, prove=prove)
+    config = DistillConfig(
+        exhaustive_limit=exhaustive_limit, samples=samples, seed=seed, prove=prove
+    )
     model = load_model(model_path)
     with stage_progress(quiet) as progress:
         try:
