@@ -264,14 +264,13 @@ def _read_head(
             encoding=CATEGORICAL,
             codes=width.astype(np.int64),
             values=list(range(model.config.max_seq_len + 1)),
-            basis=orthonormal_row_basis(head.outputs() - head.outputs().mean(axis=0), 1e-4),
+            basis=head.output_basis(1e-4),
             free=False,
         )
         return HeadReading(head.id, query, key, None, selector, conflicts, output, "selector_width")
 
     value_codes = np.where(key_samples >= 0, value.codes[np.maximum(key_samples, 0)], UNDEFINED)
-    outputs = head.outputs()
-    basis = orthonormal_row_basis(outputs - outputs.mean(axis=0), 1e-4)
+    basis = head.output_basis(1e-4)
     if value.encoding == NUMERICAL:
         numbers = np.array([0.0 if v is None else float(v) for v in value.values])
         chosen = np.where(selected, numbers[np.maximum(value_codes, 0)], 0.0)
@@ -292,7 +291,7 @@ def _read_head(
     values = [DEFAULT_LABEL if c == default_code else value.values[c] for c in used]
     renumber = {c: i for i, c in enumerate(used)}
     codes = np.array([renumber.get(c, UNDEFINED) for c in codes.tolist()], dtype=np.int64)
-    _check_function_of(outputs, codes, head.id)
+    _check_function_of(head.outputs(), codes, head.id)
     # Its labels are the value's labels: renaming one renames both.
     selects_nothing = DEFAULT_LABEL in values
     output = Variable(

@@ -61,6 +61,16 @@ class HeadEvidence:
         """[samples, d_model]: the head's output in the residual basis."""
         return self.coords @ self.write_basis
 
+    def output_basis(self, tolerance: float) -> np.ndarray:
+        """An orthonormal basis [rank, d_model] of the span of the head's centred outputs.
+
+        Found in write-basis coordinates (at most d_head columns, not d_model): the
+        write basis has orthonormal rows, so it carries that basis over with its norms.
+        """
+        return orthonormal_row_basis(self.coords - self.coords.mean(axis=0), tolerance) @ (
+            self.write_basis
+        )
+
 
 @dataclass
 class MLPEvidence:
