@@ -1,24 +1,74 @@
-"""Lowering a distilled program to what tracr compiles.
+"""Model -> program -> model: lowering a distilled program to what tracr compiles.
 
-A distilled program follows its model: a categorical aggregate that selects
-nothing gives the value the model shows there (`default=1`, or a default label
-that later tables map). tracr compiles categorical aggregates with default
-None only: there the compiled network writes nothing, exactly what the model
-the program was read from did. So the lowering drops such defaults, and the
-table entries keyed on them, and lets the recompiled network do the same
-nothing-writing. The closed-loop test checks the recompiled model against the
-original on the claimed domain.
+A distilled program follows its model, which tracr's compiler does not always
+accept as written. `lower_for_tracr` rewrites it into a program computing the
+same values on the domain that tracr compiles:
+
+- A categorical aggregate that selects nothing gives the value the model shows
+  there (`default=1`, or a label that later tables map). tracr compiles only
+  default None, where the network writes nothing: exactly what the model the
+  program was read from did. So such defaults go, with the table keys on them.
+- A causal model's program ands the causal mask into every select. tracr
+  compiles no composite selector, but a causal compile masks every head: the
+  mask goes. A non-causal compile of a composite selector is refused.
+- tracr compiles a sequence_map only on categorical inputs to a categorical
+  output (or a linear one on numbers), and a select only on categorical SOps.
+  A numerical operand there gets a categorical twin (`categorical map(lambda
+  x: x, v)`, tracr's discretising MLP); a numerical non-linear sequence_map is
+  computed categorically and turned back into a number (`numerical map`).
+- Every table gets an entry for every argument the value sets allow: tracr
+  builds each MLP from the function on all of them. Entries added for inputs
+  that never occur take the table's first output.
+- tracr's categorical -> numerical MLP clips negative values (its one hidden
+  unit is the output, behind a ReLU): such a map with negative values becomes
+  its positive part minus its negative part, a linear sequence_map.
+
+`compile_program` then compiles with the value sets of the program itself.
+tracr's basis inference takes a numerical mean of 0/1 values to be some v /
+length, missing 2/3, 3/4, ...; a discretising MLP built on that set puts its
+thresholds in the wrong places. Here every numerical aggregate takes every
+mean it can take.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 
+import numpy as np
+
+from distill.errors import BadInputError
 from dsl import ast
+from dsl.functions import make_callable
+
+# The CLI imports this module for every command: torch and tracr (jax) are imported
+# where they are used.
+
+# tracr's default for how sharp a discretising MLP steps between two values
+# (it steps within 1 / this); raised where the values are closer together.
+MLP_EXACTNESS = 100
+
+# How close a recompiled model's numbers must be to the original's.
+NUMERICAL_TOLERANCE = 1e-3
+
+IDENTITY = ast.Lambda(("x",), ast.Var("x"))
+DIFFERENCE = ast.Lambda(("x", "y"), ast.BinOp("-", ast.Var("x"), ast.Var("y")))
 
 
-def lower_for_tracr(program: ast.Program) -> ast.Program:
-    """`program` with non-None categorical aggregate defaults (and table keys on them) removed."""
+def lower_for_tracr(
+    program: ast.Program, *, vocab, max_seq_len: int, causal: bool = False
+) -> ast.Program:
+    """`program` rewritten into what tracr compiles, computing the same on the domain."""
+    program = _drop_categorical_defaults(program)
+    program = _drop_causal_mask(program) if causal else program
+    _refuse_composite_selectors(program)
+    program = _with_categorical_operands(_named_sops(program))
+    program = _complete_tables(program, vocab, max_seq_len)
+    return _split_signed_numbers(program, vocab, max_seq_len)
+
+
+def _drop_categorical_defaults(program: ast.Program) -> ast.Program:
     dropped: set = set()
 
     def drop_default(node):
@@ -51,45 +101,405 @@ def _hashable(value):
     return (type(value).__name__, value)
 
 
-def recompile(program: ast.Program, *, vocab, max_seq_len: int, causal: bool = False):
-    """Compile a distilled program with tracr and import it: model -> program -> model."""
-    from tracr.compiler import compiling
+def _drop_causal_mask(program: ast.Program) -> ast.Program:
+    """Each `mask & s` (or `s & mask`) becomes `s`: a causal compile masks every head."""
+    from distill.tables import CAUSAL_SELECT
+
+    lookup = program.lookup()
+
+    def is_mask(node) -> bool:
+        while isinstance(node, ast.Name) and node.id in lookup:
+            node = lookup[node.id]
+        return node == CAUSAL_SELECT
+
+    def drop(node):
+        if isinstance(node, ast.SelectAnd):
+            if is_mask(node.left):
+                return node.right
+            if is_mask(node.right):
+                return node.left
+        return node
+
+    return ast.rewrite_program(program, drop)
+
+
+def _refuse_composite_selectors(program: ast.Program) -> None:
+    lookup = program.lookup()
+    composite = (ast.SelectAnd, ast.SelectOr, ast.SelectNot)
+    refused = sorted(
+        name
+        for name in _reachable_names(program)
+        if any(isinstance(node, composite) for node in _subtree(lookup[name]))
+    )
+    if refused:
+        raise BadInputError(
+            f"tracr compiles no composite selector (&, |, ~): {', '.join(refused)}. "
+            "A program read off a causal model ands the causal mask "
+            "select(indices, indices, <=) into every select: compile it with causal "
+            "attention (--causal), which masks every head."
+        )
+
+
+def _subtree(node: ast.Node):
+    """`node` and every node under it, up to the names it refers to."""
+    yield node
+    for child in node.children:
+        yield from _subtree(child)
+
+
+def _reachable_names(program: ast.Program) -> set[str]:
+    """The definitions the output depends on."""
+    lookup = program.lookup()
+    reached: set[str] = set()
+    stack = [program.output]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            if node.id not in reached and node.id in lookup:
+                reached.add(node.id)
+                stack.append(lookup[node.id])
+        else:
+            stack.extend(node.children)
+    return reached
+
+
+class _Definitions:
+    """Definitions being rewritten in order, with fresh names for the ones added."""
+
+    def __init__(self, program: ast.Program):
+        self.taken = {d.name for d in program.definitions}
+        self.definitions: list[ast.Definition] = []
+
+    def add(self, base: str, node: ast.Node) -> ast.Name:
+        name = base
+        for suffix in itertools.count(2):
+            if name not in self.taken:
+                break
+            name = f"{base}_{suffix}"
+        self.taken.add(name)
+        self.definitions.append(ast.Definition(name, node))
+        return ast.Name(name)
+
+
+def _named_sops(program: ast.Program) -> ast.Program:
+    """Every SOp but tokens and indices gets a definition of its own.
+
+    The value sets written into tracr's graph are found by definition name.
+    """
+    rewritten = _Definitions(program)
+
+    def hoist(owner: str):
+        def name_children(node):
+            children = {
+                f.name: rewritten.add(f"{owner}_{f.name}", child)
+                for f in dataclasses.fields(node)
+                if isinstance(child := getattr(node, f.name), ast.SOp)
+                and not isinstance(child, (ast.Tokens, ast.Indices))
+            }
+            return dataclasses.replace(node, **children) if children else node
+
+        return name_children
+
+    for definition in program.definitions:
+        node = ast.rewrite(definition.node, hoist(definition.name))
+        rewritten.definitions.append(dataclasses.replace(definition, node=node))
+    output = ast.rewrite(program.output, hoist("output"))
+    if isinstance(output, ast.SOp) and not isinstance(output, (ast.Tokens, ast.Indices)):
+        output = rewritten.add("output", output)
+    return ast.Program(tuple(rewritten.definitions), output, program.origin)
+
+
+def _with_categorical_operands(program: ast.Program) -> ast.Program:
+    """Numerical operands where tracr needs categorical ones get categorical twins."""
+    from dsl.tracr_bridge import linear_factors
+
+    rewritten = _Definitions(program)
+    encodings: dict[str, ast.Encoding] = {}
+    twins: dict[tuple[str, ast.Encoding], ast.Name] = {}
+
+    def encoding(operand: ast.Node) -> ast.Encoding | None:
+        if isinstance(operand, ast.Name):
+            return encodings.get(operand.id)
+        return operand.encoding
+
+    def encoded(operand: ast.Node, wanted: ast.Encoding) -> ast.Node:
+        if encoding(operand) in (wanted, None):
+            return operand
+        label = operand.id if isinstance(operand, ast.Name) else type(operand).__name__.lower()
+        key = (label, wanted)
+        if key not in twins:
+            twins[key] = rewritten.add(
+                f"{label}_{wanted.value}", ast.Map(IDENTITY, operand, encoding=wanted)
+            )
+            encodings[twins[key].id] = wanted
+        return twins[key]
+
+    for definition in program.definitions:
+        node = definition.node
+        if isinstance(node, ast.Select):
+            node = dataclasses.replace(
+                node,
+                keys=encoded(node.keys, ast.CATEGORICAL),
+                queries=encoded(node.queries, ast.CATEGORICAL),
+            )
+        elif isinstance(node, ast.SequenceMap):
+            linear = node.encoding == ast.NUMERICAL and linear_factors(node.fn) is not None
+            operands = ast.NUMERICAL if linear else ast.CATEGORICAL
+            node = dataclasses.replace(
+                node, left=encoded(node.left, operands), right=encoded(node.right, operands)
+            )
+            if not linear and node.encoding == ast.NUMERICAL:
+                categorical = dataclasses.replace(node, encoding=ast.CATEGORICAL)
+                twin = rewritten.add(f"{definition.name}_categorical", categorical)
+                twins[(definition.name, ast.CATEGORICAL)] = twin
+                encodings[twin.id] = ast.CATEGORICAL
+                node = ast.Map(IDENTITY, twin, encoding=ast.NUMERICAL)
+        if isinstance(node, (ast.SOp, ast.Name)):  # a name may alias another definition
+            encodings[definition.name] = encoding(node)
+        rewritten.definitions.append(dataclasses.replace(definition, node=node))
+    return ast.Program(tuple(rewritten.definitions), program.output, program.origin)
+
+
+def value_sets(program: ast.Program, vocab, max_seq_len: int) -> dict[str, frozenset]:
+    """Every value each SOp definition can take on the domain (a superset), by name.
+
+    tracr's rules (see `dsl.types`), except that a numerical aggregate takes
+    every mean of the values it aggregates, and a function's inputs where it
+    fails (a table without the entry) give nothing, as if they never occur.
+    """
+    inference = _ValueSets(frozenset(vocab), max_seq_len)
+    for definition in program.definitions:
+        node = definition.node
+        if isinstance(node, ast.SOp) or (isinstance(node, ast.Name) and node.id in inference.sets):
+            inference.sets[definition.name] = inference.of(node)
+    return inference.sets
+
+
+@dataclasses.dataclass
+class _ValueSets:
+    vocab: frozenset
+    max_seq_len: int
+    sets: dict[str, frozenset] = dataclasses.field(default_factory=dict)
+
+    def of(self, node: ast.Node) -> frozenset:
+        if isinstance(node, ast.Name):
+            return self.sets[node.id]
+        if isinstance(node, ast.Tokens):
+            return self.vocab
+        if isinstance(node, ast.Indices):
+            return frozenset(range(self.max_seq_len))
+        if isinstance(node, ast.SelectorWidth):
+            return frozenset(range(self.max_seq_len + 1))
+        if isinstance(node, ast.Full):
+            return frozenset({node.value})
+        if isinstance(node, ast.Map):
+            return _applied(node.fn, [(x,) for x in self.of(node.arg)])
+        if isinstance(node, ast.SequenceMap):
+            return _applied(node.fn, itertools.product(self.of(node.left), self.of(node.right)))
+        if isinstance(node, ast.Aggregate):
+            from dsl.tracr_bridge import aggregate_means
+
+            source = self.of(node.sop)
+            if node.encoding == ast.CATEGORICAL:
+                return source
+            return source | {node.default} | aggregate_means(source, self.max_seq_len)
+        raise TypeError(f"no value set for {type(node).__name__}")
+
+
+def _applied(fn: ast.Function, arguments) -> frozenset:
+    return frozenset(_tabulated(fn, arguments).values()) - {None}
+
+
+def _tabulated(fn: ast.Function, arguments) -> dict:
+    """fn's result per argument tuple, leaving out those with a None or where fn fails."""
+    call = make_callable(fn)
+    results = {}
+    for args in arguments:
+        if any(a is None for a in args):
+            continue
+        try:
+            results[args] = call(*args)
+        except Exception:  # noqa: BLE001, S112 - undefined there: that input never occurs
+            continue
+    return results
+
+
+def _complete_tables(program: ast.Program, vocab, max_seq_len: int) -> ast.Program:
+    """Each table gets an entry (its first output) for every argument its operands can take."""
+    inference = _ValueSets(frozenset(vocab), max_seq_len, value_sets(program, vocab, max_seq_len))
+
+    def complete(node):
+        if not isinstance(node, (ast.Map, ast.SequenceMap)) or not isinstance(node.fn, ast.Table):
+            return node
+        if isinstance(node, ast.Map):
+            arguments = inference.of(node.arg)
+        else:
+            arguments = itertools.product(inference.of(node.left), inference.of(node.right))
+        entries = node.fn.as_dict()
+        if not entries:
+            return node
+        filler = node.fn.entries[0][1]
+        added = tuple((key, filler) for key in arguments if key not in entries)
+        return dataclasses.replace(node, fn=ast.Table(node.fn.entries + added)) if added else node
+
+    return ast.rewrite_program(program, complete)
+
+
+def _split_signed_numbers(program: ast.Program, vocab, max_seq_len: int) -> ast.Program:
+    """A categorical -> numerical map with negative values becomes (positive part) - (negative part).
+
+    tracr's MLP for such a map has the output itself as its one hidden unit,
+    whose ReLU clips negative values; a linear sequence_map keeps the sign.
+    """
+    inference = _ValueSets(frozenset(vocab), max_seq_len, value_sets(program, vocab, max_seq_len))
+    lookup = program.lookup()
+    rewritten = _Definitions(program)
+    for definition in program.definitions:
+        node = definition.node
+        arg = arg_node = getattr(node, "arg", None)
+        while isinstance(arg_node, ast.Name):
+            arg_node = lookup[arg_node.id]
+        if (
+            isinstance(node, ast.Map)
+            and node.encoding == ast.NUMERICAL
+            and arg_node.encoding == ast.CATEGORICAL
+            and any(value < 0 for value in inference.sets[definition.name])
+        ):
+            values = _tabulated(node.fn, [(x,) for x in inference.of(arg)])
+            parts = [
+                rewritten.add(
+                    f"{definition.name}_{part}",
+                    ast.Map(
+                        ast.Table(tuple((x, max(sign * v, 0)) for (x,), v in values.items())),
+                        arg,
+                        encoding=ast.NUMERICAL,
+                    ),
+                )
+                for part, sign in (("positive", 1), ("negative", -1))
+            ]
+            node = ast.SequenceMap(DIFFERENCE, *parts, encoding=ast.NUMERICAL)
+        rewritten.definitions.append(dataclasses.replace(definition, node=node))
+    return ast.Program(tuple(rewritten.definitions), program.output, program.origin)
+
+
+def compile_program(
+    program: ast.Program, *, vocab, max_seq_len: int, causal: bool = False, compiler_bos="BOS"
+):
+    """tracr's compiled model of `program` (lowered), built on the program's own value sets."""
+    from tracr.compiler import (
+        basis_inference,
+        craft_graph_to_model,
+        craft_model_to_transformer,
+        expr_to_craft_graph,
+        nodes,
+        rasp_to_graph,
+        validating,
+    )
+    from tracr.craft import bases
+    from tracr.rasp import rasp
 
     import dsl
+
+    if compiler_bos in vocab:
+        raise BadInputError(f"the BOS token {compiler_bos!r} is in the vocab")
+    lowered = lower_for_tracr(program, vocab=vocab, max_seq_len=max_seq_len, causal=causal)
+    sop = dsl.to_tracr(lowered)
+    # The stages of tracr's compiling.compile_rasp_to_model, value sets set in between.
+    unsupported = validating.static_validate(sop)
+    if unsupported:
+        reasons = "\n".join(f"{u.expr.name}: {u.reason}" for u in unsupported)
+        raise NotImplementedError(f"Unsupported RASP expressions:\n{reasons}")
+    extracted = rasp_to_graph.extract_rasp_graph(sop)
+    graph, sources, sink = extracted.graph, extracted.sources, extracted.sink
+    basis_inference.infer_bases(graph, sink, set(vocab), max_seq_len)
+    sets = value_sets(lowered, vocab, max_seq_len)
+    for node in graph.nodes.values():
+        expr = node[nodes.EXPR]
+        # Every SOp but tokens and indices is a definition, named after it (labels add an id).
+        if isinstance(expr, rasp.SOp) and expr.name in sets:
+            node[nodes.VALUE_SET] = set(sets[expr.name])
+            if rasp.is_categorical(expr):
+                space = bases.VectorSpaceWithBasis.from_values(expr.label, sets[expr.name])
+                node[nodes.OUTPUT_BASIS] = space.basis
+    expr_to_craft_graph.add_craft_components_to_rasp_graph(
+        graph,
+        bos_dir=bases.BasisDirection(rasp.tokens.label, compiler_bos),
+        mlp_exactness=_mlp_exactness(graph),
+    )
+    craft_model = craft_graph_to_model.craft_graph_to_model(graph, sources)
+    return craft_model_to_transformer.craft_model_to_transformer(
+        craft_model=craft_model,
+        graph=graph,
+        sink=sink,
+        max_seq_len=max_seq_len,
+        causal=causal,
+        compiler_bos=compiler_bos,
+        compiler_pad="compiler_pad",
+    )
+
+
+def _mlp_exactness(graph) -> float:
+    """Sharp enough that each discretising MLP steps well within half the gap of its inputs."""
+    from tracr.compiler import nodes
+    from tracr.rasp import rasp
+
+    gaps = [math.inf]
+    for node in graph.nodes.values():
+        expr = node[nodes.EXPR]
+        if isinstance(expr, rasp.Map) and rasp.is_numerical(expr.inner):
+            values = np.sort(np.array(list(graph.nodes[expr.inner.label][nodes.VALUE_SET]), float))
+            gaps.extend(np.diff(values))
+    return max(MLP_EXACTNESS, 4 / min(gaps))
+
+
+def recompile(program: ast.Program, *, vocab, max_seq_len: int, causal: bool = False):
+    """Compile a distilled program with tracr and import it: model -> program -> model."""
     from distill.tracr_import import from_tracr
 
-    sop = dsl.to_tracr(lower_for_tracr(program))
-    assembled = compiling.compile_rasp_to_model(
-        sop, vocab=set(vocab), max_seq_len=max_seq_len, compiler_bos="BOS", causal=causal
-    )
-    return from_tracr(assembled)
+    return from_tracr(compile_program(program, vocab=vocab, max_seq_len=max_seq_len, causal=causal))
 
 
-def closed_loop_disagreements(result, model, limit: int = 20_000) -> tuple[int, int, list]:
-    """Recompile `result.program`; compare with `model` on the claimed domain (first `limit` inputs).
+def closed_loop_disagreements(result, model) -> tuple[int, int, list]:
+    """Recompile `result.program`; compare with `model` on every input of the claimed domain.
 
-    Returns (inputs compared, inputs that differ, up to 3 examples).
+    Returns (inputs compared, inputs that differ, up to 3 (input, expected, got)).
     """
-    from distill.precondition import precondition_holds
-    from dsl.domain import enumerate_inputs
-
     spec = model.config
     rebuilt = recompile(
         result.program, vocab=spec.vocab, max_seq_len=spec.max_seq_len, causal=spec.causal
     )
-    inputs = [x for batch in enumerate_inputs(list(spec.vocab), spec.max_seq_len) for x in batch][
-        :limit
-    ]
-    inputs = [x for x, ok in zip(inputs, precondition_holds(result.table_program, inputs)) if ok]
-    differ = [
-        (x, a, b)
-        for x, a, b in zip(inputs, model.predict(inputs), rebuilt.predict(inputs))
-        if not all(_close(u, v) for u, v in zip(a, b))
-    ]
-    return len(inputs), len(differ), differ[:3]
+    return disagreements(model, rebuilt, claimed=result.table_program)
 
 
-def _close(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(a - b) <= 1e-3
-    return a == b
+def disagreements(model, rebuilt, claimed: ast.Program | None = None) -> tuple[int, int, list]:
+    """Two models on every input (where `claimed`, a table program, meets the precondition).
+
+    Returns (inputs compared, inputs that differ, up to 3 (input, expected, got)).
+    """
+    from distill.precondition import precondition_holds, restricts
+    from distill.sweep import agreement_matrix, chunks, evaluate_model
+    from dsl.domain import ordered_vocab
+
+    vocab = ordered_vocab(model.config.vocab)
+    rebuilt_ids = np.array([list(rebuilt.config.vocab).index(token) for token in vocab])
+    compared, differ, examples = 0, 0, []
+    for chunk in chunks(vocab, model.config.max_seq_len):
+        expected = evaluate_model(model, chunk.inputs, chunk.tokens)
+        got = evaluate_model(rebuilt, chunk.inputs, rebuilt_ids[chunk.tokens])
+        if model.config.output_kind == rebuilt.config.output_kind == "numerical":
+            # Codes index the distinct numbers seen: compare the numbers themselves.
+            gap = np.asarray(expected.table)[expected.codes] - np.asarray(got.table)[got.codes]
+            agree = (np.abs(gap) <= NUMERICAL_TOLERANCE).all(axis=1)
+        else:
+            same = agreement_matrix(expected.table, got.table)
+            agree = same[expected.codes, got.codes].all(axis=1)
+        holds = np.ones(len(chunk.inputs), dtype=bool)
+        if claimed is not None and restricts(claimed):
+            holds = np.asarray(precondition_holds(claimed, chunk.inputs), dtype=bool)
+        compared += int(holds.sum())
+        rows = np.flatnonzero(holds & ~agree)
+        differ += len(rows)
+        for row in rows[: 3 - len(examples)].tolist():
+            x = chunk.inputs[row]
+            examples.append((x, model.predict([x])[0], rebuilt.predict([x])[0]))
+    return compared, differ, examples

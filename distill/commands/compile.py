@@ -13,14 +13,14 @@ import dsl
 from distill.cli_common import check_max_len, parse_vocab
 from distill.commands.eval import read_program
 from distill.errors import BadInputError
-from distill.recompile import lower_for_tracr
+from distill.recompile import compile_program
 
 # tracr adds a BOS token to the vocab; the first of these not in the vocab is used.
 BOS_CANDIDATES = ("BOS", "compiler_bos")
 
 
 def load_program(source: str, vocab: list, max_len: int):
-    """The tracr SOp named by SRC: a `.rasp` file, or `file.py:NAME` (runs the file)."""
+    """The program named by SRC: a `.rasp` file, or `file.py:NAME` (runs the file; a tracr SOp)."""
     path_text, _, name = source.rpartition(":")
     if path_text.endswith(".py") and name:
         return _python_sop(Path(path_text), name)
@@ -32,8 +32,7 @@ def load_program(source: str, vocab: list, max_len: int):
     program = read_program(path)
     for warning in dsl.infer(program, vocab, max_len).warnings:
         print(f"warning: {warning.render()}", file=sys.stderr)
-    # A distilled program's defaults follow its model; tracr takes None there (see recompile).
-    return dsl.to_tracr(lower_for_tracr(program))
+    return program
 
 
 def _python_sop(path: Path, name: str):
@@ -56,11 +55,18 @@ def _python_sop(path: Path, name: str):
 
 
 def compile_sop(sop, vocab: list, max_len: int, causal: bool):
-    """tracr's compiled model of `sop`; a program tracr cannot compile is bad input."""
+    """tracr's compiled model of `sop`; a program tracr cannot compile is bad input.
+
+    A `.rasp` program is first lowered to what tracr compiles (see distill.recompile).
+    """
     from tracr.compiler import compiling
 
     bos = next(candidate for candidate in BOS_CANDIDATES if candidate not in vocab)
     try:
+        if isinstance(sop, dsl.Program):
+            return compile_program(
+                sop, vocab=vocab, max_seq_len=max_len, causal=causal, compiler_bos=bos
+            )
         return compiling.compile_rasp_to_model(
             sop, vocab=set(vocab), max_seq_len=max_len, causal=causal, compiler_bos=bos
         )
