@@ -2,21 +2,27 @@
 
 For each distinct compilable tracr case (distill.tracr_suite): compile it,
 import it rotated with `distill.from_tracr`, distill it, emit `module.py` from
-the distilled program (what `distill run` writes),
-and time both forwards on the same full-domain batch (every input up to the
-case's length; a seeded sample of SAMPLE_SIZE inputs where the domain is
-larger), in the same process, best of several repeats (the machine may be
-shared). Checks the module agrees with the model wherever the program is
-defined, then prints per case the layers, the batch size, both times and the
-ratio; the module must equal the model on the claimed domain (the inputs meeting
-the distilled program's precondition). Both run single-threaded (torch.set_num_threads(1)): on a shared
-machine, multi-threaded timings of kernels this small measure thread-pool
-waits, not work.
+the distilled program (what `distill run` writes), and run both forwards on
+the case's whole domain (every input up to its length), in the same process:
+
+- a domain of at most CHUNK_SIZE inputs is one batch (lengths mixed, PAD after
+  short inputs), timed as the best of several repeats (the machine may be shared);
+- a larger one is streamed in chunks of CHUNK_SIZE inputs of one length, their
+  token ids built with torch from the index of each input (the enumeration order
+  of dsl.domain), and each forward is timed once per chunk: the times are the
+  sums over the chunks, so the ratio is over the whole domain.
+
+The module must equal the model on the claimed domain (the inputs meeting the
+distilled program's precondition), on every input: exit status 1 if it does not.
+Prints per case the layers, the number of inputs, both times and the ratio, then
+a summary. Both run single-threaded (torch.set_num_threads(1)): on a shared
+machine, multi-threaded timings of kernels this small measure thread-pool waits,
+not work.
 
 The expectation is >= EXPECTED_RATIO x for every case with >= 2 layers; cases
 below it are listed at the end. On a batch of a few dozen inputs both forwards
 are per-operation overhead (microseconds each), so the ratio is that of their
-operation counts. Exit status 1 only if the module disagrees with the model.
+operation counts.
 
     .venv/bin/python benchmarks/replacement.py [CASE_NAME ...]
 """
@@ -40,9 +46,10 @@ import dsl
 from distill.emit_torch import CLASS_NAME, torch_module_source
 from distill.pipeline import DistillConfig
 from distill.precondition import precondition_holds
-from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
+from dsl import ast
+from dsl.domain import count_inputs, enumerate_inputs
 
-SAMPLE_SIZE = 20_000
+CHUNK_SIZE = 20_000
 REPEATS = 7
 TIME_BUDGET = 3.0
 EXPECTED_RATIO = 10.0
@@ -70,33 +77,84 @@ def load_module(source: str, directory: str):
     return getattr(module, CLASS_NAME)()
 
 
-def domain(vocab, max_seq_len: int) -> tuple[list[list], str]:
-    if count_inputs(vocab, max_seq_len) <= SAMPLE_SIZE:
-        return [list(x) for batch in enumerate_inputs(vocab, max_seq_len) for x in batch], "all"
-    return sample_inputs(vocab, max_seq_len, SAMPLE_SIZE, seed=0), "sample"
+def length_chunks(config, length: int):
+    """Token ids [chunk, 1 + length] of every input of one length, CHUNK_SIZE at a time, in
+    dsl.domain's order: input number i has the base-len(vocab) digits of i as token ids."""
+    base = len(config.vocab)
+    powers = base ** torch.arange(length - 1, -1, -1)
+    total = base**length
+    for start in range(0, total, CHUNK_SIZE):
+        index = torch.arange(start, min(start + CHUNK_SIZE, total))
+        digits = index[:, None] // powers % base
+        yield torch.cat([torch.full((len(index), 1), config.bos_id), digits], 1)
 
 
-def disagreements(model, claimed, inputs, model_out, module_out) -> int:
+def needs_precondition(program: ast.Program) -> bool:
+    """Whether precondition_holds can be False: only a categorical aggregate restricts it."""
+    return any(
+        isinstance(d.node, ast.Aggregate) and d.node.encoding == ast.CATEGORICAL
+        for d in program.definitions
+    )
+
+
+def claimed_rows(result, config, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[batch] bool: the inputs in the claimed domain (precondition_holds)."""
+    if not needs_precondition(result.table_program):
+        return torch.ones(len(ids), dtype=torch.bool)
+    inputs = [
+        [config.vocab[i] for i in row[1:length]]
+        for row, length in zip(ids.tolist(), mask.sum(1).tolist())
+    ]
+    return torch.tensor(precondition_holds(result.table_program, inputs))
+
+
+def disagreements(model, claimed, mask, model_out, module_out) -> int:
     """Positions of inputs in the claimed domain where module and model decode differently."""
-    lengths = [len(x) for x in inputs]
-    by_model, by_module = model.decode(model_out, lengths), model.decode(module_out, lengths)
-    count = 0
-    for inside, a, b in zip(claimed, by_model, by_module):
-        if not inside:
-            continue
-        for position in range(len(a)):
-            if model.config.output_kind == "numerical":
-                count += abs(a[position] - b[position]) > 1e-4
-            else:
-                count += a[position] != b[position]
-    return count
+    checked = mask.clone()
+    checked[:, 0] = False  # BOS
+    checked &= claimed[:, None]
+    if model.config.output_kind == "numerical":
+        wrong = (model_out[..., 0] - module_out[..., 0]).abs() > 1e-4
+    else:
+        wrong = model.output_indices(model_out) != model.output_indices(module_out)
+    return int((wrong & checked).sum())
+
+
+def compare(model, module, result) -> tuple[int, float, float, int]:
+    """(inputs, model seconds, module seconds, disagreeing positions) over the whole domain."""
+    config = model.config
+    if count_inputs(config.vocab, config.max_seq_len) <= CHUNK_SIZE:
+        inputs = [
+            list(x) for batch in enumerate_inputs(config.vocab, config.max_seq_len) for x in batch
+        ]
+        ids, mask = model.encode(inputs)
+        model_out, module_out = model(ids, mask), module(ids, mask)
+        wrong = disagreements(
+            model, claimed_rows(result, config, ids, mask), mask, model_out, module_out
+        )
+        return len(inputs), best_time(model, ids, mask), best_time(module, ids, mask), wrong
+    inputs, model_time, module_time, wrong = 0, 0.0, 0.0, 0
+    for length in range(1, config.max_seq_len + 1):
+        for ids in length_chunks(config, length):
+            mask = ids != config.pad_id
+            start = time.perf_counter()
+            model_out = model(ids, mask)
+            middle = time.perf_counter()
+            module_out = module(ids, mask)
+            model_time += middle - start
+            module_time += time.perf_counter() - middle
+            claimed = claimed_rows(result, config, ids, mask)
+            wrong += disagreements(model, claimed, mask, model_out, module_out)
+            inputs += len(ids)
+    return inputs, model_time, module_time, wrong
 
 
 def main(names: list[str]) -> int:
     torch.set_num_threads(1)
     cases = [c for c in distinct_compilable(ALL_CASES) if not names or c.name in names]
     print(f"{'case':34} {'layers':>6} {'inputs':>12} {'model ms':>9} {'module ms':>9} {'ratio':>7}")
-    disagreeing, slow, not_emitted = [], [], []
+    disagreeing, slow, not_emitted, ratios = [], [], [], []
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as directory, torch.no_grad():
         for case in cases:
             model = distill.from_tracr(compiled(case), rotate=0)
@@ -119,23 +177,18 @@ def main(names: list[str]) -> int:
                 not_emitted.append(case.name)
                 continue
             module = load_module(source, directory)
-            inputs, how = domain(config.vocab, config.max_seq_len)
-            ids, mask = model.encode(inputs)
-            model_out, module_out = model(ids, mask), module(ids, mask)
-            model_time = best_time(model, ids, mask)
-            module_time = best_time(module, ids, mask)
+            inputs, model_time, module_time, wrong = compare(model, module, result)
             ratio = model_time / module_time
-            claimed = precondition_holds(result.table_program, inputs)
-            wrong = disagreements(model, claimed, inputs, model_out, module_out)
+            ratios.append((case.name, config.n_layers, ratio))
             note = ""
             if wrong:
                 note = f"  DISAGREES at {wrong} positions"
                 disagreeing.append(case.name)
             elif config.n_layers >= 2 and ratio < EXPECTED_RATIO:
                 note = f"  below {EXPECTED_RATIO:g}x"
-                slow.append(f"{case.name} ({len(inputs)} inputs, {ratio:.1f}x)")
+                slow.append(f"{case.name} ({inputs} inputs, {ratio:.1f}x)")
             print(
-                f"{case.name:34} {config.n_layers:>6} {len(inputs):>7} {how:>4} "
+                f"{case.name:34} {config.n_layers:>6} {inputs:>12} "
                 f"{1000 * model_time:>9.2f} {1000 * module_time:>9.2f} {ratio:>6.1f}x{note}",
                 flush=True,
             )
@@ -143,6 +196,13 @@ def main(names: list[str]) -> int:
         print(f"not emitted (rejected by the type checker): {', '.join(not_emitted)}")
     if slow:
         print(f"below {EXPECTED_RATIO:g}x with >= 2 layers: {', '.join(slow)}")
+    deep = [ratio for _, layers, ratio in ratios if layers >= 2]
+    print(
+        f"summary: {len(ratios)} cases compared on their whole domain, "
+        f"{sum(ratio >= EXPECTED_RATIO for _, _, ratio in ratios)} at >= {EXPECTED_RATIO:g}x, "
+        f"minimum ratio with >= 2 layers {min(deep, default=float('nan')):.1f}x; "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     if disagreeing:
         print(f"module and model disagree: {', '.join(disagreeing)}", file=sys.stderr)
         return 1

@@ -332,3 +332,104 @@ def test_lambda_predicates_see_none_where_comparisons_are_undefined(tmp_path):
     )
     module = getattr(_load(source, tmp_path, "comparison"), CLASS_NAME)()
     assert not module(_encode(inputs, ["a", "b"])).any()  # every position undefined: all zeros
+
+
+# Programs reaching each path of the generator that the tracr cases may miss, checked against
+# dsl.evaluate on every input of every length up to max_seq_len, in one batch mixing lengths
+# (so PAD): what depends on positions only is computed in __init__ for max_seq_len positions
+# and sliced to each batch's width.
+PATH_PROGRAMS = {
+    "position-only selects, both aggregates and widths": (
+        "prevs = select(indices, indices, <=)\n"
+        "is_a = numerical map(lambda t: 1 if t == 1 else 0, tokens)\n"
+        "frac = numerical aggregate(prevs, is_a, default=0)\n"
+        "shift = select(indices, indices, lambda k, q: k == q - 1)\n"
+        "prev = aggregate(shift, tokens, default=0)\n"
+        "width = selector_width(prevs & select(tokens, tokens, ==))\n"
+        "return sequence_map(lambda a, b: a + b, prev, width) + frac\n",
+        (1, 2),
+        6,
+    ),
+    "several equal numbers selected (affine values: the sum table)": (
+        "same = select(tokens, tokens, ==)\nreturn aggregate(same, tokens)\n",
+        (1, 2, 3),
+        5,
+    ),
+    "several different numbers selected (affine values: the sum table)": (
+        "return aggregate(select(indices, indices, <=), tokens)\n",
+        (1, 2, 3),
+        5,
+    ),
+    "several different numbers selected (not affine: the float path)": (
+        "return aggregate(select(indices, indices, <=), tokens)\n",
+        (1, 2, 5),
+        5,
+    ),
+    "several words selected (undefined)": (
+        "return aggregate(select(indices, indices, <=), tokens)\n",
+        ("a", "b"),
+        5,
+    ),
+    "maps of maps, composed into one table": (
+        "a = map(lambda t: t + 1, tokens)\n"
+        "b = map(lambda x: x * 2, a)\n"
+        "return map(lambda x: x - 3, b)\n",
+        (1, 2, 3),
+        4,
+    ),
+    "numerical arithmetic on two SOps, one torch operation": (
+        "prevs = select(indices, indices, <=)\n"
+        "opens = numerical aggregate(prevs, numerical map(lambda t: 1 if t == 1 else 0, tokens), default=0)\n"
+        "closes = numerical aggregate(prevs, numerical map(lambda t: 1 if t == 2 else 0, tokens), default=0)\n"
+        "balance = numerical opens - closes\n"
+        "spread = numerical sequence_map(lambda x, y: y * x, balance, numerical map(lambda i: i, indices))\n"
+        "return numerical sequence_map(lambda x, y: y + x, spread, opens)\n",
+        (1, 2, 3),
+        6,
+    ),
+    "a selector negated (selects PAD keys)": (
+        "return selector_width(~select(tokens, tokens, ==))\n",
+        ("a", "b"),
+        6,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "text, vocab, max_seq_len", PATH_PROGRAMS.values(), ids=list(PATH_PROGRAMS)
+)
+def test_module_equals_evaluate_on_each_path(text, vocab, max_seq_len, tmp_path):
+    program = _program(text)
+    assert count_inputs(vocab, max_seq_len) <= MAX_INPUTS  # every length, max_seq_len included
+    assert _check_against_evaluate(program, list(vocab), max_seq_len, tmp_path) > 0
+
+
+def test_lookups_of_lookups_are_one_gather(tmp_path):
+    text, vocab, max_seq_len = PATH_PROGRAMS["maps of maps, composed into one table"]
+    source = torch_module_source(
+        _program(text),
+        vocab=vocab,
+        bos=BOS,
+        max_seq_len=max_seq_len,
+        output_kind="categorical",
+        output_values=(1, 3, 5),
+        domain_note="",
+    )
+    forward = source[source.index("def forward") :]
+    # Three maps and the one-hot output: one table lookup at run time.
+    assert forward.count("_gather(") == 1, forward
+
+
+def test_longer_input_than_max_seq_len_is_refused(tmp_path):
+    source = torch_module_source(
+        _program("return aggregate(select(indices, indices, ==), tokens)\n"),
+        vocab=("a", "b"),
+        bos=BOS,
+        max_seq_len=3,
+        output_kind="categorical",
+        output_values=("a", "b"),
+        domain_note="",
+    )
+    module = getattr(_load(source, tmp_path), CLASS_NAME)()
+    with pytest.raises(ValueError, match="MAX_SEQ_LEN"):
+        module(_encode([["a", "b", "a", "b"]], ["a", "b"]))
