@@ -688,26 +688,24 @@ def _merged_bad(em: _Emitter, var: str, *parts: _Tensor) -> str | None:
 
 
 def _gen_select_and(em: _Emitter, node: ast.SelectAnd, var: str) -> _Tensor:
-    left, right = em.selector(node.left), em.selector(node.right)
-    var = em.let(var, f"{left.var} & {right.var}")
-    return _Tensor(
-        var,
-        "selector",
-        bad=_merged_bad(em, var, left, right),
-        batched=left.batched or right.batched,
-        live_keys=left.live_keys or right.live_keys,
-    )
+    # Live keys if either side selects only live keys.
+    return _combined_selector(em, node, var, "&", any)
 
 
 def _gen_select_or(em: _Emitter, node: ast.SelectOr, var: str) -> _Tensor:
+    # Live keys only if both sides select only live keys.
+    return _combined_selector(em, node, var, "|", all)
+
+
+def _combined_selector(em: _Emitter, node, var: str, operator: str, live_if) -> _Tensor:
     left, right = em.selector(node.left), em.selector(node.right)
-    var = em.let(var, f"{left.var} | {right.var}")
+    var = em.let(var, f"{left.var} {operator} {right.var}")
     return _Tensor(
         var,
         "selector",
         bad=_merged_bad(em, var, left, right),
         batched=left.batched or right.batched,
-        live_keys=left.live_keys and right.live_keys,
+        live_keys=live_if((left.live_keys, right.live_keys)),
     )
 
 

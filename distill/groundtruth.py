@@ -31,7 +31,7 @@ import dsl
 from distill.model import Model
 from distill.pipeline import DistillConfig, DistillResult, distill
 from distill.precondition import precondition_holds
-from distill.sweep import agreement_matrix, chunks, evaluate_model
+from distill.sweep import agreement_matrix, chunks, defined_inputs, evaluate_model
 from distill.tables import CAUSAL_SELECT
 from distill.tracr_import import from_tracr
 from distill.tracr_suite import BOS
@@ -206,11 +206,11 @@ def _compare_with_source(source, result, model, batches) -> _SourceComparison:
         theirs = evaluate_arrays(source, inputs)
         ours = evaluate_arrays(result.program, inputs)
         valued = theirs.mask & _valued(theirs.output)[theirs.output.codes]
-        defined = _defined(theirs)
+        defined = defined_inputs(theirs)
         claimed = np.asarray(precondition_holds(result.table_program, inputs), dtype=bool)
         found.defined += int(defined.sum())
         found.covered &= bool(claimed[defined].all())
-        ours_agree = _agree_where_valued(theirs, ours.output, valued) & _defined(ours)
+        ours_agree = _agree_where_valued(theirs, ours.output, valued) & defined_inputs(ours)
         if found.first_difference is None and (defined & ~ours_agree).any():
             row = int(np.flatnonzero(defined & ~ours_agree)[0])
             outputs = [e.outputs()[row] for e in (theirs, ours)]
@@ -222,12 +222,6 @@ def _compare_with_source(source, result, model, batches) -> _SourceComparison:
             model_agree = _agree_where_valued(theirs, predicted, valued)
         found.model_differences += int((defined & ~model_agree).sum())
     return found
-
-
-def _defined(evaluation) -> np.ndarray:
-    defined = np.ones(len(evaluation.inputs), dtype=bool)
-    defined[list(evaluation.output.failures)] = False
-    return defined
 
 
 def _valued(output) -> np.ndarray:

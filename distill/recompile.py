@@ -408,7 +408,7 @@ def compile_program(
     unsupported = validating.static_validate(sop)
     if unsupported:
         reasons = "\n".join(f"{u.expr.name}: {u.reason}" for u in unsupported)
-        raise NotImplementedError(f"Unsupported RASP expressions:\n{reasons}")
+        raise BadInputError(f"tracr cannot compile these expressions:\n{reasons}")
     extracted = rasp_to_graph.extract_rasp_graph(sop)
     graph, sources, sink = extracted.graph, extracted.sources, extracted.sink
     basis_inference.infer_bases(graph, sink, set(vocab), max_seq_len)

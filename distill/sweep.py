@@ -86,6 +86,13 @@ def evaluate_model(model: Model, inputs: list[list], tokens: np.ndarray | None =
     return ModelOutputs(model.output_indices(out)[:, 1:].numpy(), tuple(config.output_values))
 
 
+def defined_inputs(evaluation) -> np.ndarray:
+    """[batch] whether the program is defined on each input of an evaluate_arrays batch."""
+    defined = np.ones(len(evaluation.inputs), dtype=bool)
+    defined[list(evaluation.output.failures)] = False
+    return defined
+
+
 def agreement_matrix(table_a: tuple, table_b: tuple) -> np.ndarray:
     """[len(a), len(b)] bool: whether two values agree as verify.check compares them
     (numbers within TOLERANCE, anything else by ==; None agrees with nothing)."""
@@ -154,8 +161,7 @@ def check_exhaustively(
         evaluation = evaluate_arrays(program, chunk.inputs)
         got = evaluation.output
         same = agreement_matrix(expected.table, got.table)
-        defined = np.ones(len(chunk.inputs), dtype=bool)
-        defined[list(got.failures)] = False
+        defined = defined_inputs(evaluation)
         agree = same[expected.codes, got.codes].all(axis=1) & defined
         holds = np.asarray(precondition_holds(reference, chunk.inputs), dtype=bool)
 
