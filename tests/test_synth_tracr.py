@@ -13,7 +13,6 @@ from __future__ import annotations
 import statistics
 
 from benchmarks.synth_readable import run_case
-
 from tests import tracr_cases
 
 
