@@ -13,10 +13,11 @@ from __future__ import annotations
 import sys
 import time
 
-from distill.pipeline import DistillConfig, distill
-from distill.recompile import closed_loop_disagreements
-from distill.tracr_import import from_tracr
-from distill.tracr_suite import compiled, distinct_compilable
+from distill.config import DistillConfig
+from distill.emit.recompile import closed_loop_disagreements
+from distill.groundtruth.tracr_suite import compiled, distinct_compilable
+from distill.models.tracr_import import from_tracr
+from distill.pipeline import distill
 from dsl.domain import count_inputs
 
 

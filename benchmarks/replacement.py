@@ -43,9 +43,9 @@ from tracr_cases import ALL_CASES, compiled, distinct_compilable
 
 import distill
 import dsl
-from distill.emit_torch import CLASS_NAME, torch_module_source
-from distill.pipeline import DistillConfig
-from distill.precondition import precondition_holds
+from distill.circuit.precondition import precondition_holds
+from distill.config import DistillConfig
+from distill.emit.torch_module import CLASS_NAME, torch_module_source
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
 

@@ -7,14 +7,14 @@ and the tracr importer load only when asked for).
 import importlib
 
 _LAZY = {
-    "Model": "distill.model",
-    "ModelConfig": "distill.model",
-    "from_tracr": "distill.tracr_import",
-    "load_model": "distill.model_file",
+    "Model": "distill.models.family",
+    "ModelConfig": "distill.models.family",
+    "from_tracr": "distill.models.tracr_import",
+    "load_model": "distill.models.file_format",
     "distill": "distill.pipeline",
-    "DistillConfig": "distill.pipeline",
+    "DistillConfig": "distill.config",
     "DistillResult": "distill.pipeline",
-    "run_tracr": "distill.groundtruth",
+    "run_tracr": "distill.groundtruth.scoring",
     "DistillError": "distill.errors",
 }
 

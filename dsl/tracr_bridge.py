@@ -24,11 +24,7 @@ from tracr.rasp import rasp
 from dsl import ast, parser
 from dsl.errors import BridgeError
 from dsl.functions import make_callable
-
-# Aggregate means are enumerated exactly (every multiset of selected values)
-# up to this many distinct sums per count; beyond it the bridge gives up on
-# the means, which only a categorical aggregate of several numbers produces.
-MAX_MEAN_SUMS = 20_000
+from dsl.means import aggregate_means
 
 # Names a definition may not take: the language's own words (and Python's keywords,
 # which the lambda language shares).
@@ -302,19 +298,6 @@ def _applied(function: Callable, arguments: Iterable[tuple]) -> set:
         except Exception:  # noqa: BLE001, S112 - tracr raises there: no value comes out
             continue
     return results
-
-
-def aggregate_means(values: Iterable, max_seq_len: int) -> set:
-    """Every mean tracr's aggregate can give when it selects 2..max_seq_len of `values`."""
-    numbers = {v for v in values if isinstance(v, (int, bool, float))}
-    means: set = set()
-    sums = set(numbers)
-    for count in range(2, max_seq_len + 1):
-        sums = {total + v for total in sums for v in numbers}
-        if len(sums) > MAX_MEAN_SUMS:
-            break
-        means |= {total / count for total in sums}
-    return means
 
 
 # --------------------------------------------------------------------------

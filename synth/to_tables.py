@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from dsl import ast
 from dsl.functions import make_callable
-from dsl.tracr_bridge import aggregate_means
+from dsl.means import aggregate_means
 from synth.errors import FUNCTION_ERRORS
 from synth.graph import LEAVES, flatten, inline_single_uses
 

@@ -9,11 +9,11 @@ from tracr.rasp import rasp
 
 import dsl
 from distill.cli import main
+from distill.emit.recompile import disagreements, recompile
 from distill.errors import BadInputError
-from distill.model_file import load_model
-from distill.recompile import disagreements, recompile
-from distill.tracr_import import from_tracr
-from distill.tracr_suite import ALL_CASES, compiled
+from distill.groundtruth.tracr_suite import ALL_CASES, compiled
+from distill.models.file_format import load_model
+from distill.models.tracr_import import from_tracr
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
 

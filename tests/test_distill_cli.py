@@ -11,9 +11,9 @@ from test_report_browser import _chromium
 
 import dsl
 from distill.cli import main
-from distill.model import Model
-from distill.tracr_import import from_tracr
-from distill.tracr_suite import ALL_CASES, compiled
+from distill.groundtruth.tracr_suite import ALL_CASES, compiled
+from distill.models.family import Model
+from distill.models.tracr_import import from_tracr
 
 
 def _case(name):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 import dsl
-from distill.groundtruth import run_tracr
-from distill.pipeline import DistillConfig
-from distill.tracr_suite import ALL_CASES
+from distill.config import DistillConfig
+from distill.groundtruth.scoring import run_tracr
+from distill.groundtruth.tracr_suite import ALL_CASES
 
 CASES = {
     "reverse_1": 0,

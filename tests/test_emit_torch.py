@@ -1,4 +1,4 @@
-"""distill.emit_torch: the emitted nn.Module computes the program, with the model's interface.
+"""distill.emit.torch_module: the emitted nn.Module computes the program, with the model's interface.
 
 Truths: `dsl.evaluate` (itself tested against tracr's evaluator) on every input
 of every tracr case (up to the longest length with at most MAX_INPUTS inputs) and
@@ -24,7 +24,7 @@ from tracr_cases import ALL_CASES, BOS, compiled
 
 import distill
 import dsl
-from distill.emit_torch import CLASS_NAME, GENERATORS, torch_module_source
+from distill.emit.torch_module import CLASS_NAME, GENERATORS, torch_module_source
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
 from dsl.errors import TypeCheckError

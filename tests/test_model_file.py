@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 import distill
 from distill.cli import main
 from distill.errors import ModelFileError
-from distill.model import Model, ModelConfig, ModelConfigError
-from distill.model_file import CONFIG_KEY
+from distill.models.family import Model, ModelConfig, ModelConfigError
+from distill.models.file_format import CONFIG_KEY
 
 CONFIG = ModelConfig(
     n_layers=2,

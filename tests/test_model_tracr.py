@@ -25,8 +25,8 @@ from tracr_cases import compiled, distinct_compilable
 
 import distill
 from distill.errors import BadInputError
-from distill.model import ARGMAX_TIE_TOLERANCE, Model, ModelConfig
-from distill.tracr_import import random_orthogonal
+from distill.models.family import ARGMAX_TIE_TOLERANCE, Model, ModelConfig
+from distill.models.tracr_import import random_orthogonal
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 
 EXHAUSTIVE_LIMIT = 20_000

@@ -1,4 +1,4 @@
-"""distill.report: a hand-built report survives JSON, and its HTML page shows every part of it."""
+"""distill.report.schema: a hand-built report survives JSON, and its HTML page shows every part of it."""
 
 import json
 import re
@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from distill.errors import BadInputError
-from distill.report import (
+from distill.report.schema import (
     Circuit,
     Counterexample,
     HeadEvidence,

@@ -13,7 +13,7 @@ from html import escape
 
 from test_report import REVERSE_SOURCE, sample_report
 
-from distill.report import write_html
+from distill.report.schema import write_html
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 
 import dsl
-from distill.pipeline import DistillConfig, distill
-from distill.precondition import PRECONDITION, precondition_holds
-from distill.sweep import agreement_matrix, check_exhaustively, chunks
-from distill.tracr_import import from_tracr
-from distill.tracr_suite import ALL_CASES, compiled
+from distill.checks.sweep import agreement_matrix, check_exhaustively, chunks
+from distill.circuit.precondition import PRECONDITION, precondition_holds
+from distill.config import DistillConfig
+from distill.groundtruth.tracr_suite import ALL_CASES, compiled
+from distill.models.tracr_import import from_tracr
+from distill.pipeline import distill
 from dsl import ast
 from dsl.domain import enumerate_inputs
 from verify.check import check

@@ -1,6 +1,6 @@
 """The tracr ground-truth cases, shared by the tests (the table lives in distill.tracr_suite)."""
 
-from distill.tracr_suite import (  # noqa: F401
+from distill.groundtruth.tracr_suite import (  # noqa: F401
     ALL_CASES,
     BOS,
     LIB_CASES,

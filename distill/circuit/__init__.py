@@ -1,0 +1,1 @@
+"""Circuit discovery: traces -> variables -> components and what they read -> tables."""

@@ -1,0 +1,70 @@
+"""`distill verify`: check a `.rasp` program against a model file on concrete inputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from distill.cli.options import read_program
+from distill.errors import BadInputError
+
+
+def verify_command(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="A model file (.safetensors)."),
+    program_path: Path = typer.Argument(..., metavar="PROGRAM", help="The .rasp program to check."),
+    exhaustive: bool = typer.Option(
+        False, "--exhaustive", help="Check every input up to the model's length."
+    ),
+    samples: int = typer.Option(None, "--samples", help="Check K seeded random inputs instead."),
+    seed: int = typer.Option(0, "--seed", help="The sampling seed (with --samples)."),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", help="Numbers closer than this are equal."
+    ),
+) -> None:
+    """Compare PROGRAM with MODEL on the model's vocabulary and lengths 1..max_seq_len.
+
+    Without --exhaustive or --samples, every input is checked when there are at
+    most 200,000 of them, else 2,000 seeded samples. Inputs on which the program
+    is undefined are excluded and counted. Exit 0 when they agree, 1 with a
+    counterexample when they do not.
+    """
+    import dsl
+    from distill.models.file_format import load_model
+    from verify import check
+    from verify.check import DEFAULT_SAMPLES
+
+    if exhaustive and samples is not None:
+        raise BadInputError("--exhaustive and --samples exclude each other: give one")
+    if samples is not None and samples < 1:
+        raise BadInputError(f"--samples: expected a positive number, got {samples}")
+    model = load_model(model_path)
+    config = model.config
+    program = read_program(program_path)
+    info = dsl.infer(program, list(config.vocab), config.max_seq_len)
+    for warning in info.warnings:
+        print(f"warning: {warning.render()}", file=sys.stderr)
+    verdict = check(
+        program,
+        model.predict,
+        vocab=config.vocab,
+        max_seq_len=config.max_seq_len,
+        exhaustive=True if exhaustive else (False if samples is not None else None),
+        samples=samples or DEFAULT_SAMPLES,
+        seed=seed,
+        tolerance=tolerance,
+    )
+    print(verdict)
+    for example in verdict.counterexamples:
+        print(f"counterexample: {example}")
+    if verdict.undefined_inputs:
+        print(
+            f"note: {verdict.undefined_inputs:,} inputs excluded: the program is undefined on them"
+        )
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify_command)

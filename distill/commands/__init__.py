@@ -1,1 +1,0 @@
-"""CLI commands: every module here defines `register(app)` (found automatically)."""

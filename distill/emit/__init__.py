@@ -1,0 +1,1 @@
+"""What a distillation writes: the torch replacement module, recompilation, the artifacts."""

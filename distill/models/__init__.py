@@ -1,0 +1,1 @@
+"""The transformer family, its file format, and importers (tracr)."""
