@@ -12,19 +12,19 @@ from verify_strategies import equal_pairs, mutated_pairs
 import dsl
 from dsl import ast
 from dsl.domain import enumerate_inputs
-from verify import equivalent, z3_encoding
+from verify import equivalent
 from verify.equivalence import (
     RELATIONS,
     SINGLE_VALUED_AGGREGATES,
     UNDEFINED_RULE,
     WHERE_SECOND_VALUED,
 )
-from verify.z3_encoding import ENCODERS
+from verify.z3 import ENCODERS, limits
 
-# At these small sizes every cell would be computed concretely (see z3_encoding's
+# At these small sizes every cell would be computed concretely (see verify.z3's
 # "finite cells"); limits of 1 and 3 token assignments force the symbolic encoding
 # for everything that depends on the input, or on more than one position.
-FINITE_LIMITS = st.sampled_from([1, 3, z3_encoding.FINITE_LIMIT])
+FINITE_LIMITS = st.sampled_from([1, 3, limits.FINITE_LIMIT])
 
 PAIR_SETTINGS = settings(
     max_examples=100,
@@ -60,10 +60,8 @@ def _disagreements(p, q, vocab, max_seq_len) -> list[list]:
     return found
 
 
-def _assert_agrees_with_enumeration(
-    p, q, vocab, max_seq_len, finite_limit=z3_encoding.FINITE_LIMIT
-):
-    with mock.patch.object(z3_encoding, "FINITE_LIMIT", finite_limit):
+def _assert_agrees_with_enumeration(p, q, vocab, max_seq_len, finite_limit=limits.FINITE_LIMIT):
+    with mock.patch.object(limits, "FINITE_LIMIT", finite_limit):
         verdict = equivalent(p, q, vocab=vocab, max_seq_len=max_seq_len, timeout=30)
     differing = _disagreements(p, q, vocab, max_seq_len)
     if not differing:
@@ -257,8 +255,8 @@ def test_a_value_the_encoding_cannot_represent_gives_unknown():
     # Without the list of possible means (too many of them), the means are only
     # candidates: an input reaching another value makes the answer unknown, never proved.
     with (
-        mock.patch.object(z3_encoding, "MAX_MEANS", 0),
-        mock.patch.object(z3_encoding, "FINITE_LIMIT", 1),
+        mock.patch.object(limits, "MAX_MEANS", 0),
+        mock.patch.object(limits, "FINITE_LIMIT", 1),
     ):
         verdict = equivalent(p, q, vocab=["x", "a"], max_seq_len=9)
     assert verdict.level == "unknown"
@@ -297,7 +295,7 @@ def test_agreement_where_the_second_is_valued_matches_enumeration(pair, finite_l
         differing += [
             s for s, x, y in zip(batch, left, right) if not _agrees_where_second_valued(x, y)
         ]
-    with mock.patch.object(z3_encoding, "FINITE_LIMIT", finite_limit):
+    with mock.patch.object(limits, "FINITE_LIMIT", finite_limit):
         verdict = equivalent(
             p, q, vocab=vocab, max_seq_len=3, timeout=30, relation=WHERE_SECOND_VALUED
         )

@@ -34,7 +34,7 @@ import dsl
 from dsl.domain import Domain, ordered_vocab
 from verify.check import outputs_agree
 from verify.verdict import PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
-from verify.z3_encoding import (
+from verify.z3 import (
     OutOfTime,
     Universe,
     Unsupported,

@@ -1,0 +1,183 @@
+"""What the encoding is made of: value kinds, cells, encoded SOps, and the symbolic input.
+
+A value term is REAL (every value a number: exact rationals, bools as 0/1) or
+CODE (an Int code from a `Universe` shared by both programs). Each SOp is one
+`Cell` per position: the value term and a Bool "the value is None"; a selector
+is a [query][key] `Matrix` of Bool cells.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import z3
+
+from verify.z3 import limits
+
+REAL = "real"
+CODE = "code"
+BOOL = "bool"  # selector cells
+
+
+class Unsupported(Exception):
+    """The program uses something this encoding cannot express (the verdict is unknown)."""
+
+
+class OutOfTime(Exception):
+    """The time budget ran out while encoding (the verdict is unknown)."""
+
+
+class _Raises:
+    """A table entry where the evaluator raises (the input is undefined)."""
+
+    def __repr__(self):
+        return "RAISES"
+
+
+RAISES = _Raises()
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float, bool))
+
+
+def real_literal(value) -> z3.ArithRef:
+    """A number as an exact Z3 rational."""
+    if isinstance(value, bool):
+        return z3.RealVal(int(value))
+    if isinstance(value, int):
+        return z3.RealVal(value)
+    if not math.isfinite(value):
+        raise Unsupported(f"the float {value!r} has no exact value")
+    exact = fraction(value)
+    return z3.Q(exact.numerator, exact.denominator)
+
+
+class Universe:
+    """Int codes for the values of CODE terms, shared by the programs compared."""
+
+    def __init__(self):
+        self._codes: dict = {}
+
+    def code(self, value) -> int:
+        if value is None:
+            raise ValueError("None is a flag of a cell, never a code")
+        try:
+            return self._codes.setdefault(value, len(self._codes))
+        except TypeError:
+            raise Unsupported(f"the value {value!r} is not hashable") from None
+
+
+@dataclass(frozen=True)
+class Finite:
+    """A cell as a table over every token assignment of the positions it depends on."""
+
+    support: tuple[int, ...]
+    """The input positions, ascending."""
+    table: tuple
+    """Entries in `itertools.product(range(len(vocab)), repeat=len(support))` order:
+    a value, None, or RAISES."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One SOp value (or one selector entry) at one position."""
+
+    value: z3.ExprRef
+    """A Real, an Int code or a Bool (selectors); meaningless when `none` holds."""
+    none: z3.BoolRef
+    """The value is None."""
+    finite: Finite | None = None
+    """The cell's table when its support is small."""
+
+
+@dataclass(frozen=True)
+class EncodedSOp:
+    """An SOp at every position of one length."""
+
+    kind: str
+    cells: tuple[Cell, ...]
+    values: frozenset | None
+    """The non-None values it can take; None when not finitely known."""
+    may_be_none: bool = False
+    exact: bool = True
+    """`values` holds every value (else they are candidates: a mean may fall outside them)."""
+
+
+Matrix = tuple[tuple[Cell, ...], ...]  # [query][key], Bool cells
+
+
+FALSE = z3.BoolVal(False)
+TRUE = z3.BoolVal(True)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The symbolic input of one length: a token index per position."""
+
+    vocab: tuple
+    variables: tuple[z3.ArithRef, ...]
+    universe: Universe
+    deadline: float = math.inf
+    trees: dict = field(default_factory=dict)
+    """Decision trees built so far, shared by the programs compared."""
+    _tests: dict = field(default_factory=dict)
+
+    def check_time(self) -> None:
+        if time.perf_counter() >= self.deadline:
+            raise OutOfTime
+
+    def is_token(self, position: int, index: int) -> z3.BoolRef:
+        """The token at `position` is vocab[index]."""
+        key = (position, index)
+        if key not in self._tests:
+            self._tests[key] = self.variables[position] == index
+        return self._tests[key]
+
+    @property
+    def length(self) -> int:
+        return len(self.variables)
+
+    @property
+    def constraint(self) -> z3.BoolRef:
+        return z3.And([z3.And(0 <= x, x < len(self.vocab)) for x in self.variables])
+
+    def tokens_from_model(self, model: z3.ModelRef) -> list:
+        return [self.vocab[model.eval(x, model_completion=True).as_long()] for x in self.variables]
+
+
+def symbolic_inputs(
+    vocab: Sequence, length: int, universe: Universe, deadline: float = math.inf
+) -> Inputs:
+    """Token variables for one length; encoding raises OutOfTime past `deadline` (perf_counter)."""
+    variables = tuple(z3.Int(f"token_{i}") for i in range(length))
+    return Inputs(tuple(vocab), variables, universe, deadline)
+
+
+def simplify(term):
+    return z3.simplify(term)
+
+
+def if_chain(cases: list[tuple[z3.BoolRef, z3.ExprRef]], otherwise: z3.ExprRef) -> z3.ExprRef:
+    result = otherwise
+    for condition, value in reversed(cases):
+        result = z3.If(condition, value, result)
+    return result
+
+
+def kind_of(values) -> str:
+    return REAL if values is None or all(is_number(v) for v in values) else CODE
+
+
+def fraction(value) -> Fraction:
+    if isinstance(value, float):
+        return Fraction(value).limit_denominator(limits.FLOAT_DENOMINATOR_LIMIT)
+    return Fraction(int(value))
+
+
+def rational(value: Fraction) -> z3.ArithRef:
+    return z3.Q(value.numerator, value.denominator)
