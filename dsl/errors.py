@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # How much of a long message part, source line or list of problems an error shows.
-SHOWN_CHARS = 200
+SHOWN_CHARS = 320
 SHOWN_LINE_CHARS = 120
 SHOWN_PROBLEMS = 20
 

@@ -111,6 +111,11 @@ def check_domain(vocab, max_seq_len, *, min_len: int = 1) -> list:
         raise LimitError(f"max_seq_len {max_seq_len:,} is past {limit_text('MAX_SEQ_LEN')}")
     if not 1 <= min_len <= max_seq_len:
         raise LimitError(f"min_len: expected 1..max_seq_len ({max_seq_len}), got {min_len}")
+    return check_vocab(vocab)
+
+
+def check_vocab(vocab) -> list:
+    """The vocabulary as a list (a set sorted), after checking it against the limits."""
     if isinstance(vocab, (set, frozenset)):
         tokens = sorted(vocab, key=lambda v: (type(v).__name__, repr(v)))
     else:

@@ -248,9 +248,10 @@ class _Inference:
                 f"numerical aggregate of non-numbers: {_values_text(non_numbers)}", node.span
             )
             return None
-        if not all(math.isfinite(v) and int(v) in (0, 1) for v in sop.value_set):
+        if not all(map(_truncates_to_0_or_1, sop.value_set)):
             self._warn(
-                f"numerical aggregate of values other than 0 and 1 ({_values_text(sop.value_set)}):"
+                f"numerical aggregate of values other than 0 and 1 "
+                f"({shorten(_values_text(sop.value_set), 120)}):"
                 " tracr compiles only means of 0/1 values",
                 node.span,
             )
@@ -423,15 +424,22 @@ def _operand_context(node: ast.Node, call_context: str, side: str | None = None)
 
 
 def _failure_message(fn: ast.Function, args: tuple, error: Exception) -> str:
-    shown = shorten(", ".join(shorten(repr(a), 60) for a in args), 120)
+    shown = shorten(", ".join(shorten(repr(a), 30) for a in args), 60)
     reason = shorten(str(error) or type(error).__name__, 160)
     if isinstance(fn, ast.Table):
         key = args[0] if len(args) == 1 else args
-        return f"table has no entry for {shorten(repr(key), 120)}"
+        return f"table has no entry for {shorten(repr(key), 80)}"
     if isinstance(fn, ast.Comparison):
-        key, query = (shorten(repr(a), 60) for a in args)
+        key, query = (shorten(repr(a), 30) for a in args)
         return f"comparison {fn.op!r} fails on key {key}, query {query}: {reason}"
-    return f"{shorten(function_text(fn), 120)} fails on {shown}: {reason}"
+    return f"{shorten(function_text(fn), 60)} fails on {shown}: {reason}"
+
+
+def _truncates_to_0_or_1(value) -> bool:
+    try:
+        return math.isfinite(value) and int(value) in (0, 1)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _is_number(value) -> bool:
