@@ -15,7 +15,9 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from dsl import limits
 from dsl.errors import DSLError
+from dsl.limits import LimitError, limit_text
 
 Predicate = Callable[[list], bool]
 
@@ -74,6 +76,9 @@ def _check(vocab: Sequence, max_len: int, min_len: int) -> list:
         raise DomainError(
             f"expected 0 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}"
         )
+    limits.check_vocab(tokens)
+    if max_len > limits.MAX_SEQ_LEN:
+        raise LimitError(f"max_len {max_len:,} is past {limit_text('MAX_SEQ_LEN')}")
     return tokens
 
 
@@ -99,6 +104,12 @@ def enumerate_inputs(
     tokens = _check(vocab, max_len, min_len)
     if batch_size < 1:
         raise DomainError(f"batch_size must be positive, got {batch_size}")
+    count = count_inputs(tokens, max_len, min_len=min_len)
+    if count > limits.MAX_ENUMERATED_INPUTS:
+        raise LimitError(
+            f"enumerating {_count_text(count)} inputs is past "
+            f"{limit_text('MAX_ENUMERATED_INPUTS')} (sample them instead)"
+        )
     for length in range(min_len, max_len + 1):
         batch: list[list] = []
         for combo in itertools.product(tokens, repeat=length):
@@ -126,6 +137,8 @@ def sample_inputs(
     tokens = _check(vocab, max_len, min_len)
     if k < 0:
         raise DomainError(f"the number of samples must be >= 0, got {k}")
+    if k > limits.MAX_SAMPLES:
+        raise LimitError(f"{k:,} samples are past {limit_text('MAX_SAMPLES')}")
     rng = random.Random(seed)
     samples: list[list] = []
     draws = 0
@@ -141,3 +154,8 @@ def sample_inputs(
         if predicate is None or predicate(sequence):
             samples.append(sequence)
     return samples
+
+
+def _count_text(count: int) -> str:
+    """A count for a message: in full when short, else as a power of ten."""
+    return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"

@@ -4,6 +4,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How much of a long message part, source line or list of problems an error shows.
+SHOWN_CHARS = 320
+SHOWN_LINE_CHARS = 120
+SHOWN_PROBLEMS = 20
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text`, cut to about `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def source_line(text: str, line: int | None) -> str | None:
+    """Line `line` (1-based) of `text`, counting lines as the parser does: by "\n" only."""
+    if line is None or line < 1:
+        return None
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    return text[start : end if end >= 0 else len(text)].removesuffix("\r")
+
+
+def _window(line: str, column: int) -> tuple[str, int]:
+    """A long source line cut to SHOWN_LINE_CHARS around `column`; the column in the cut."""
+    if len(line) <= SHOWN_LINE_CHARS:
+        return line, column
+    start = max(0, min(column - 1 - SHOWN_LINE_CHARS // 2, len(line) - SHOWN_LINE_CHARS))
+    end = start + SHOWN_LINE_CHARS
+    prefix = "..." if start else ""
+    return prefix + line[start:end] + ("..." if end < len(line) else ""), column - start + len(
+        prefix
+    )
+
 
 class DSLError(Exception):
     """Root of every error raised by `dsl`."""
@@ -25,11 +62,12 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        text = f"{where}: {self.message}"
+        text = f"{shorten(where)}: {shorten(self.message)}"
         if self.source_line is not None and self.line is not None:
-            text += f"\n    {self.source_line}"
+            shown, column = _window(self.source_line, self.column or 1)
+            text += f"\n    {shown}"
             if self.column is not None:
-                text += "\n    " + " " * (self.column - 1) + "^"
+                text += "\n    " + " " * (column - 1) + "^"
         return text
 
 
@@ -46,7 +84,10 @@ class TypeCheckError(DSLError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
-        super().__init__("\n".join(p.render() for p in self.problems))
+        shown = [p.render() for p in self.problems[:SHOWN_PROBLEMS]]
+        if len(self.problems) > SHOWN_PROBLEMS:
+            shown.append(f"... and {len(self.problems) - SHOWN_PROBLEMS:,} more problems")
+        super().__init__("\n".join(shown))
 
 
 class EvaluationError(DSLError):

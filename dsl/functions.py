@@ -12,35 +12,85 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 
-from dsl import ast
+from dsl import ast, limits
 from dsl.errors import EvaluationError
+from dsl.limits import limit_text
 
-# Bounds that keep a hostile `.rasp` file from exhausting memory or time: a
-# program is data, so `2 ** 10 ** 9` or `"a" * 10 ** 12` must not hang the tool.
-MAX_INT_EXPONENT = 10_000
-MAX_REPEATED_LENGTH = 100_000
+# A program is data, so `2 ** 10 ** 9`, `"a" * 10 ** 12` or `"%2000000000s" % t` must
+# not hang the tool or fill its memory: each operator refuses, before computing it, a
+# result past dsl.limits.MAX_INT_BITS or MAX_STRING_LENGTH, and any complex result.
+
+
+def _checked(result):
+    """`result`, or OverflowError / ValueError when it is not a value of the language."""
+    if isinstance(result, (int, str)) and not isinstance(result, bool):
+        problem = limits.value_problem(result)
+        if problem:
+            raise OverflowError(f"the result would be {problem}")
+    elif isinstance(result, complex):
+        raise ValueError(f"the result {result!r} is a complex number")
+    return result
 
 
 def _power(base, exponent):
-    if isinstance(base, int) and isinstance(exponent, int) and abs(exponent) > MAX_INT_EXPONENT:
-        raise OverflowError(f"exponent {exponent} is larger than {MAX_INT_EXPONENT}")
-    return base**exponent
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+        # |base| ** exponent has at least (bit_length - 1) * exponent + 1 bits.
+        if (abs(base).bit_length() - 1) * exponent >= limits.MAX_INT_BITS:
+            raise OverflowError(
+                f"{_short(base)} ** {_short(exponent)} is past {limit_text('MAX_INT_BITS')}"
+            )
+    return _checked(base**exponent)
 
 
 def _multiply(left, right):
     for text, count in ((left, right), (right, left)):
-        if isinstance(text, str) and isinstance(count, int) and count > MAX_REPEATED_LENGTH:
-            raise OverflowError(f"repeating a string {count} times is not supported")
-    return left * right
+        if isinstance(text, str) and isinstance(count, int) and len(text) * count > 0:
+            if len(text) * count > limits.MAX_STRING_LENGTH:
+                raise OverflowError(
+                    f"a string of {len(text) * count:,} characters is past "
+                    f"{limit_text('MAX_STRING_LENGTH')}"
+                )
+    return _checked(left * right)
+
+
+def _add(left, right):
+    return _checked(left + right)
+
+
+def _subtract(left, right):
+    return _checked(left - right)
+
+
+def _modulo(left, right):
+    if isinstance(left, str):
+        raise TypeError("'%' on a string (formatting) is not part of the language")
+    return _checked(left % right)
+
+
+def _floor_divide(left, right):
+    return _checked(left // right)
+
+
+def _divide(left, right):
+    return _checked(left / right)
+
+
+def _short(value) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a big int"
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _negate(value):
+    return _checked(-value)
 
 
 BINARY_FUNCTIONS: dict[str, Callable] = {
-    "+": operator.add,
-    "-": operator.sub,
+    "+": _add,
+    "-": _subtract,
     "*": _multiply,
-    "/": operator.truediv,
-    "//": operator.floordiv,
-    "%": operator.mod,
+    "/": _divide,
+    "//": _floor_divide,
+    "%": _modulo,
     "**": _power,
 }
 
@@ -53,13 +103,13 @@ COMPARE_FUNCTIONS: dict[str, Callable] = {
     ">=": operator.ge,
 }
 
-UNARY_FUNCTIONS: dict[str, Callable] = {"-": operator.neg, "not": operator.not_}
+UNARY_FUNCTIONS: dict[str, Callable] = {"-": _negate, "not": operator.not_}
 
 # The arity each builtin accepts: min/max of one argument would iterate over it.
 BUILTIN_FUNCTIONS: dict[str, tuple[Callable, range]] = {
     "min": (min, range(2, 1 << 30)),
     "max": (max, range(2, 1 << 30)),
-    "abs": (abs, range(1, 2)),
+    "abs": (lambda value: _checked(abs(value)), range(1, 2)),
 }
 
 # tracr's Comparison table, read `key OP query`.

@@ -16,6 +16,7 @@ at one boundary (`parse`) into a `ParseError` naming file, line and column.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 
@@ -23,8 +24,9 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.lark import PostLex
 
-from dsl import ast
-from dsl.errors import ParseError, Problem
+from dsl import ast, limits
+from dsl.errors import ParseError, Problem, shorten, source_line
+from dsl.limits import limit_text
 
 # Names the language gives a meaning to: a definition may not take them.
 PRIMITIVE_NAMES = ("tokens", "indices")
@@ -177,19 +179,43 @@ def _decode_string(token: Token) -> str:
             return _ESCAPES[escape]
         if escape[0] in _HEX_ESCAPE_LENGTHS and len(escape) > 1:
             code = int(escape[1:], 16)
-            if code > 0x10FFFF:
+            if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
                 raise _fail(f"invalid character code '\\{escape}' in string", token)
             return chr(code)
         raise _fail(f"unknown escape '\\{escape}' in string", token)
 
-    return _ESCAPE_PATTERN.sub(replace, token.value[1:-1])
+    value = _ESCAPE_PATTERN.sub(replace, token.value[1:-1])
+    problem = limits.value_problem(value)
+    if problem:
+        raise _fail(f"the string literal is {problem}", token)
+    return value
+
+
+# A decimal integer of this many digits is past MAX_INT_BITS (10**1234 > 2**4096),
+# so longer literals are refused before Python converts them.
+_MAX_INT_DIGITS = int(limits.MAX_INT_BITS * 0.30103) + 2
 
 
 def _number(token: Token) -> int | float:
     text = token.value
     if re.fullmatch(r"\d+", text):
-        return int(text)
-    return float(text)
+        if len(text) > _MAX_INT_DIGITS:
+            raise _fail(
+                f"an integer literal of {len(text):,} digits is past {limit_text('MAX_INT_BITS')}",
+                token,
+            )
+        value = int(text)
+        problem = limits.value_problem(value)
+        if problem:
+            raise _fail(f"the integer literal is {problem}", token)
+        return value
+    value = float(text)
+    if not math.isfinite(value):
+        raise _fail(
+            f"the number {shorten(text, 40)} is out of the range of a float (at most about 1.8e308)",
+            token,
+        )
+    return value
 
 
 @v_args(inline=True)
@@ -605,13 +631,13 @@ def _token_text(token: Token) -> str:
     if token.type in ("_NL", "$END"):
         return _TERMINAL_NAMES[token.type]
     if token.type == "STRING":
-        return f"string {token.value}"
-    return repr(token.value)
+        return f"string {shorten(token.value, 60)}"
+    return shorten(repr(token.value), 60)
 
 
 def _end_of_text(text: str) -> tuple[int, int]:
     """Line and column just after the last non-blank line."""
-    lines = text.splitlines()
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     for number in range(len(lines), 0, -1):
         if lines[number - 1].strip():
             return number, len(lines[number - 1]) + 1
@@ -622,6 +648,8 @@ def _lark_problem(error: lark.exceptions.LarkError, text: str) -> tuple[str, int
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
         if error.char in "\"'":
             return "unterminated string", error.line, error.column
+        if error.char == "\r":
+            return "a carriage return not followed by a line end", error.line, error.column
         return f"unexpected character {error.char!r}", error.line, error.column
     if isinstance(error, lark.exceptions.UnexpectedToken):
         token = error.token
@@ -638,10 +666,30 @@ def _lark_problem(error: lark.exceptions.LarkError, text: str) -> tuple[str, int
 
 
 def parse(text: str, filename: str = "<string>") -> ast.Program:
-    """Parse `.rasp` source into a Program; raise `ParseError` with its location on bad input."""
+    """Parse `.rasp` source into a Program; raise `ParseError` with its location on bad input.
+
+    A leading byte-order mark is skipped. Sources past `dsl.limits.MAX_SOURCE_BYTES`
+    and expressions nested past `dsl.limits.MAX_NESTING_DEPTH` are refused.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse expects the source as a str, got {type(text).__name__}")
+    text = text.removeprefix("\ufeff")
+    if len(text) > limits.MAX_SOURCE_BYTES:
+        raise ParseError(
+            Problem(
+                f"a source of {len(text):,} characters is past {limit_text('MAX_SOURCE_BYTES')}",
+                filename,
+            )
+        )
     try:
         tree = _PARSER.parse(text)
+        _check_tree_depth(tree)
         program = _ProgramBuilder(text).transform(tree)
+        _check_nesting(program)
+    except _SyntaxProblem as problem:
+        raise ParseError(
+            _problem(problem.message, problem.line, problem.column, text, filename)
+        ) from None
     except lark.exceptions.VisitError as error:
         if not isinstance(error.orig_exc, _SyntaxProblem):
             raise error.orig_exc from None
@@ -656,6 +704,78 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
 
 
 def _problem(message: str, line: int, column: int, text: str, filename: str) -> Problem:
-    lines = text.splitlines()
-    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
-    return Problem(message, filename, line, column, source_line)
+    return Problem(message, filename, line, column, source_line(text, line) or "")
+
+
+# ---- nesting depth ------------------------------------------------------------------------
+
+# lark's tree has a few more levels than the AST (a call around a lambda around its
+# body); this guard only keeps lark's recursive transformer safe, _check_nesting is exact.
+_TREE_DEPTH_GUARD = 2 * limits.MAX_NESTING_DEPTH
+
+
+def _check_tree_depth(tree: lark.Tree) -> None:
+    """Refuse a parse tree too deep to transform (iteratively: the tree may be very deep)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _TREE_DEPTH_GUARD:
+            line, column = getattr(node.meta, "line", 1), getattr(node.meta, "column", 1)
+            raise _SyntaxProblem(
+                _too_deep("an expression", f"more than {_TREE_DEPTH_GUARD}"), line, column
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
+
+
+def _too_deep(what: str, depth) -> str:
+    return f"{what} is nested {depth} deep: past {limit_text('MAX_NESTING_DEPTH')}"
+
+
+def _check_nesting(program: ast.Program) -> None:
+    """Refuse a definition nested past MAX_NESTING_DEPTH, counting through names and lambdas."""
+    by_name: dict[str, int] = {}
+    located = [
+        (d.node, f"the definition of {d.name!r}", d.span, d.name) for d in program.definitions
+    ]
+    located.append(
+        (program.output, "the returned value", getattr(program.output, "span", None), None)
+    )
+    for node, what, span, name in located:
+        depth = nesting_depth(node, by_name)
+        if depth > limits.MAX_NESTING_DEPTH:
+            raise _SyntaxProblem(
+                _too_deep(what, depth), span.line if span else 1, span.column if span else 1
+            )
+        if name is not None:
+            by_name.setdefault(name, depth)
+
+
+def nesting_depth(root: ast.Node, named: dict[str, int] | None = None) -> int:
+    """How deep `root` nests: nodes and lambda bodies, a name counting as deep as its definition."""
+    named = named or {}
+    depths: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        item, expanded = stack.pop()
+        if id(item) in depths:
+            continue
+        if isinstance(item, ast.Name):
+            depths[id(item)] = named.get(item.id, 1)
+            continue
+        parts = _parts(item)
+        if expanded:
+            depths[id(item)] = 1 + max((depths[id(part)] for part in parts), default=0)
+        else:
+            stack.append((item, True))
+            stack.extend((part, False) for part in parts if id(part) not in depths)
+    return depths[id(root)]
+
+
+def _parts(item) -> tuple:
+    """What `item` nests: a node's children and its lambda's body, an expression's operands."""
+    parts = tuple(item.children)
+    if isinstance(item, ast.Node):
+        for fn in (getattr(item, name, None) for name in ("fn", "predicate")):
+            if isinstance(fn, ast.Lambda):
+                parts += (fn.body,)
+    return parts

@@ -253,10 +253,8 @@ def literal(value: ast.Value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if math.isnan(value):
-            raise DSLError("NaN has no literal in .rasp")
-        if math.isinf(value):
-            return "1e999" if value > 0 else "-1e999"  # reads back as infinity
+        if not math.isfinite(value):  # a literal like 1e999 is refused, not read as inf
+            raise DSLError(f"{value!r} has no literal in .rasp (only finite numbers do)")
         return repr(value)
     if isinstance(value, str):
         return '"' + "".join(_escape(c) for c in value) + '"'

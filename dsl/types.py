@@ -18,8 +18,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dsl import ast
-from dsl.errors import Problem, TypeCheckError
+from dsl import ast, limits
+from dsl.errors import Problem, TypeCheckError, shorten, source_line
 from dsl.functions import make_callable
 from dsl.printer import function as function_text
 from dsl.printer import infix_shape, is_negation
@@ -78,7 +78,13 @@ class ProgramInfo:
 
 
 def infer(program: ast.Program, vocab: Iterable, max_seq_len: int) -> ProgramInfo:
-    """Kinds, encodings and value sets of every node; raise TypeCheckError listing every problem."""
+    """Kinds, encodings and value sets of every node; raise TypeCheckError listing every problem.
+
+    The vocabulary and length are checked against `dsl.limits` first (LimitError);
+    a value set past MAX_VALUE_SET, or inference past MAX_INFERENCE_STEPS function
+    applications, is a problem of the node where it happens.
+    """
+    vocab = limits.check_domain(vocab, max_seq_len)
     return _Inference(program, frozenset(vocab), max_seq_len).run()
 
 
@@ -106,6 +112,8 @@ class _Inference:
         # name -> where it is first defined (a later redefinition is an error).
         self.first_spans = {d.name: d.span for d in reversed(program.definitions)}
         self.used: set[str] = set()
+        # Function applications made so far (bounded by limits.MAX_INFERENCE_STEPS).
+        self.steps = 0
         self.visitors: dict[type, Callable] = {
             ast.Name: self._name,
             ast.Tokens: lambda n: self._sop(n, self.vocab),
@@ -170,12 +178,10 @@ class _Inference:
         filename = origin.filename if origin else "<string>"
         if span is None:
             return Problem(message, filename)
-        source_line = None
+        source = None
         if origin is not None:
-            lines = origin.text.splitlines()
-            if 0 < span.line <= len(lines):
-                source_line = lines[span.line - 1]
-        return Problem(message, filename, span.line, span.column, source_line)
+            source = source_line(origin.text, span.line)
+        return Problem(message, filename, span.line, span.column, source)
 
     def _problem(self, message: str, span: ast.Span | None) -> None:
         self.problems.append(self._located(message, span))
@@ -206,7 +212,7 @@ class _Inference:
         arg = self._expect(node.arg, Kind.SOP, _operand_context(node, "the argument of map"))
         if not fn_ok or arg is None:
             return None
-        values = self._apply(node.fn, [(v,) for v in arg.value_set], node)
+        values = self._apply(node.fn, [(v,) for v in arg.value_set], len(arg.value_set), node)
         return None if values is None else self._sop(node, values)
 
     def _sequence_map(self, node: ast.SequenceMap) -> NodeInfo | None:
@@ -217,8 +223,9 @@ class _Inference:
         right = self._expect(node.right, Kind.SOP, right_context)
         if not fn_ok or left is None or right is None:
             return None
-        pairs = list(itertools.product(left.value_set, right.value_set))
-        values = self._apply(node.fn, pairs, node)
+        pairs = itertools.product(left.value_set, right.value_set)
+        count = len(left.value_set) * len(right.value_set)
+        values = self._apply(node.fn, pairs, count, node)
         return None if values is None else self._sop(node, values)
 
     def _aggregate(self, node: ast.Aggregate) -> NodeInfo | None:
@@ -241,15 +248,23 @@ class _Inference:
                 f"numerical aggregate of non-numbers: {_values_text(non_numbers)}", node.span
             )
             return None
-        if not all(math.isfinite(v) and int(v) in (0, 1) for v in sop.value_set):
+        if not all(map(_truncates_to_0_or_1, sop.value_set)):
             self._warn(
-                f"numerical aggregate of values other than 0 and 1 ({_values_text(sop.value_set)}):"
+                f"numerical aggregate of values other than 0 and 1 "
+                f"({shorten(_values_text(sop.value_set), 120)}):"
                 " tracr compiles only means of 0/1 values",
                 node.span,
             )
         # tracr's rule (which assumes 0/1 values): each value divided by each length.
         lengths = range(1, self.max_seq_len + 1)
-        return self._sop(node, {value / length for value in sop.value_set for length in lengths})
+        if not self._spend(len(sop.value_set) * len(lengths), node):
+            return None
+        try:
+            means = {value / length for value in sop.value_set for length in lengths}
+        except OverflowError as error:  # an integer too large for a float
+            self._problem(f"numerical aggregate: {error}", node.span)
+            return None
+        return None if self._too_many_values(node, means) else self._sop(node, means)
 
     def _selector_width(self, node: ast.SelectorWidth) -> NodeInfo | None:
         self._expect(node.selector, Kind.SELECTOR, "the argument of selector_width")
@@ -267,8 +282,9 @@ class _Inference:
         fn_ok = self._check_function(node.predicate, 2, "select", node, comparison=True)
         categorical = all(i is not None and i.encoding is ast.CATEGORICAL for i in (keys, queries))
         if fn_ok and categorical:
-            pairs = list(itertools.product(keys.value_set, queries.value_set))
-            if self._apply(node.predicate, pairs, node) is None:
+            pairs = itertools.product(keys.value_set, queries.value_set)
+            count = len(keys.value_set) * len(queries.value_set)
+            if self._apply(node.predicate, pairs, count, node) is None:
                 return None
         return NodeInfo(Kind.SELECTOR)
 
@@ -334,12 +350,41 @@ class _Inference:
                         f"{expr.func} takes {wanted}, got {len(expr.args)} in lambda", node.span
                     )
 
-    def _apply(self, fn: ast.Function, arguments: list[tuple], node: ast.Node) -> set | None:
+    def _spend(self, steps: int, node: ast.Node) -> bool:
+        """Count `steps` function applications; report a problem past MAX_INFERENCE_STEPS."""
+        self.steps += steps
+        if self.steps <= limits.MAX_INFERENCE_STEPS:
+            return True
+        self._problem(
+            f"value-set inference needs {self.steps:,} function applications up to here: past "
+            f"{limits.limit_text('MAX_INFERENCE_STEPS')} (a smaller vocabulary or --max-len helps)",
+            node.span,
+        )
+        return False
+
+    def _too_many_values(self, node: ast.Node, values) -> bool:
+        """Report a problem when the node's values are more than MAX_VALUE_SET."""
+        if len(values) <= limits.MAX_VALUE_SET:
+            return False
+        self._problem(
+            f"this SOp takes more than {limits.MAX_VALUE_SET:,} values: past "
+            f"{limits.limit_text('MAX_VALUE_SET')}",
+            node.span,
+        )
+        return True
+
+    def _apply(
+        self, fn: ast.Function, arguments: Iterable[tuple], count: int, node: ast.Node
+    ) -> set | None:
         """fn's results over every argument tuple (None results dropped, as tracr does).
 
         A None argument is skipped: the interpreter gives None there without calling fn.
-        Reports the first argument (in a stable order) on which fn fails.
+        Reports the first argument (in a stable order) on which fn fails; `count`
+        arguments are charged to the inference budget before any is applied, and
+        more than MAX_VALUE_SET distinct results is a problem.
         """
+        if not self._spend(count, node):
+            return None
         call = make_callable(fn)
         results = set()
         failures = []
@@ -353,6 +398,8 @@ class _Inference:
                 continue
             if result is not None:
                 results.add(result)
+                if self._too_many_values(node, results):
+                    return None
         if failures:
             args, error = min(failures, key=lambda f: tuple(_stable_key(a) for a in f[0]))
             self._problem(_failure_message(fn, args, error), node.span)
@@ -377,13 +424,22 @@ def _operand_context(node: ast.Node, call_context: str, side: str | None = None)
 
 
 def _failure_message(fn: ast.Function, args: tuple, error: Exception) -> str:
-    shown = ", ".join(repr(a) for a in args)
+    shown = shorten(", ".join(shorten(repr(a), 30) for a in args), 60)
+    reason = shorten(str(error) or type(error).__name__, 160)
     if isinstance(fn, ast.Table):
         key = args[0] if len(args) == 1 else args
-        return f"table has no entry for {key!r}"
+        return f"table has no entry for {shorten(repr(key), 80)}"
     if isinstance(fn, ast.Comparison):
-        return f"comparison {fn.op!r} fails on key {args[0]!r}, query {args[1]!r}: {error}"
-    return f"{function_text(fn)} fails on {shown}: {error}"
+        key, query = (shorten(repr(a), 30) for a in args)
+        return f"comparison {fn.op!r} fails on key {key}, query {query}: {reason}"
+    return f"{shorten(function_text(fn), 60)} fails on {shown}: {reason}"
+
+
+def _truncates_to_0_or_1(value) -> bool:
+    try:
+        return math.isfinite(value) and int(value) in (0, 1)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _is_number(value) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from numbers import Number
 
 import dsl
+from dsl import limits
 from dsl.domain import Domain, count_inputs, enumerate_inputs, ordered_vocab, sample_inputs
 from verify.verdict import EXHAUSTIVE, REFUTED, SAMPLED, Counterexample, Verdict
 
@@ -27,6 +28,9 @@ Oracle = Callable[[list[list]], Sequence[Sequence]]
 EXHAUSTIVE_LIMIT = 200_000
 DEFAULT_SAMPLES = 2_000
 DEFAULT_BATCH_SIZE = 4_096
+# A batch holds at most this many (input, query, key) cells, so that a long max_seq_len
+# gets smaller batches: selector matrices and attention scores grow with its square.
+BATCH_CELLS = 2**24
 
 UNDEFINED_RULES = {
     "exclude": "inputs on which the program is undefined are excluded and counted",
@@ -54,6 +58,15 @@ def check(
     """Compare `program` with `oracle` on a bounded domain; exhaustive=None decides by its size."""
     if undefined not in UNDEFINED_RULES:
         raise ValueError(f"undefined must be one of {sorted(UNDEFINED_RULES)}, got {undefined!r}")
+    limits.check_domain(vocab, max_seq_len, min_len=min_len)
+    for name, value, least in (("samples", samples, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not exhaustive and samples > limits.MAX_SAMPLES:
+        raise limits.LimitError(f"{samples:,} samples are past {limits.limit_text('MAX_SAMPLES')}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    batch_size = min(batch_size, max(1, BATCH_CELLS // (max_seq_len + 1) ** 2))
     start = time.perf_counter()
     vocab = ordered_vocab(vocab)
     domain = Domain(tuple(vocab), max_seq_len, min_len, predicate_description)

@@ -25,12 +25,14 @@ proved.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
 import z3
 
 import dsl
+from dsl import limits
 from dsl.domain import Domain, ordered_vocab
 from verify.check import outputs_agree
 from verify.verdict import PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
@@ -58,6 +60,8 @@ PRECONDITIONS = {
     SINGLE_VALUED_AGGREGATES: "every categorical aggregate selects at most one distinct value",
 }
 DEFAULT_TIMEOUT = 60.0
+# Z3 takes its timeout in milliseconds as a 32-bit number: at most about 49 days.
+MAX_TIMEOUT = 4_000_000.0
 # A counterexample must reproduce under dsl.evaluate, whose numbers are floats.
 REPRODUCE_TOLERANCE = 1e-9
 
@@ -85,6 +89,13 @@ def equivalent(
         )
     if relation not in RELATIONS:
         raise ValueError(f"relation must be None or {WHERE_SECOND_VALUED!r}, got {relation!r}")
+    # An empty range of lengths would be "proved" without a look: refuse it, and any
+    # domain past dsl.limits, before the work starts.
+    limits.check_domain(vocab, max_seq_len, min_len=min_len)
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout)):
+        raise ValueError(f"timeout must be a finite number of seconds, got {timeout!r}")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout!r}")
     start = time.perf_counter()
     deadline = start + timeout
     vocab = ordered_vocab(vocab)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import typer
 
 from distill.cli.options import check_max_len, parse_vocab, read_program
 from distill.errors import BadInputError
+
+# Z3 takes its timeout in milliseconds as a 32-bit number: at most about 49 days.
+MAX_TIMEOUT = 4_000_000
 
 
 def equiv_command(
@@ -29,14 +33,18 @@ def equiv_command(
     Exit 0 when proved; 1 with a counterexample when refuted, and 1 with the
     reason when Z3 cannot decide (a check that did not pass).
     """
+    vocabulary = parse_vocab(vocab)
+    check_max_len(max_len)
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise BadInputError(
+            f"--timeout: expected a number of seconds above 0 and at most {MAX_TIMEOUT:,}, "
+            f"got {timeout}"
+        )
+
     import dsl
     from verify import equivalent
     from verify.equivalence import SINGLE_VALUED_AGGREGATES
 
-    vocabulary = parse_vocab(vocab)
-    check_max_len(max_len)
-    if timeout <= 0:
-        raise BadInputError(f"--timeout: expected a positive number of seconds, got {timeout}")
     programs = [read_program(path) for path in (first, second)]
     for program in programs:
         for warning in dsl.infer(program, vocabulary, max_len).warnings:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from distill.cli.options import read_program
+from distill.cli.options import check_samples, read_program
 from distill.errors import BadInputError
 
 
@@ -30,18 +30,19 @@ def verify_command(
     is undefined are excluded and counted. Exit 0 when they agree, 1 with a
     counterexample when they do not.
     """
+    if exhaustive and samples is not None:
+        raise BadInputError("--exhaustive and --samples exclude each other: give one")
+    if samples is not None:
+        check_samples(samples)
+    program = read_program(program_path)
+
     import dsl
     from distill.models.file_format import load_model
     from verify import check
     from verify.check import DEFAULT_SAMPLES
 
-    if exhaustive and samples is not None:
-        raise BadInputError("--exhaustive and --samples exclude each other: give one")
-    if samples is not None and samples < 1:
-        raise BadInputError(f"--samples: expected a positive number, got {samples}")
     model = load_model(model_path)
     config = model.config
-    program = read_program(program_path)
     info = dsl.infer(program, list(config.vocab), config.max_seq_len)
     for warning in info.warnings:
         print(f"warning: {warning.render()}", file=sys.stderr)
