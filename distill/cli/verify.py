@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def verify_command(
         raise BadInputError("--exhaustive and --samples exclude each other: give one")
     if samples is not None and samples < 1:
         raise BadInputError(f"--samples: expected a positive number, got {samples}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise BadInputError(f"--tolerance: expected a finite number >= 0, got {tolerance:g}")
     model = load_model(model_path)
     config = model.config
     program = read_program(program_path)
