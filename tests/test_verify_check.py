@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
 import numpy as np
@@ -208,3 +209,10 @@ def test_verdict_summaries():
     ]
     with pytest.raises(ValueError):
         Verdict("fine", 1)
+
+
+@pytest.mark.parametrize("tolerance", [math.inf, -1e-4, math.nan])
+def test_a_tolerance_that_is_not_finite_and_non_negative_is_refused(tolerance):
+    # inf would call any two numbers equal (a wrong program passes), -1 and nan none
+    with pytest.raises(ValueError, match="tolerance must be a finite number >= 0"):
+        check(FRACTION, _fractions, vocab="xy", max_seq_len=4, tolerance=tolerance)

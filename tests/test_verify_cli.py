@@ -80,6 +80,10 @@ def test_sampling_reports_its_seed(reverse_model, tmp_path, capsys):
     [
         (["--exhaustive", "--samples", "5"], "exclude each other"),
         (["--samples", "0"], "--samples"),
+        # inf would pass any number as equal, -1 and nan none: neither is a tolerance
+        (["--tolerance", "inf"], "--tolerance: expected a finite number >= 0, got inf"),
+        (["--tolerance", "-1"], "--tolerance: expected a finite number >= 0, got -1"),
+        (["--tolerance", "nan"], "--tolerance: expected a finite number >= 0, got nan"),
     ],
 )
 def test_verify_rejects_bad_options(reverse_model, tmp_path, capsys, arguments, message):

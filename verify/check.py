@@ -13,6 +13,7 @@ domain of definition), "refute" counts them as disagreements.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from numbers import Number
@@ -56,6 +57,8 @@ def check(
     max_counterexamples: int = 5,
 ) -> Verdict:
     """Compare `program` with `oracle` on a bounded domain; exhaustive=None decides by its size."""
+    if not (isinstance(tolerance, Number) and math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     if undefined not in UNDEFINED_RULES:
         raise ValueError(f"undefined must be one of {sorted(UNDEFINED_RULES)}, got {undefined!r}")
     limits.check_domain(vocab, max_seq_len, min_len=min_len)

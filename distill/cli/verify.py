@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def verify_command(
         raise BadInputError("--exhaustive and --samples exclude each other: give one")
     if samples is not None:
         check_samples(samples)
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise BadInputError(f"--tolerance: expected a finite number >= 0, got {tolerance:g}")
     program = read_program(program_path)
 
     import dsl
