@@ -71,6 +71,9 @@ def check_output_dir(path, owned: Collection[str]) -> Path:
     if os.path.lexists(path):
         if path.is_symlink() or not path.is_dir():
             raise OutputError(f"{path}: exists and is not a directory")
+        here = Path.cwd().resolve()
+        if path.resolve() == here or path.resolve() in here.parents:
+            raise OutputError(f"{path}: is the current directory or above it; give a new one")
         strangers = sorted(entry.name for entry in path.iterdir() if entry.name not in owned)
         if strangers:
             shown = ", ".join(strangers[:3]) + (", ..." if len(strangers) > 3 else "")

@@ -387,12 +387,15 @@ RUN_OUTPUTS = {
     ),
     "a folder of other files": (_foreign_folder, ["notes.txt", "did not write"]),
     "a link to a folder": (_link_to_folder, ["not a directory"]),
+    "the current directory": (lambda tmp, m: Path("."), ["current directory"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(RUN_OUTPUTS))
 @pytest.mark.parametrize("command", ["run", "demo"])
-def test_run_output_refused_before_work(command, case, model_file, tmp_path, capsys):
+def test_run_output_refused_before_work(command, case, model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "program.rasp").write_text("an earlier run's, in the current directory\n")
     make, mentions = RUN_OUTPUTS[case]
     target = make(tmp_path, model_file)
     before, model_before = fingerprint(target), fingerprint(model_file)
