@@ -417,7 +417,11 @@ def _fifo(tmp_path):
 
 
 COMPILE_OUTPUTS = {
-    "a device": (lambda tmp: Path("/dev/null"), ["not a regular file"]),
+    # Through a link: if the check ever failed, the rename would replace the link, not the device.
+    "a device": (
+        lambda tmp: (tmp / "null").symlink_to("/dev/null") or tmp / "null",
+        ["not a regular file"],
+    ),
     "a FIFO": (_fifo, ["not a regular file"]),
     "a directory": (lambda tmp: tmp, ["is a directory"]),
     "a missing folder": (lambda tmp: tmp / "no" / "such" / "m.safetensors", ["does not exist"]),
