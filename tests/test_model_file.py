@@ -303,6 +303,6 @@ def test_bad_file_is_refused_with_a_clear_message(tmp_path, kind, capsys):
 def test_missing_file_and_directory_are_refused(tmp_path, capsys):
     with pytest.raises(ModelFileError, match="no such model file"):
         distill.load_model(tmp_path / "absent.safetensors")
-    with pytest.raises(ModelFileError, match="no such model file"):
+    with pytest.raises(ModelFileError, match="is a directory, expected a model file"):
         distill.load_model(tmp_path)
     assert main(["predict", str(tmp_path / "absent.safetensors"), "a"]) == 2

@@ -45,7 +45,13 @@ def bench_command(
         raise BadInputError(f"unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
     from distill.groundtruth.tracr_suite import distinct_compilable
 
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    seed_list = parse_seeds(seeds)
+    if z3_timeout <= 0:
+        raise BadInputError(
+            f"--z3-timeout: expected a positive number of seconds, got {z3_timeout}"
+        )
+    if exhaustive_limit < 0:
+        raise BadInputError(f"--exhaustive-limit: expected 0 or more, got {exhaustive_limit}")
     table = Table(title=f"distill bench {suite}")
     for column in (
         "case",
@@ -129,6 +135,16 @@ def bench_command(
         )
     if failures:
         raise typer.Exit(1)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0,1` -> [0, 1]; anything but comma-separated non-negative integers is bad input."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise BadInputError(
+            f"--seeds: expected comma-separated non-negative integers like 0,1, got {text!r}"
+        )
+    return [int(item) for item in items]
 
 
 def register(app: typer.Typer) -> None:

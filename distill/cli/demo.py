@@ -22,9 +22,12 @@ def demo_command(
     """Compile the bundled reverse.rasp with tracr, rotate its residual basis, distill it back,
     verify it, and write the program and report to OUTDIR."""
     import dsl
-    from distill.emit.artifacts import write_outputs
+    from distill.emit.artifacts import OUTPUT_NAMES, write_outputs
+    from distill.files import check_output_dir
     from distill.groundtruth.scoring import run_tracr
     from distill.report.build import score_for_report
+
+    check_output_dir(outdir, OUTPUT_NAMES)
 
     source = dsl.parse(EXAMPLE.read_text(encoding="utf-8"), filename=str(EXAMPLE))
     typer.echo(f"source ({EXAMPLE.name}):\n{dsl.to_source(source)}")

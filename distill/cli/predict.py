@@ -24,10 +24,15 @@ def predict_command(
     ] = None,
 ) -> None:
     """Run MODEL on TOKENS (BOS is added) and print the output at each token, space-separated."""
+    from distill.errors import BadInputError
     from distill.models.file_format import load_model
 
+    if not tokens:
+        raise BadInputError(
+            "no input tokens given (write them after MODEL: distill predict MODEL a b c)"
+        )
     model = load_model(model_path)
-    [output] = model.predict([[parse_token(token) for token in tokens or []]])
+    [output] = model.predict([[parse_token(token) for token in tokens]])
     print(" ".join(format_value(value) for value in output))
 
 

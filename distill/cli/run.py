@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 
 from distill.cli.progress import stage_progress
 from distill.config import DistillConfig
+from distill.errors import BadInputError
 
 
 def run_command(
@@ -34,14 +36,16 @@ def run_command(
     """
     import dsl
     from distill.circuit.discovery import UnsupportedCircuit
-    from distill.emit.artifacts import write_outputs
+    from distill.emit.artifacts import OUTPUT_NAMES, write_outputs
+    from distill.files import check_output_dir
     from distill.models.file_format import load_model
     from distill.pipeline import DistillFailed, distill
 
-    config = DistillConfig(
-        exhaustive_limit=exhaustive_limit, samples=samples, seed=seed, prove=prove
-    )
+    config = checked_config(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
+    config = dataclasses.replace(config, prove=prove)
+    check_output_dir(outdir, OUTPUT_NAMES)
     model = load_model(model_path)
+    check_work(model.config, config)
     with stage_progress(quiet) as progress:
         try:
             result = distill(model, config, progress=progress)
@@ -63,6 +67,40 @@ def run_command(
     typer.echo(f"report: {paths['report.html']}")
     if not result.check.ok:
         raise typer.Exit(1)
+
+
+def checked_config(*, exhaustive_limit: int, samples: int, seed: int) -> DistillConfig:
+    """The run's config; options that would check nothing (zero evidence is never a pass)
+    or cannot seed a generator are bad input."""
+    if exhaustive_limit < 0:
+        raise BadInputError(f"--exhaustive-limit: expected 0 or more, got {exhaustive_limit}")
+    if samples < 1:
+        raise BadInputError(
+            f"--samples: expected at least 1 (a check on no inputs proves nothing), got {samples}"
+        )
+    if seed < 0:
+        raise BadInputError(f"--seed: expected 0 or more, got {seed}")
+    return DistillConfig(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
+
+
+def check_work(spec, config: DistillConfig) -> None:
+    """Refuse a model whose distillation would do more work than distill.models.limits allows."""
+    from distill.models import limits
+
+    problems = limits.run_work_problems(
+        n_layers=spec.n_layers,
+        d_model=spec.d_model,
+        n_heads=spec.n_heads,
+        d_mlp=spec.d_mlp,
+        n_ctx=spec.n_ctx,
+        vocab_size=len(spec.vocab),
+        max_seq_len=spec.max_seq_len,
+        evidence_inputs=config.evidence_inputs,
+        exhaustive_limit=config.exhaustive_limit,
+        samples=config.samples,
+    )
+    if problems:
+        raise BadInputError(f"model too large to distill: {problems[0]}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from safetensors.torch import save_file
 
 from distill.errors import ModelFileError
 from distill.files import replaced_atomically
+from distill.models import limits
 from distill.models.family import (
     FORMAT_VERSION,
     Model,
@@ -42,19 +44,29 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
 
 
 def load_model(path: str | os.PathLike) -> Model:
-    """Read and validate a model file; raise ModelFileError naming the bad field."""
+    """Read and validate a model file; raise ModelFileError naming the bad field.
+
+    Every size is checked against `distill.models.limits` before anything is allocated.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
+    _check_is_model_file(path)
     try:
         with safe_open(str(path), framework="pt") as file:
-            config = _read_config(file.metadata() or {}, set(file.keys()))
+            names = list(file.keys())
+            if len(names) > limits.MAX_TENSORS:
+                raise ModelFileError(
+                    f"tensors: {len(names)}, over the limit {limits.MAX_TENSORS} "
+                    f"({limits.limit_name('MAX_TENSORS')})"
+                )
+            config = _read_config(file.metadata() or {}, set(names))
             dtype = _check_tensor_layout(file, config)
-            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118 (not a dict)
+            tensors = {name: file.get_tensor(name) for name in names}
     except SafetensorError as error:
         raise ModelFileError(f"{path}: not a valid safetensors file ({error})") from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ModelFileError(f"{path}: cannot read the model file ({error})") from None
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name}: expected finite values, found NaN or inf")
@@ -63,14 +75,65 @@ def load_model(path: str | os.PathLike) -> Model:
     return model
 
 
+def _check_is_model_file(path: Path) -> None:
+    """A regular file (links followed) whose length prefix and header are within the limits."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read the model file ({error.strerror})") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise ModelFileError(f"{path}: is a directory, expected a model file (.safetensors)")
+    if not stat.S_ISREG(status.st_mode):
+        raise ModelFileError(
+            f"{path}: is not a regular file (a device, FIFO or socket), expected a model file"
+        )
+    try:
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read the model file ({error.strerror})") from None
+    if len(prefix) < 8:
+        raise ModelFileError(
+            f"{path}: not a valid safetensors file: {status.st_size} bytes, shorter than "
+            "the 8-byte header length"
+        )
+    header_bytes = int.from_bytes(prefix, "little")
+    if header_bytes > limits.MAX_HEADER_BYTES:
+        raise ModelFileError(
+            f"{path}: not a valid safetensors file: header length {header_bytes} bytes, "
+            "over the limit "
+            f"{limits.MAX_HEADER_BYTES} ({limits.limit_name('MAX_HEADER_BYTES')})"
+        )
+    if header_bytes > status.st_size - 8:
+        raise ModelFileError(
+            f"{path}: not a valid safetensors file: header length {header_bytes} bytes, "
+            "more than the file holds "
+            f"({status.st_size - 8} after the length)"
+        )
+
+
 def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
     if CONFIG_KEY not in metadata:
         raise ModelFileError(
             f"metadata: expected a {CONFIG_KEY!r} entry holding the model config as JSON "
             "(is this a distill model file?)"
         )
+    text = metadata[CONFIG_KEY]
+    if len(text) > limits.MAX_CONFIG_BYTES:
+        raise ModelFileError(
+            f"metadata {CONFIG_KEY!r}: {len(text)} characters, over the limit "
+            f"{limits.MAX_CONFIG_BYTES} ({limits.limit_name('MAX_CONFIG_BYTES')})"
+        )
+    depth = _json_depth(text)
+    if depth > limits.MAX_CONFIG_DEPTH:
+        raise ModelFileError(
+            f"metadata {CONFIG_KEY!r}: JSON nested {depth} deep, over the limit "
+            f"{limits.MAX_CONFIG_DEPTH} ({limits.limit_name('MAX_CONFIG_DEPTH')})"
+        )
     try:
-        fields = json.loads(metadata[CONFIG_KEY])
+        fields = json.loads(text)
     except json.JSONDecodeError as error:
         raise ModelFileError(
             f"metadata {CONFIG_KEY!r}: expected JSON, got invalid JSON ({error})"
@@ -88,6 +151,9 @@ def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
         raise ModelFileError(f"config: missing field(s) {', '.join(missing)}")
     if unknown:
         raise ModelFileError(f"config: unknown field(s) {', '.join(unknown)}")
+    over = limits.architecture_problems(fields)
+    if over:
+        raise ModelFileError(f"config.{'; '.join(over)}")
     for name in ("vocab", "output_values"):
         if isinstance(fields[name], list):  # JSON has no tuples
             fields[name] = tuple(fields[name])
@@ -112,6 +178,12 @@ def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
 def _check_tensor_layout(file, config: ModelConfig) -> torch.dtype:
     """Check names, shapes and dtypes against the config; return the (single) dtype."""
     expected = parameter_shapes(config)
+    count = limits.parameter_count(expected)
+    if count > limits.MAX_PARAMETERS:
+        raise ModelFileError(
+            f"config: {count:,} parameters, over the limit {limits.MAX_PARAMETERS:,} "
+            f"({limits.limit_name('MAX_PARAMETERS')})"
+        )
     present = set(file.keys())
     missing = sorted(set(expected) - present)
     extra = sorted(present - set(expected))
@@ -136,3 +208,25 @@ def _check_tensor_layout(file, config: ModelConfig) -> torch.dtype:
             f"tensors: expected one dtype for all, got {', '.join(sorted(dtypes))}"
         )
     return DTYPES[dtypes.pop()]
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON `text` (outside strings), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

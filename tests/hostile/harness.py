@@ -34,11 +34,17 @@ def run_in_process(args: list[str], capsys) -> Outcome:
     return Outcome(status, captured.out, captured.err)
 
 
-def run_capped(args: list[str], cwd: Path | None = None) -> Outcome:
-    """`python -m distill.cli ARGS` with its address space capped at MEMORY_CAP."""
+def run_capped(args: list[str], cwd: Path | None = None, limit: str = "RLIMIT_AS") -> Outcome:
+    """`python -m distill.cli ARGS` with its address space capped at MEMORY_CAP.
+
+    `limit="RLIMIT_DATA"` caps the data segment (heap and private writable mappings) instead:
+    jax/XLA reserves more than 2 GB of address space at its first compile ("LLVM ERROR:
+    Unable to allocate section memory" under RLIMIT_AS), so commands that run tracr
+    (`compile`) need that measure; torch (`predict`, `run`) runs under either.
+    """
     code = (
         "import resource, sys; "
-        f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP})); "
+        f"resource.setrlimit(resource.{limit}, ({MEMORY_CAP}, {MEMORY_CAP})); "
         "from distill.cli import entry_point; sys.argv = ['distill', *sys.argv[1:]]; entry_point()"
     )
     done = subprocess.run(
