@@ -23,8 +23,10 @@ from verify.z3 import ENCODERS, limits
 
 # At these small sizes every cell would be computed concretely (see verify.z3's
 # "finite cells"); limits of 1 and 3 token assignments force the symbolic encoding
-# for everything that depends on the input, or on more than one position.
-FINITE_LIMITS = st.sampled_from([1, 3, limits.FINITE_LIMIT])
+# for everything that depends on the input, or on more than one position; 9 keeps
+# the cells of two positions finite (a vocab of 3) and makes rows of selectors
+# symbolic, counted by token value (verify.z3.counting).
+FINITE_LIMITS = st.sampled_from([1, 3, 9, limits.FINITE_LIMIT])
 
 PAIR_SETTINGS = settings(
     max_examples=100,

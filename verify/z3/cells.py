@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -83,16 +83,41 @@ class Finite:
     a value, None, or RAISES."""
 
 
-@dataclass(frozen=True)
 class Cell:
-    """One SOp value (or one selector entry) at one position."""
+    """One SOp value (or one selector entry) at one position.
 
-    value: z3.ExprRef
-    """A Real, an Int code or a Bool (selectors); meaningless when `none` holds."""
-    none: z3.BoolRef
-    """The value is None."""
-    finite: Finite | None = None
-    """The cell's table when its support is small."""
+    `value`: a Real, an Int code or a Bool (selectors), meaningless when `none`
+    (a Bool: the value is None) holds. `finite`: the cell's table when its
+    support is small. A finite cell builds its terms on first use (`Cell.lazy`):
+    a row counted by token value never needs them.
+    """
+
+    __slots__ = ("_build", "_none", "_value", "finite")
+
+    def __init__(self, value: z3.ExprRef, none: z3.BoolRef, finite: Finite | None = None):
+        self._value, self._none, self.finite = value, none, finite
+        self._build: Callable[[], tuple[z3.ExprRef, z3.BoolRef]] | None = None
+
+    @classmethod
+    def lazy(cls, build: Callable[[], tuple[z3.ExprRef, z3.BoolRef]], finite: Finite) -> Cell:
+        cell = cls(None, None, finite)
+        cell._build = build
+        return cell
+
+    def _force(self) -> None:
+        if self._build is not None:
+            self._value, self._none = self._build()
+            self._build = None
+
+    @property
+    def value(self) -> z3.ExprRef:
+        self._force()
+        return self._value
+
+    @property
+    def none(self) -> z3.BoolRef:
+        self._force()
+        return self._none
 
 
 @dataclass(frozen=True)
@@ -125,7 +150,11 @@ class Inputs:
     deadline: float = math.inf
     trees: dict = field(default_factory=dict)
     """Decision trees built so far, shared by the programs compared."""
+    facts: list = field(default_factory=list)
+    """Formulas true of every input: the definitions of auxiliary variables (`counts`)
+    and what follows from them; the solver gets them with the token ranges."""
     _tests: dict = field(default_factory=dict)
+    _counts: dict = field(default_factory=dict)
 
     def check_time(self) -> None:
         if time.perf_counter() >= self.deadline:
@@ -138,13 +167,33 @@ class Inputs:
             self._tests[key] = self.variables[position] == index
         return self._tests[key]
 
+    def counts(self, positions: tuple[int, ...]) -> tuple[z3.ArithRef, ...]:
+        """Int per vocab index: how many of `positions` hold that token.
+
+        Each is defined in `facts` as a sum over the positions, together with the
+        implied fact that they add up to len(positions): with it, Z3 proves
+        identities between counts (`#{k: t_k < t_q} == n - #{k: t_k >= t_q}`) by
+        linear arithmetic instead of case splits on every token.
+        """
+        if positions not in self._counts:
+            number = len(self._counts)
+            counts = tuple(z3.Int(f"count{number}_{v}") for v in range(len(self.vocab)))
+            for v, count in enumerate(counts):
+                ones = [z3.If(self.is_token(k, v), 1, 0) for k in positions]
+                self.facts.append(count == z3.Sum(ones))
+            self.facts.append(z3.Sum(counts) == len(positions))
+            self._counts[positions] = counts
+        return self._counts[positions]
+
     @property
     def length(self) -> int:
         return len(self.variables)
 
     @property
     def constraint(self) -> z3.BoolRef:
-        return z3.And([z3.And(0 <= x, x < len(self.vocab)) for x in self.variables])
+        """Every token in the vocab, and the facts of the auxiliary variables made so far."""
+        ranges = [z3.And(0 <= x, x < len(self.vocab)) for x in self.variables]
+        return z3.And(ranges + self.facts)
 
     def tokens_from_model(self, model: z3.ModelRef) -> list:
         return [self.vocab[model.eval(x, model_completion=True).as_long()] for x in self.variables]

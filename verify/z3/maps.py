@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -121,8 +122,21 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
     kind = kind_of(results)
     may_be_none = any(a.may_be_none for a in args) or any(r is None for _, r in outcomes)
     affine = _affine_fit(outcomes) if all(a.kind == REAL for a in args) and kind == REAL else None
+    # An affine map that never raises nor gives None is its term alone: no cases needed.
+    total = affine is not None and all(r is not RAISES and r is not None for _, r in outcomes)
+
+    def affine_term(position: int) -> z3.ArithRef:
+        *slopes, offset = affine
+        values = [arg.cells[position].value for arg in args]
+        return simplify(
+            rational(offset) + z3.Sum([rational(a) * v for a, v in zip(slopes, values)])
+        )
 
     def encode_position(enc: Encoder, position: int, none_in) -> Cell:
+        if total:
+            for arg, domain in zip(args, domains):
+                escape_outside(enc, arg, domain, position, none_in, "lambda")
+            return Cell(affine_term(position), none_in)
         cases, raises = [], []
         for combo, result in outcomes:
             hit = z3.And([enc.matches(a, a.cells[position], v) for a, v in zip(args, combo)])
@@ -135,13 +149,7 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
         for arg, domain in zip(args, domains):
             escape_outside(enc, arg, domain, position, none_in, "lambda")
         cell = _result_cell(enc, kind, cases, none_in)
-        if affine is None:
-            return cell
-        *slopes, offset = affine
-        term = rational(offset) + z3.Sum(
-            [rational(a) * arg.cells[position].value for a, arg in zip(slopes, args)]
-        )
-        return Cell(simplify(term), cell.none)
+        return cell if affine is None else Cell(affine_term(position), cell.none)
 
     return kind, results, may_be_none, True, encode_position
 
@@ -188,7 +196,15 @@ def finite_values(sop: EncodedSOp, what: str) -> list:
         raise Unsupported(
             f"a {what} applied to a numerical SOp whose values are not finitely known"
         )
-    return sorted(sop.values, key=lambda v: (type(v).__name__, repr(v)))
+    # A float is the exact number its cell holds: values that round to one number
+    # (2/3 - 1 + 2 * (2/3 - 1) + ... off by 1e-16) are that number once, the float
+    # nearest to it, so a tabulated function gives that number one outcome.
+    exact = {_exact_float(v) if isinstance(v, float) else v for v in sop.values}
+    return sorted(exact, key=lambda v: (type(v).__name__, repr(v)))
+
+
+def _exact_float(value: float) -> float:
+    return float(fraction(value)) if math.isfinite(value) else value
 
 
 def check_table_size(domains: list[list], what: str) -> None:
