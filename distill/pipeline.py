@@ -22,6 +22,7 @@ import verify
 from distill import tables as table_stage
 from distill.circuit import DEFAULT_LABEL, Circuit, discover
 from distill.completion import complete_tables
+from distill.config import DistillConfig
 from distill.errors import DistillError
 from distill.evidence import collect
 from distill.model import Model
@@ -32,26 +33,6 @@ from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 from verify.check import check as check_program
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How hard to look and how much to check."""
-
-    evidence_inputs: int = 20_000
-    """Most inputs traced to read tables from (every input when the domain is that small)."""
-    exhaustive_limit: int = 200_000
-    """Check the program on every input when the domain has at most this many."""
-    samples: int = 20_000
-    """Otherwise check this many seeded random inputs."""
-    seed: int = 0
-    """Seed of every sample drawn."""
-    max_rounds: int = 3
-    """Rounds of the counterexample loop."""
-    z3_timeout: float = 120.0
-    """Seconds for the proof that the readable program equals the table program."""
-    prove: bool = True
-    """Whether to run the Z3 proof at all."""
 
 
 class DistillFailed(DistillError):

@@ -9,10 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distill.circuit import UnsupportedCircuit
+from distill.config import DistillConfig
 from distill.errors import BadInputError
-from distill.groundtruth import run_tracr
-from distill.pipeline import DistillConfig, DistillFailed
 
 SUITES = ("tracr",)
 
@@ -38,6 +36,10 @@ def bench_command(
     ratio to each, the verification level, agreement with the source, size ratio and
     named-comparison recall. Exit 1 if any case fails.
     """
+    from distill.circuit import UnsupportedCircuit
+    from distill.groundtruth import run_tracr
+    from distill.pipeline import DistillFailed
+
     if suite not in SUITES:
         raise BadInputError(f"unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
     from distill.tracr_suite import distinct_compilable

@@ -7,11 +7,6 @@ from pathlib import Path
 import typer
 
 import dsl
-from distill.artifacts import write_outputs
-from distill.groundtruth import run_tracr
-from distill.pipeline import DistillConfig
-from distill.progress import stage_progress
-from distill.reporting import score_for_report
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reverse.rasp"
 VOCAB = ["a", "b", "c", "d"]
@@ -25,6 +20,12 @@ def demo_command(
 ) -> None:
     """Compile the bundled reverse.rasp with tracr, rotate its residual basis, distill it back,
     verify it, and write the program and report to OUTDIR."""
+    from distill.artifacts import write_outputs
+    from distill.config import DistillConfig
+    from distill.groundtruth import run_tracr
+    from distill.progress import stage_progress
+    from distill.reporting import score_for_report
+
     source = dsl.parse(EXAMPLE.read_text(encoding="utf-8"), filename=str(EXAMPLE))
     typer.echo(f"source ({EXAMPLE.name}):\n{dsl.to_source(source)}")
     config = DistillConfig()

@@ -7,11 +7,7 @@ from pathlib import Path
 import typer
 
 import dsl
-from distill.artifacts import write_outputs
-from distill.circuit import UnsupportedCircuit
-from distill.model_file import load_model
-from distill.pipeline import DistillConfig, DistillFailed, distill
-from distill.progress import stage_progress
+from distill.config import DistillConfig
 
 
 def run_command(
@@ -36,6 +32,12 @@ def run_command(
     Writes program.rasp, program.py, module.py, report.json, report.html and config.json.
     Exit 1 when no faithful program is found (the best candidate and its counterexample are shown).
     """
+    from distill.artifacts import write_outputs
+    from distill.circuit import UnsupportedCircuit
+    from distill.model_file import load_model
+    from distill.pipeline import DistillFailed, distill
+    from distill.progress import stage_progress
+
     config = DistillConfig(
         exhaustive_limit=exhaustive_limit, samples=samples, seed=seed, prove=prove
     )
