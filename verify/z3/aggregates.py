@@ -23,7 +23,13 @@ from verify.z3.cells import (
     real_literal,
     simplify,
 )
-from verify.z3.counting import count_selected, group_row, none_weight, number_weight
+from verify.z3.counting import (
+    count_selected,
+    group_row,
+    none_weight,
+    number_weight,
+    piecewise_term,
+)
 from verify.z3.encoder import Encoder, cells_equal
 from verify.z3.tables import bool_tree, entries, has_none
 
@@ -45,12 +51,16 @@ def _count(row: Sequence[Cell], live: list[int]) -> z3.ArithRef:
     return z3.Sum([z3.If(row[j].value, z3.IntVal(1), z3.IntVal(0)) for j in live])
 
 
-def _width(enc: Encoder, query: int, row: Sequence[Cell], live: list[int]) -> z3.ArithRef:
-    """How many keys the row selects (an Int), counted by token value where it can be."""
+def _width(enc: Encoder, query: int, row: Sequence[Cell], live: list[int]) -> Cell:
+    """How many keys the row selects (a Real cell), counted by token value where it can be."""
     grouping = group_row(enc.inputs, query, row, live)
     if grouping is None:
-        return simplify(_count(row, live))
-    return simplify(count_selected(enc.inputs, grouping) + _count(row, list(grouping.others)))
+        return Cell(simplify(z3.ToReal(_count(row, live))), FALSE)
+    counted = count_selected(enc.inputs, grouping)
+    if not grouping.others:
+        return Cell(piecewise_term(enc.inputs, counted), FALSE, piecewise=counted)
+    others = z3.ToReal(_count(row, list(grouping.others)))
+    return Cell(simplify(piecewise_term(enc.inputs, counted) + others), FALSE)
 
 
 def encode_selector_width(enc: Encoder, node: ast.SelectorWidth) -> EncodedSOp:
@@ -60,8 +70,7 @@ def encode_selector_width(enc: Encoder, node: ast.SelectorWidth) -> EncodedSOp:
         if finite is not None:
             cells.append(enc.finite_cell(REAL, finite))
         else:
-            width = _width(enc, query, row, _live(row))
-            cells.append(Cell(simplify(z3.ToReal(width)), FALSE))
+            cells.append(_width(enc, query, row, _live(row)))
     return EncodedSOp(REAL, tuple(cells), frozenset(range(enc.length + 1)))
 
 
@@ -169,11 +178,14 @@ def _aggregate_numbers(enc: Encoder, query, row, live, source: EncodedSOp, defau
     terms = [z3.If(row[j].value, source.cells[j].value, z3.RealVal(0)) for j in others]
     selected_none = _selected_none(source, row, others)
     if grouping is not None:
-        width = width + count_selected(enc.inputs, grouping)
-        terms.append(count_selected(enc.inputs, grouping, number_weight))
+
+        def counted(weight=None):
+            return piecewise_term(enc.inputs, count_selected(enc.inputs, grouping, weight))
+
+        width = width + counted()
+        terms.append(counted(number_weight))
         if source.may_be_none:
-            nones = count_selected(enc.inputs, grouping, none_weight)
-            selected_none = z3.Or(selected_none, nones >= 1)
+            selected_none = z3.Or(selected_none, counted(none_weight) >= 1)
     width = simplify(width)
     total = z3.Sum(terms) if terms else z3.RealVal(0)
     # The mean as a chain over the possible counts: division by constants stays linear.
@@ -202,7 +214,7 @@ def _aggregate_codes(enc: Encoder, query, row, live, source: EncodedSOp, default
     """An aggregate whose values are not all numbers; `means`: the averages it may take."""
     numbers = [v for v in source.values if is_number(v)]
     default_code = z3.IntVal(0) if default is None else z3.IntVal(enc.universe.code(default))
-    width = _width(enc, query, row, live)
+    width = _width(enc, query, row, live).value
     single = if_chain([(row[j].value, source.cells[j].value) for j in live], z3.IntVal(0))
     is_selected_number = [
         z3.And(

@@ -8,6 +8,7 @@ is a [query][key] `Matrix` of Bool cells.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -88,14 +89,18 @@ class Cell:
 
     `value`: a Real, an Int code or a Bool (selectors), meaningless when `none`
     (a Bool: the value is None) holds. `finite`: the cell's table when its
-    support is small. A finite cell builds its terms on first use (`Cell.lazy`):
-    a row counted by token value never needs them.
+    support is small; a finite cell builds its terms on first use (`Cell.lazy`):
+    a row counted by token value never needs them. `piecewise`: the value as a
+    linear term of token counts per value of one token (`verify.z3.counting`).
     """
 
-    __slots__ = ("_build", "_none", "_value", "finite")
+    __slots__ = ("_build", "_none", "_value", "finite", "piecewise")
 
-    def __init__(self, value: z3.ExprRef, none: z3.BoolRef, finite: Finite | None = None):
+    def __init__(
+        self, value: z3.ExprRef, none: z3.BoolRef, finite: Finite | None = None, piecewise=None
+    ):
         self._value, self._none, self.finite = value, none, finite
+        self.piecewise = piecewise
         self._build: Callable[[], tuple[z3.ExprRef, z3.BoolRef]] | None = None
 
     @classmethod
@@ -168,21 +173,25 @@ class Inputs:
         return self._tests[key]
 
     def counts(self, positions: tuple[int, ...]) -> tuple[z3.ArithRef, ...]:
-        """Int per vocab index: how many of `positions` hold that token.
+        """A Real term per vocab index: how many of `positions` hold that token.
 
-        Each is defined in `facts` as a sum over the positions, together with the
-        implied fact that they add up to len(positions): with it, Z3 proves
-        identities between counts (`#{k: t_k < t_q} == n - #{k: t_k >= t_q}`) by
-        linear arithmetic instead of case splits on every token.
+        The counts of the first tokens are variables, defined in `facts` as sums
+        over the positions; the last is len(positions) minus the others. So the
+        counts add up to the group's size by construction, and a linear term of
+        counts has one normal form: `#{k: t_k < t_q}` and
+        `n - #{k: t_k >= t_q}` are the same term.
         """
         if positions not in self._counts:
             number = len(self._counts)
-            counts = tuple(z3.Int(f"count{number}_{v}") for v in range(len(self.vocab)))
+            size = len(self.vocab)
+            variables = [z3.Real(f"count{number}_{v}") for v in range(size - 1)]
+            counts = (*variables, len(positions) - z3.Sum(variables)) if variables else ()
+            counts = counts or (z3.RealVal(len(positions)),)
+            one, zero = z3.RealVal(1), z3.RealVal(0)
             for v, count in enumerate(counts):
-                ones = [z3.If(self.is_token(k, v), 1, 0) for k in positions]
+                ones = [z3.If(self.is_token(k, v), one, zero) for k in positions]
                 self.facts.append(count == z3.Sum(ones))
-            self.facts.append(z3.Sum(counts) == len(positions))
-            self._counts[positions] = counts
+            self._counts[positions] = tuple(z3.simplify(c, som=True) for c in counts)
         return self._counts[positions]
 
     @property
@@ -228,5 +237,7 @@ def fraction(value) -> Fraction:
     return Fraction(int(value))
 
 
+@functools.lru_cache(maxsize=4096)
 def rational(value: Fraction) -> z3.ArithRef:
+    """An exact Z3 rational (memoized: building one costs more than a lookup)."""
     return z3.Q(value.numerator, value.denominator)

@@ -86,37 +86,79 @@ def group_row(
     return Grouping(query, tuple(groups), tuple(sorted(others)))
 
 
+@dataclass(frozen=True)
+class Piecewise:
+    """A value that is, for each value u of the token at `position`, a linear term
+    of token counts (`Inputs.counts`): leaves[u], in normal form."""
+
+    position: int
+    leaves: tuple[z3.ArithRef, ...]
+
+
 def count_selected(
     inputs: Inputs, grouping: Grouping, weight: Callable[[object], Fraction | None] | None = None
-) -> z3.ArithRef:
+) -> Piecewise:
     """Over the grouped keys: how many are selected, or with `weight`, the sum of
-    weight(source entry) over them (None or 0 adds nothing). A decision tree on the
-    query token whose leaves are linear in the counts."""
+    weight(source entry) over them (None or 0 adds nothing)."""
     size = len(inputs.vocab)
-    leaves, keys = [], []
+    leaves = []
     for u in range(size):
-        terms, key = [], []
+        terms = []
         for group in grouping.groups:
             counts = inputs.counts(group.positions)
             for v in range(size):
                 if not group.selected[v, u]:
                     continue
                 factor = Fraction(1) if weight is None else weight(group.source[v][1])
-                if not factor:
-                    continue
-                key.append((group.positions, v, factor))
-                if weight is None:
-                    terms.append(counts[v])
-                else:
-                    terms.append(rational(factor) * z3.ToReal(counts[v]))
-        zero = z3.IntVal(0) if weight is None else z3.RealVal(0)
-        leaves.append(z3.Sum(terms) if terms else zero)
-        keys.append(tuple(key))
-    result = leaves[-1]
-    for u in range(size - 2, -1, -1):
-        if any(k != keys[u] for k in keys[u + 1 :]):  # else leaf u is the one below
-            result = z3.If(inputs.is_token(grouping.query, u), leaves[u], result)
-    return result
+                if factor:
+                    terms.append(counts[v] if factor == 1 else rational(factor) * counts[v])
+        leaves.append(_normal(z3.Sum(terms) if terms else z3.RealVal(0)))
+    return Piecewise(grouping.query, tuple(leaves))
+
+
+def affine(offset: Fraction, terms: Sequence[tuple[Fraction, Cell]]) -> Piecewise | None:
+    """offset + sum of slope * cell, leaf by leaf, when every cell is piecewise in one
+    token or a constant number (None otherwise)."""
+    forms = [c.piecewise for _, c in terms if c.piecewise is not None]
+    if not forms or any(f.position != forms[0].position for f in forms):
+        return None
+    size = len(forms[0].leaves)
+    leaves = [rational(offset)] * size
+    for slope, cell in terms:
+        if cell.piecewise is not None:
+            parts = cell.piecewise.leaves
+        elif (
+            cell.finite is not None
+            and cell.finite.support == ()
+            and _is_number(cell.finite.table[0])
+        ):
+            parts = [rational(fraction(cell.finite.table[0]))] * size
+        else:
+            return None
+        leaves = [leaf + rational(slope) * part for leaf, part in zip(leaves, parts)]
+    return Piecewise(forms[0].position, tuple(_normal(leaf) for leaf in leaves))
+
+
+def piecewise_term(inputs: Inputs, form: Piecewise) -> z3.ArithRef:
+    """The decision tree on the token at `form.position` (equal leaves merged);
+    equal forms give the same term, memoized on the inputs."""
+    key = ("piecewise", form.position, tuple(leaf.get_id() for leaf in form.leaves))
+    if key not in inputs.trees:
+        result = form.leaves[-1]
+        for u in range(len(form.leaves) - 2, -1, -1):
+            if any(not leaf.eq(form.leaves[u]) for leaf in form.leaves[u + 1 :]):
+                result = z3.If(inputs.is_token(form.position, u), form.leaves[u], result)
+        inputs.trees[key] = result
+    return inputs.trees[key]
+
+
+def _normal(term: z3.ArithRef) -> z3.ArithRef:
+    """A linear term as a sum of monomials (one form for equal linear terms)."""
+    return z3.simplify(term, som=True)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, bool)) and value is not RAISES
 
 
 def number_weight(entry) -> Fraction | None:

@@ -11,7 +11,7 @@ import z3
 
 from dsl import ast
 from dsl.functions import make_callable
-from verify.z3 import limits
+from verify.z3 import counting, limits
 from verify.z3.arithmetic import Arithmetic, is_arithmetic, to_real
 from verify.z3.cells import (
     FALSE,
@@ -125,18 +125,21 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
     # An affine map that never raises nor gives None is its term alone: no cases needed.
     total = affine is not None and all(r is not RAISES and r is not None for _, r in outcomes)
 
-    def affine_term(position: int) -> z3.ArithRef:
+    def affine_cell(enc: Encoder, position: int, none: z3.BoolRef) -> Cell:
         *slopes, offset = affine
-        values = [arg.cells[position].value for arg in args]
-        return simplify(
-            rational(offset) + z3.Sum([rational(a) * v for a, v in zip(slopes, values)])
-        )
+        cells = [arg.cells[position] for arg in args]
+        # Over counted values, one normal form: `n - #{t_k >= t_q}` is `#{t_k < t_q}`.
+        form = counting.affine(offset, list(zip(slopes, cells)))
+        if form is not None:
+            return Cell(counting.piecewise_term(enc.inputs, form), none, piecewise=form)
+        terms = [rational(a) * cell.value for a, cell in zip(slopes, cells)]
+        return Cell(simplify(rational(offset) + z3.Sum(terms)), none)
 
     def encode_position(enc: Encoder, position: int, none_in) -> Cell:
         if total:
             for arg, domain in zip(args, domains):
                 escape_outside(enc, arg, domain, position, none_in, "lambda")
-            return Cell(affine_term(position), none_in)
+            return affine_cell(enc, position, none_in)
         cases, raises = [], []
         for combo, result in outcomes:
             hit = z3.And([enc.matches(a, a.cells[position], v) for a, v in zip(args, combo)])
@@ -149,7 +152,7 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
         for arg, domain in zip(args, domains):
             escape_outside(enc, arg, domain, position, none_in, "lambda")
         cell = _result_cell(enc, kind, cases, none_in)
-        return cell if affine is None else Cell(affine_term(position), cell.none)
+        return cell if affine is None else affine_cell(enc, position, cell.none)
 
     return kind, results, may_be_none, True, encode_position
 
