@@ -64,8 +64,7 @@ from verify.z3.cells import OutOfTime, Universe, Unsupported, symbolic_inputs
 from verify.z3.program import (
     ENCODERS,
     encode_program,
-    outputs_equal,
-    outputs_equal_where_valued,
+    outputs_equal_at,
 )
 
 __all__ = [
@@ -74,7 +73,6 @@ __all__ = [
     "Universe",
     "Unsupported",
     "encode_program",
-    "outputs_equal",
-    "outputs_equal_where_valued",
+    "outputs_equal_at",
     "symbolic_inputs",
 ]

@@ -156,8 +156,10 @@ class Inputs:
     trees: dict = field(default_factory=dict)
     """Decision trees built so far, shared by the programs compared."""
     facts: list = field(default_factory=list)
-    """Formulas true of every input: the definitions of auxiliary variables (`counts`)
-    and what follows from them; the solver gets them with the token ranges."""
+    """Formulas true of every input that follow from `definitions` (`constraint` holds them)."""
+    definitions: list = field(default_factory=list)
+    """The auxiliary variables (`counts`) in terms of the tokens. A claim that holds
+    under `constraint` alone holds; a counterexample must also satisfy these."""
     _tests: dict = field(default_factory=dict)
     _counts: dict = field(default_factory=dict)
 
@@ -175,22 +177,29 @@ class Inputs:
     def counts(self, positions: tuple[int, ...]) -> tuple[z3.ArithRef, ...]:
         """A Real term per vocab index: how many of `positions` hold that token.
 
-        The counts of the first tokens are variables, defined in `facts` as sums
-        over the positions; the last is len(positions) minus the others. So the
-        counts add up to the group's size by construction, and a linear term of
-        counts has one normal form: `#{k: t_k < t_q}` and
-        `n - #{k: t_k >= t_q}` are the same term.
+        The counts of the first tokens are Int variables, defined in
+        `definitions` as sums over the positions; the last is len(positions)
+        minus the others. So the counts add up to the group's size by
+        construction, and a linear term of counts has one normal form:
+        `#{k: t_k < t_q}` and `n - #{k: t_k >= t_q}` are the same term. The
+        `facts` say what a proof mostly needs of the sums without their case
+        splits: every count is a whole number from 0 up, at least 1 for the
+        token at each position of the group.
         """
         if positions not in self._counts:
             number = len(self._counts)
             size = len(self.vocab)
-            variables = [z3.Real(f"count{number}_{v}") for v in range(size - 1)]
-            counts = (*variables, len(positions) - z3.Sum(variables)) if variables else ()
+            variables = [z3.Int(f"count{number}_{v}") for v in range(size - 1)]
+            reals = [z3.ToReal(x) for x in variables]
+            counts = (*reals, len(positions) - z3.Sum(reals)) if reals else ()
             counts = counts or (z3.RealVal(len(positions)),)
             one, zero = z3.RealVal(1), z3.RealVal(0)
             for v, count in enumerate(counts):
                 ones = [z3.If(self.is_token(k, v), one, zero) for k in positions]
-                self.facts.append(count == z3.Sum(ones))
+                self.definitions.append(count == z3.Sum(ones))
+                self.facts.append(count >= 0)
+                for k in positions:
+                    self.facts.append(z3.Implies(self.is_token(k, v), count >= 1))
             self._counts[positions] = tuple(z3.simplify(c, som=True) for c in counts)
         return self._counts[positions]
 
