@@ -21,6 +21,10 @@ budget ran out, a construct the encoding cannot express, or an input whose
 values it cannot represent exactly). Every solver call gets the remaining
 time budget; a budget spent before a length is done gives unknown, never
 proved.
+
+Each length is one encoding (concrete length: `length`, `indices` and masks
+are constants) and a search per goal of the negated claim (undefinedness,
+then each position), see `_search`.
 """
 
 from __future__ import annotations

@@ -189,10 +189,9 @@ class Inputs:
         if positions not in self._counts:
             number = len(self._counts)
             size = len(self.vocab)
-            variables = [z3.Int(f"count{number}_{v}") for v in range(size - 1)]
-            reals = [z3.ToReal(x) for x in variables]
-            counts = (*reals, len(positions) - z3.Sum(reals)) if reals else ()
-            counts = counts or (z3.RealVal(len(positions)),)
+            reals = [z3.ToReal(z3.Int(f"count{number}_{v}")) for v in range(size - 1)]
+            last = len(positions) - z3.Sum(reals) if reals else z3.RealVal(len(positions))
+            counts = (*reals, last)
             one, zero = z3.RealVal(1), z3.RealVal(0)
             for v, count in enumerate(counts):
                 ones = [z3.If(self.is_token(k, v), one, zero) for k in positions]

@@ -4,9 +4,9 @@
 k of the same function of (token k, token q). Written position by position, Z3
 must split cases on every token to see that it equals
 `n - selector_width(select(tokens, tokens, >=))`: exponential in the length.
-Grouped by value it is `sum over v < token q of count(v)`, with one Int
-`count(v)` per token value (`Inputs.counts`, defined with the fact that the
-counts add up to the length), and the identity is linear arithmetic.
+Grouped by value it is `sum over v < token q of count(v)`, with one count per
+token value (`Inputs.counts`: the last one is the length minus the others), and
+in the normal form of `Piecewise` both sides are one term.
 
 A row is grouped when its cells are finite: a key k joins the group of the
 keys whose cell is the same function of (token k, token q), and, for an
@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
+from verify.z3 import limits
 from verify.z3.cells import RAISES, Cell, Finite, Inputs, fraction, rational
 
 
@@ -54,6 +55,8 @@ def group_row(
     `source`: the aggregated SOp's cells; a key's source cell must then be a
     function of its own token, the same within a group.
     """
+    if not limits.COUNT_BY_VALUE:
+        return None
     size = len(inputs.vocab)
     signatures: dict = {}
     others = []
@@ -142,6 +145,7 @@ def affine(offset: Fraction, terms: Sequence[tuple[Fraction, Cell]]) -> Piecewis
 def piecewise_term(inputs: Inputs, form: Piecewise) -> z3.ArithRef:
     """The decision tree on the token at `form.position` (equal leaves merged);
     equal forms give the same term, memoized on the inputs."""
+    # Keyed by AST ids (z3 terms overload ==); every leaf stays alive in the cached tree.
     key = ("piecewise", form.position, tuple(leaf.get_id() for leaf in form.leaves))
     if key not in inputs.trees:
         result = form.leaves[-1]
