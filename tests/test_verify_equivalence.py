@@ -23,8 +23,10 @@ from verify.z3 import ENCODERS, limits
 
 # At these small sizes every cell would be computed concretely (see verify.z3's
 # "finite cells"); limits of 1 and 3 token assignments force the symbolic encoding
-# for everything that depends on the input, or on more than one position.
-FINITE_LIMITS = st.sampled_from([1, 3, limits.FINITE_LIMIT])
+# for everything that depends on the input, or on more than one position; 9 keeps
+# the cells of two positions finite (a vocab of 3) and makes rows of selectors
+# symbolic, counted by token value (verify.z3.counting).
+FINITE_LIMITS = st.sampled_from([1, 3, 9, limits.FINITE_LIMIT])
 
 PAIR_SETTINGS = settings(
     max_examples=100,
@@ -332,3 +334,86 @@ def test_a_default_filling_what_the_source_leaves_none_agrees_where_the_source_i
     example = refuted.counterexamples[0]
     assert example.got[example.position] is not None
     assert example.expected[example.position] != example.got[example.position]
+
+
+# Rows counted by token value (verify.z3.counting): past what enumeration reaches.
+
+WIDTH_LESS = "return selector_width(select(tokens, tokens, <))"
+WIDTH_FROM_GREATER_OR_EQUAL = """
+length = selector_width(select(tokens, tokens, true))
+return length - selector_width(select(tokens, tokens, >=))
+"""
+SORT_UNIQUE_GREATER_OR_EQUAL = SORT_UNIQUE.replace(
+    "smaller = select(tokens, tokens, <)\ntarget_pos = selector_width(smaller)",
+    "length = selector_width(select(tokens, tokens, true))\n"
+    "target_pos = length - selector_width(select(tokens, tokens, >=))",
+)
+MEAN_OF_SMALLER = "numerical aggregate(select(tokens, tokens, <), tokens, default=0)"
+FRACTION_OF_ONES_BELOW = """
+is_one = numerical map(lambda t: 1 if t == 1 else 0, tokens)
+return numerical aggregate(select(tokens, tokens, <), is_one, default=0)
+"""
+FRACTION_OF_ONES_BELOW_FROM_WIDTHS = """
+ones = selector_width(select(tokens, tokens, lambda k, q: k < q and k == 1))
+smaller = selector_width(select(tokens, tokens, <))
+return numerical sequence_map(lambda a, b: a / b if b > 0 else 0, ones, smaller)
+"""
+
+
+def _refuted_only_at(p, q, vocab, max_seq_len, shortest):
+    verdict = equivalent(p, q, vocab=vocab, max_seq_len=max_seq_len, timeout=120)
+    assert verdict.level == "refuted", verdict
+    example = verdict.counterexamples[0]
+    assert len(example.input) == shortest
+    expected = dsl.evaluate(p, [list(example.input)], undefined="mark")[0]
+    got = dsl.evaluate(q, [list(example.input)], undefined="mark")[0]
+    assert not _same(expected, got)
+    return example
+
+
+def test_a_width_of_less_equals_length_minus_the_width_of_greater_or_equal():
+    p, q = dsl.parse(WIDTH_LESS), dsl.parse(WIDTH_FROM_GREATER_OR_EQUAL)
+    assert (
+        str(equivalent(p, q, vocab=list(range(1, 7)), max_seq_len=10, timeout=120)) == "proved(10)"
+    )
+
+
+def test_sort_unique_with_its_target_from_greater_or_equal_is_proved_at_length_10():
+    p, q = dsl.parse(SORT_UNIQUE), dsl.parse(SORT_UNIQUE_GREATER_OR_EQUAL)
+    verdict = equivalent(p, q, vocab=list(range(1, 7)), max_seq_len=10, timeout=120)
+    assert str(verdict) == "proved(10)"
+
+
+def test_an_aggregate_over_less_equals_a_ratio_of_widths():
+    p, q = dsl.parse(FRACTION_OF_ONES_BELOW), dsl.parse(FRACTION_OF_ONES_BELOW_FROM_WIDTHS)
+    verdict = equivalent(p, q, vocab=list(range(1, 7)), max_seq_len=8, timeout=120)
+    assert str(verdict) == "proved(8)"
+    assert _disagreements(p, q, list(range(1, 4)), 5) == []
+
+
+def test_a_width_that_differs_from_length_8_on_is_refuted_there():
+    # 7 smaller tokens need 8 positions: [1, 1, 1, 1, 1, 1, 1, 2] and the like.
+    wrong = dsl.parse(
+        WIDTH_FROM_GREATER_OR_EQUAL.replace("return length -", "width = length -")
+        + "return map(lambda w: w if w < 7 else 0, width)\n"
+    )
+    example = _refuted_only_at(dsl.parse(WIDTH_LESS), wrong, list(range(1, 7)), 9, shortest=8)
+    assert 7 in example.expected
+
+
+def test_a_mean_over_less_that_differs_from_length_9_on_is_refuted_there():
+    # The mean 9/8 of smaller tokens needs 8 of them below a ninth: [1] * 7 + [2, 3].
+    p = dsl.parse(f"return {MEAN_OF_SMALLER}")
+    q = dsl.parse(
+        f"mean = {MEAN_OF_SMALLER}\nreturn numerical map(lambda m: 0 if m == 1.125 else m, mean)"
+    )
+    example = _refuted_only_at(p, q, list(range(1, 7)), 9, shortest=9)
+    assert 1.125 in example.expected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutated_pairs(vocab=(0, 1, 2), max_seq_len=5))
+def test_mutants_with_rows_counted_by_value_get_the_verdict_enumeration_gives(pair):
+    # Cells of two positions are finite (9 assignments), rows of five are counted.
+    p, q, _ = pair
+    _assert_agrees_with_enumeration(p, q, (0, 1, 2), 5, finite_limit=9)

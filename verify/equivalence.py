@@ -21,6 +21,10 @@ budget ran out, a construct the encoding cannot express, or an input whose
 values it cannot represent exactly). Every solver call gets the remaining
 time budget; a budget spent before a length is done gives unknown, never
 proved.
+
+Each length is one encoding (concrete length: `length`, `indices` and masks
+are constants) and a search per goal of the negated claim (undefinedness,
+then each position), see `_search`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,7 @@ from verify.z3 import (
     Universe,
     Unsupported,
     encode_program,
-    outputs_equal,
-    outputs_equal_where_valued,
+    outputs_equal_at,
     symbolic_inputs,
 )
 
@@ -138,47 +141,85 @@ def _check_length(p, q, vocab, length, universe, deadline, precondition, relatio
     single_valued = precondition == SINGLE_VALUED_AGGREGATES
     left = encode_program(p, inputs, single_valued=single_valued)
     right = encode_program(q, inputs, single_valued=single_valued)
-    if relation == WHERE_SECOND_VALUED:
-        same_outputs = outputs_equal_where_valued(left.output, right.output, inputs)
-        claim = z3.Or(right.undefined, z3.And(z3.Not(left.undefined), same_outputs))
-    else:
-        same_outputs = outputs_equal(left.output, right.output, inputs)
-        claim = z3.And(left.undefined == right.undefined, z3.Or(left.undefined, same_outputs))
-    restriction = [inputs.constraint]
+    goals = _counterexample_goals(left, right, inputs, relation)
+    restriction = [inputs.constraint]  # read after encoding: it holds the facts stated on the way
     if single_valued:
         restriction += [left.single_valued, right.single_valued]
     escapes = left.escapes + right.escapes
     no_escape = (
         z3.Not(z3.Or([condition for condition, _ in escapes])) if escapes else z3.BoolVal(True)
     )
-
-    solver = _solver(deadline)
-    solver.add(*restriction, no_escape, z3.Not(claim))
-    result = solver.check()
-    if result == z3.sat:
-        return _reproduce(p, q, inputs.tokens_from_model(solver.model()), relation)
-    if result == z3.unknown:
-        return _unknown_reason(solver, deadline)
+    found = _search(deadline, [*restriction, no_escape], goals, inputs.definitions)
+    if isinstance(found, z3.ModelRef):
+        return _reproduce(p, q, inputs.tokens_from_model(found), relation)
+    if found is not None:
+        return found
     if not escapes:
         return None
     # No counterexample among representable inputs: is every input representable?
-    solver = _solver(deadline)
-    solver.add(*restriction, z3.Or([condition for condition, _ in escapes]))
-    result = solver.check()
-    if result == z3.unsat:
-        return None
-    if result == z3.unknown:
-        return _unknown_reason(solver, deadline)
-    model = solver.model()
-    reason = next(r for c, r in escapes if z3.is_true(model.eval(c, model_completion=True)))
+    escaping = z3.Or([condition for condition, _ in escapes])
+    found = _search(deadline, restriction, [escaping], inputs.definitions)
+    if not isinstance(found, z3.ModelRef):
+        return found
+    reason = next(r for c, r in escapes if z3.is_true(found.eval(c, model_completion=True)))
     return f"an input the encoding cannot represent exactly: {reason}"
 
 
-def _solver(deadline: float) -> z3.Solver:
-    solver = z3.Solver()
+def _counterexample_goals(left, right, inputs, relation) -> list[z3.BoolRef]:
+    """The negated claim as a disjunction: one goal for undefinedness, one per position."""
+    where_valued = relation == WHERE_SECOND_VALUED
+    same = outputs_equal_at(left.output, right.output, inputs, where_valued=where_valued)
+    if where_valued:
+        # not (right undefined, or left defined and equal where right has a value)
+        defined = z3.Not(right.undefined)
+        goals = [z3.And(defined, left.undefined)]
+    else:
+        # not (undefined on the same inputs, and equal where defined)
+        defined = z3.Not(left.undefined)
+        goals = [left.undefined != right.undefined]
+    goals += [z3.And(defined, z3.Not(cell)) for cell in same]
+    return [g for g in map(z3.simplify, goals) if not z3.is_false(g)]
+
+
+def _search(deadline: float, base: list, goals: list, definitions: list):
+    """The first goal satisfiable with `base`: a model, or the reason for unknown; None
+    when no goal is.
+
+    Goals one at a time (push/pop on one solver) keep each search small. Each is
+    tried first without the encoding's `definitions`: dropping constraints only
+    adds models, so unsat there is unsat, and the facts the encoding states
+    mostly suffice. A model found so may not be an input: then with them.
+    """
+    abstract = z3.Solver()
+    abstract.add(*base)
+    whole = abstract
+    if definitions:
+        whole = z3.Solver()
+        whole.add(*base, *definitions)
+    for goal in goals:
+        result, found = _try(abstract, goal, deadline)
+        if result != z3.unsat and whole is not abstract:
+            result, found = _try(whole, goal, deadline)
+        if result != z3.unsat:
+            return found
+    return None
+
+
+def _try(solver: z3.Solver, goal: z3.BoolRef, deadline: float):
+    """(result, model or the reason for unknown) of `goal` under the solver's constraints."""
     remaining_ms = max(1, int((deadline - time.perf_counter()) * 1000))
     solver.set("timeout", remaining_ms)
-    return solver
+    solver.push()
+    try:
+        solver.add(goal)
+        result = solver.check()
+        if result == z3.sat:
+            return result, solver.model()
+        if result == z3.unknown:
+            return result, _unknown_reason(solver, deadline)
+        return result, None
+    finally:
+        solver.pop()
 
 
 def _unknown_reason(solver: z3.Solver, deadline: float) -> str:

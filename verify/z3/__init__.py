@@ -14,7 +14,7 @@ term is one of two kinds, chosen per SOp from the values it can take:
   shared by both programs, one code per distinct value (Python equality: 1,
   1.0 and True share one).
 
-Two layers make proofs fast:
+Three layers make proofs fast:
 
 1. Finite cells. A cell that depends on few input positions (its *support*)
    is computed concretely, as a table over every token assignment of its
@@ -32,6 +32,14 @@ Two layers make proofs fast:
    its arguments can take (as tracr's basis inference does); aggregates are
    the default on an empty selection, the selected value, the mean of several
    numbers (a chain over the count, so division stays by constants).
+3. Rows counted by token value (`counting`). A row of finite cells that are
+   one function of (key token, query token) is summed by value, over counts
+   of each token (`Inputs.counts`) instead of position by position, in one
+   normal form (linear in the counts, piecewise in the query token), kept
+   through affine maps: `#{k: t_k < t_q}` and `n - #{k: t_k >= t_q}` are one
+   term. The counts' definitions over the tokens are kept apart
+   (`Inputs.definitions`): the equivalence check first searches without them,
+   with only the `facts` the encoding states about counts.
 
 Besides the output cells, encoding collects three formulas over the input:
 - `undefined`: tracr's evaluator (and `dsl.evaluate`) raises: a comparison
@@ -56,16 +64,16 @@ Modules, one job each:
     maps         map, sequence_map
     arithmetic   lambda bodies as Z3 arithmetic
     selectors    select, &, |, ~
+    counting     rows of selectors counted by token value
     aggregates   selector_width, aggregate
-    program      the dispatch table, encode_program, output equality
+    program      the dispatch table, encode_program, output equality per position
 """
 
 from verify.z3.cells import OutOfTime, Universe, Unsupported, symbolic_inputs
 from verify.z3.program import (
     ENCODERS,
     encode_program,
-    outputs_equal,
-    outputs_equal_where_valued,
+    outputs_equal_at,
 )
 
 __all__ = [
@@ -74,7 +82,6 @@ __all__ = [
     "Universe",
     "Unsupported",
     "encode_program",
-    "outputs_equal",
-    "outputs_equal_where_valued",
+    "outputs_equal_at",
     "symbolic_inputs",
 ]

@@ -23,13 +23,26 @@ from verify.z3.cells import (
     real_literal,
     simplify,
 )
+from verify.z3.counting import (
+    count_selected,
+    group_row,
+    none_weight,
+    number_weight,
+    piecewise_term,
+)
 from verify.z3.encoder import Encoder, cells_equal
 from verify.z3.tables import bool_tree, entries, has_none
 
 
 def _live(row: Sequence[Cell]) -> list[int]:
     """Key positions that may be selected (a finite constant False never is)."""
-    return [j for j, c in enumerate(row) if not z3.is_false(c.value)]
+    return [j for j, c in enumerate(row) if not _never(c)]
+
+
+def _never(cell: Cell) -> bool:
+    if cell.finite is not None:
+        return not any(e is not RAISES and e for e in cell.finite.table)
+    return z3.is_false(cell.value)
 
 
 def _count(row: Sequence[Cell], live: list[int]) -> z3.ArithRef:
@@ -38,14 +51,26 @@ def _count(row: Sequence[Cell], live: list[int]) -> z3.ArithRef:
     return z3.Sum([z3.If(row[j].value, z3.IntVal(1), z3.IntVal(0)) for j in live])
 
 
+def _width(enc: Encoder, query: int, row: Sequence[Cell], live: list[int]) -> Cell:
+    """How many keys the row selects (a Real cell), counted by token value where it can be."""
+    grouping = group_row(enc.inputs, query, row, live)
+    if grouping is None:
+        return Cell(simplify(z3.ToReal(_count(row, live))), FALSE)
+    counted = count_selected(enc.inputs, grouping)
+    if not grouping.others:
+        return Cell(piecewise_term(enc.inputs, counted), FALSE, piecewise=counted)
+    others = z3.ToReal(_count(row, list(grouping.others)))
+    return Cell(simplify(piecewise_term(enc.inputs, counted) + others), FALSE)
+
+
 def encode_selector_width(enc: Encoder, node: ast.SelectorWidth) -> EncodedSOp:
     cells = []
-    for row in enc.selector(node.selector):
+    for query, row in enumerate(enc.selector(node.selector)):
         finite = enc.combine(row, lambda *selected: sum(selected))
         if finite is not None:
             cells.append(enc.finite_cell(REAL, finite))
         else:
-            cells.append(Cell(simplify(z3.ToReal(_count(row, _live(row)))), FALSE))
+            cells.append(_width(enc, query, row, _live(row)))
     return EncodedSOp(REAL, tuple(cells), frozenset(range(enc.length + 1)))
 
 
@@ -86,12 +111,12 @@ def encode_aggregate(enc: Encoder, node: ast.Aggregate) -> EncodedSOp:
         values, exact = source.values | _set_of(default) | (means or frozenset()), True
         kind = CODE
 
-        def symbolic(enc, row, live, source, default):
-            return _aggregate_codes(enc, row, live, source, default, means)
+        def symbolic(enc, query, row, live, source, default):
+            return _aggregate_codes(enc, query, row, live, source, default, means)
 
     categorical = node.encoding == ast.CATEGORICAL and enc.wants_single_valued
     cells, tables = [], []
-    for row in matrix:
+    for query, row in enumerate(matrix):
         live = _live(row)
         gathered = [row[j] for j in live] + [source.cells[j] for j in live]
         finite = enc.combine(
@@ -107,7 +132,7 @@ def encode_aggregate(enc: Encoder, node: ast.Aggregate) -> EncodedSOp:
                     bool_tree(enc.inputs, single, "single", lambda e: e is not False)
                 )
             continue
-        cells.append(symbolic(enc, row, live, source, default))
+        cells.append(symbolic(enc, query, row, live, source, default))
         if categorical:
             enc.single_valued.append(_at_most_one_value(enc, row, live, source))
     if all(t is not None for t in tables):
@@ -145,15 +170,27 @@ def _selected_none(source: EncodedSOp, row, live) -> z3.BoolRef:
     return z3.Or([z3.And(row[j].value, source.cells[j].none) for j in live])
 
 
-def _aggregate_numbers(enc: Encoder, row, live, source: EncodedSOp, default) -> Cell:
+def _aggregate_numbers(enc: Encoder, query, row, live, source: EncodedSOp, default) -> Cell:
     default_value = z3.RealVal(0) if default is None else real_literal(default)
-    width = simplify(_count(row, live))
-    terms = [z3.If(row[j].value, source.cells[j].value, z3.RealVal(0)) for j in live]
+    grouping = group_row(enc.inputs, query, row, live, source.cells)
+    others = live if grouping is None else list(grouping.others)
+    width = _count(row, others)
+    terms = [z3.If(row[j].value, source.cells[j].value, z3.RealVal(0)) for j in others]
+    selected_none = _selected_none(source, row, others)
+    if grouping is not None:
+
+        def counted(weight=None):
+            return piecewise_term(enc.inputs, count_selected(enc.inputs, grouping, weight))
+
+        width = width + counted()
+        terms.append(counted(number_weight))
+        if source.may_be_none:
+            selected_none = z3.Or(selected_none, counted(none_weight) >= 1)
+    width = simplify(width)
     total = z3.Sum(terms) if terms else z3.RealVal(0)
     # The mean as a chain over the possible counts: division by constants stays linear.
     means = [(width == n, total / n) for n in range(2, len(live) + 1)]
     value = z3.If(width == 0, default_value, z3.If(width == 1, total, if_chain(means, total)))
-    selected_none = _selected_none(source, row, live)
     enc.fail_when(z3.And(width >= 2, selected_none))
     none = z3.Or(z3.And(width == 0, z3.BoolVal(default is None)), z3.And(width == 1, selected_none))
     return Cell(simplify(value), simplify(none))
@@ -173,11 +210,11 @@ def _possible_means(numbers: list, length: int) -> frozenset | None:
     return frozenset(means)
 
 
-def _aggregate_codes(enc: Encoder, row, live, source: EncodedSOp, default, means) -> Cell:
+def _aggregate_codes(enc: Encoder, query, row, live, source: EncodedSOp, default, means) -> Cell:
     """An aggregate whose values are not all numbers; `means`: the averages it may take."""
     numbers = [v for v in source.values if is_number(v)]
     default_code = z3.IntVal(0) if default is None else z3.IntVal(enc.universe.code(default))
-    width = simplify(_count(row, live))
+    width = _width(enc, query, row, live).value
     single = if_chain([(row[j].value, source.cells[j].value) for j in live], z3.IntVal(0))
     is_selected_number = [
         z3.And(

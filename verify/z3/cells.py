@@ -8,9 +8,10 @@ is a [query][key] `Matrix` of Bool cells.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -83,16 +84,45 @@ class Finite:
     a value, None, or RAISES."""
 
 
-@dataclass(frozen=True)
 class Cell:
-    """One SOp value (or one selector entry) at one position."""
+    """One SOp value (or one selector entry) at one position.
 
-    value: z3.ExprRef
-    """A Real, an Int code or a Bool (selectors); meaningless when `none` holds."""
-    none: z3.BoolRef
-    """The value is None."""
-    finite: Finite | None = None
-    """The cell's table when its support is small."""
+    `value`: a Real, an Int code or a Bool (selectors), meaningless when `none`
+    (a Bool: the value is None) holds. `finite`: the cell's table when its
+    support is small; a finite cell builds its terms on first use (`Cell.lazy`):
+    a row counted by token value never needs them. `piecewise`: the value as a
+    linear term of token counts per value of one token (`verify.z3.counting`).
+    """
+
+    __slots__ = ("_build", "_none", "_value", "finite", "piecewise")
+
+    def __init__(
+        self, value: z3.ExprRef, none: z3.BoolRef, finite: Finite | None = None, piecewise=None
+    ):
+        self._value, self._none, self.finite = value, none, finite
+        self.piecewise = piecewise
+        self._build: Callable[[], tuple[z3.ExprRef, z3.BoolRef]] | None = None
+
+    @classmethod
+    def lazy(cls, build: Callable[[], tuple[z3.ExprRef, z3.BoolRef]], finite: Finite) -> Cell:
+        cell = cls(None, None, finite)
+        cell._build = build
+        return cell
+
+    def _force(self) -> None:
+        if self._build is not None:
+            self._value, self._none = self._build()
+            self._build = None
+
+    @property
+    def value(self) -> z3.ExprRef:
+        self._force()
+        return self._value
+
+    @property
+    def none(self) -> z3.BoolRef:
+        self._force()
+        return self._none
 
 
 @dataclass(frozen=True)
@@ -125,7 +155,13 @@ class Inputs:
     deadline: float = math.inf
     trees: dict = field(default_factory=dict)
     """Decision trees built so far, shared by the programs compared."""
+    facts: list = field(default_factory=list)
+    """Formulas true of every input that follow from `definitions` (`constraint` holds them)."""
+    definitions: list = field(default_factory=list)
+    """The auxiliary variables (`counts`) in terms of the tokens. A claim that holds
+    under `constraint` alone holds; a counterexample must also satisfy these."""
     _tests: dict = field(default_factory=dict)
+    _counts: dict = field(default_factory=dict)
 
     def check_time(self) -> None:
         if time.perf_counter() >= self.deadline:
@@ -138,13 +174,43 @@ class Inputs:
             self._tests[key] = self.variables[position] == index
         return self._tests[key]
 
+    def counts(self, positions: tuple[int, ...]) -> tuple[z3.ArithRef, ...]:
+        """A Real term per vocab index: how many of `positions` hold that token.
+
+        The counts of the first tokens are Int variables, defined in
+        `definitions` as sums over the positions; the last is len(positions)
+        minus the others. So the counts add up to the group's size by
+        construction, and a linear term of counts has one normal form:
+        `#{k: t_k < t_q}` and `n - #{k: t_k >= t_q}` are the same term. The
+        `facts` say what a proof mostly needs of the sums without their case
+        splits: every count is a whole number from 0 up, at least 1 for the
+        token at each position of the group.
+        """
+        if positions not in self._counts:
+            number = len(self._counts)
+            size = len(self.vocab)
+            reals = [z3.ToReal(z3.Int(f"count{number}_{v}")) for v in range(size - 1)]
+            last = len(positions) - z3.Sum(reals) if reals else z3.RealVal(len(positions))
+            counts = (*reals, last)
+            one, zero = z3.RealVal(1), z3.RealVal(0)
+            for v, count in enumerate(counts):
+                ones = [z3.If(self.is_token(k, v), one, zero) for k in positions]
+                self.definitions.append(count == z3.Sum(ones))
+                self.facts.append(count >= 0)
+                for k in positions:
+                    self.facts.append(z3.Implies(self.is_token(k, v), count >= 1))
+            self._counts[positions] = tuple(z3.simplify(c, som=True) for c in counts)
+        return self._counts[positions]
+
     @property
     def length(self) -> int:
         return len(self.variables)
 
     @property
     def constraint(self) -> z3.BoolRef:
-        return z3.And([z3.And(0 <= x, x < len(self.vocab)) for x in self.variables])
+        """Every token in the vocab, and the facts of the auxiliary variables made so far."""
+        ranges = [z3.And(0 <= x, x < len(self.vocab)) for x in self.variables]
+        return z3.And(ranges + self.facts)
 
     def tokens_from_model(self, model: z3.ModelRef) -> list:
         return [self.vocab[model.eval(x, model_completion=True).as_long()] for x in self.variables]
@@ -179,5 +245,7 @@ def fraction(value) -> Fraction:
     return Fraction(int(value))
 
 
+@functools.lru_cache(maxsize=4096)
 def rational(value: Fraction) -> z3.ArithRef:
+    """An exact Z3 rational (memoized: building one costs more than a lookup)."""
     return z3.Q(value.numerator, value.denominator)

@@ -114,9 +114,12 @@ class Encoder:
 
         if any(entry is RAISES for entry in finite.table):
             self.undefined.append(bool_tree(self.inputs, finite, "raises", lambda e: e is RAISES))
-        value = tree(self.inputs, finite, kind, value_label, value_leaf)
-        none = bool_tree(self.inputs, finite, "none", lambda e: e is None)
-        return Cell(value, none, finite)
+
+        def build():
+            value = tree(self.inputs, finite, kind, value_label, value_leaf)
+            return value, bool_tree(self.inputs, finite, "none", lambda e: e is None)
+
+        return Cell.lazy(build, finite)
 
     def matches(self, sop: EncodedSOp, cell: Cell, value) -> z3.BoolRef:
         """The cell holds `value` (None included)."""

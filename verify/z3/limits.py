@@ -10,3 +10,6 @@ FLOAT_DENOMINATOR_LIMIT = 10**6
 MAX_MEANS = 2_000
 # `x ** n` is Z3 arithmetic for small constant integer exponents only.
 MAX_POWER_EXPONENT = 8
+# Rows of selectors are counted by token value (verify.z3.counting); off, every key
+# is a term of its own (the positional encoding, the baseline of benchmarks/equiv.py).
+COUNT_BY_VALUE = True

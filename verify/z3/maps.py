@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -10,7 +11,7 @@ import z3
 
 from dsl import ast
 from dsl.functions import make_callable
-from verify.z3 import limits
+from verify.z3 import counting, limits
 from verify.z3.arithmetic import Arithmetic, is_arithmetic, to_real
 from verify.z3.cells import (
     FALSE,
@@ -121,8 +122,24 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
     kind = kind_of(results)
     may_be_none = any(a.may_be_none for a in args) or any(r is None for _, r in outcomes)
     affine = _affine_fit(outcomes) if all(a.kind == REAL for a in args) and kind == REAL else None
+    # An affine map that never raises nor gives None is its term alone: no cases needed.
+    total = affine is not None and all(r is not RAISES and r is not None for _, r in outcomes)
+
+    def affine_cell(enc: Encoder, position: int, none: z3.BoolRef) -> Cell:
+        *slopes, offset = affine
+        cells = [arg.cells[position] for arg in args]
+        # Over counted values, one normal form: `n - #{t_k >= t_q}` is `#{t_k < t_q}`.
+        form = counting.affine(offset, list(zip(slopes, cells)))
+        if form is not None:
+            return Cell(counting.piecewise_term(enc.inputs, form), none, piecewise=form)
+        terms = [rational(a) * cell.value for a, cell in zip(slopes, cells)]
+        return Cell(simplify(rational(offset) + z3.Sum(terms)), none)
 
     def encode_position(enc: Encoder, position: int, none_in) -> Cell:
+        if total:
+            for arg, domain in zip(args, domains):
+                escape_outside(enc, arg, domain, position, none_in, "lambda")
+            return affine_cell(enc, position, none_in)
         cases, raises = [], []
         for combo, result in outcomes:
             hit = z3.And([enc.matches(a, a.cells[position], v) for a, v in zip(args, combo)])
@@ -135,13 +152,7 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
         for arg, domain in zip(args, domains):
             escape_outside(enc, arg, domain, position, none_in, "lambda")
         cell = _result_cell(enc, kind, cases, none_in)
-        if affine is None:
-            return cell
-        *slopes, offset = affine
-        term = rational(offset) + z3.Sum(
-            [rational(a) * arg.cells[position].value for a, arg in zip(slopes, args)]
-        )
-        return Cell(simplify(term), cell.none)
+        return cell if affine is None else affine_cell(enc, position, cell.none)
 
     return kind, results, may_be_none, True, encode_position
 
@@ -188,7 +199,15 @@ def finite_values(sop: EncodedSOp, what: str) -> list:
         raise Unsupported(
             f"a {what} applied to a numerical SOp whose values are not finitely known"
         )
-    return sorted(sop.values, key=lambda v: (type(v).__name__, repr(v)))
+    # A float is the exact number its cell holds: values that round to one number
+    # (2/3 - 1 + 2 * (2/3 - 1) + ... off by 1e-16) are that number once, the float
+    # nearest to it, so a tabulated function gives that number one outcome.
+    exact = {_exact_float(v) if isinstance(v, float) else v for v in sop.values}
+    return sorted(exact, key=lambda v: (type(v).__name__, repr(v)))
+
+
+def _exact_float(value: float) -> float:
+    return float(fraction(value)) if math.isfinite(value) else value
 
 
 def check_table_size(domains: list[list], what: str) -> None:

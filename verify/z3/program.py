@@ -37,18 +37,16 @@ def encode_program(
     )
 
 
-def outputs_equal(a: EncodedSOp, b: EncodedSOp, inputs: Inputs) -> z3.BoolRef:
-    """Python's `==` between the two outputs at every position (None == None)."""
-    return z3.And([cells_equal(a, i, b, i, inputs) for i in range(inputs.length)])
-
-
-def outputs_equal_where_valued(a: EncodedSOp, b: EncodedSOp, inputs: Inputs) -> z3.BoolRef:
-    """`a` equals `b` at every position where `b` is not None (there `a` is free)."""
+def outputs_equal_at(
+    a: EncodedSOp, b: EncodedSOp, inputs: Inputs, *, where_valued: bool = False
+) -> list[z3.BoolRef]:
+    """Per position, Python's `==` between the two outputs (None == None); with
+    `where_valued`, only where `b` is not None (there `a` is free)."""
     cells = []
     for i in range(inputs.length):
         same = cells_equal(a, i, b, i, inputs)
-        cells.append(z3.Or(b.cells[i].none, same) if b.may_be_none else same)
-    return z3.And(cells)
+        cells.append(z3.Or(b.cells[i].none, same) if where_valued and b.may_be_none else same)
+    return cells
 
 
 ENCODERS: dict[type, Callable] = {
