@@ -30,6 +30,7 @@ from distill.circuit.precondition import PRECONDITION
 from distill.config import DistillConfig
 from distill.errors import DistillError
 from distill.models.family import Model
+from distill.models.numerics import RESOLUTION, in_float64
 from dsl import ast
 from verify.check import check as check_program
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
@@ -71,7 +72,8 @@ def distill(
     """A readable program computing what `model` computes, verified against it (and proved
     equal to the tables read off it when config.prove)."""
     with _single_threaded_torch():
-        return _distill(model, config, progress)
+        # The weights are evaluated in float64 (see distill.models.numerics).
+        return _distill(in_float64(model), config, progress)
 
 
 @contextmanager
@@ -169,6 +171,7 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 vocab=vocab,
                 max_seq_len=max_len,
                 undefined="refute",
+                tolerance=RESOLUTION,
                 **extent(vocab, max_len, config),
             )
     components = components_of(candidate, tables.program, tables.components)

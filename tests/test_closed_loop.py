@@ -13,6 +13,7 @@ from distill.emit.recompile import disagreements, recompile
 from distill.errors import BadInputError
 from distill.groundtruth.tracr_suite import ALL_CASES, compiled
 from distill.models.file_format import load_model
+from distill.models.numerics import RESOLUTION
 from distill.models.tracr_import import from_tracr
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
@@ -59,7 +60,7 @@ def test_distill_run_then_compile_program_rasp_gives_the_same_model(name, tmp_pa
     if name == "sort_unique_1":  # the source is defined on distinct tokens only
         inputs = [x for x in inputs if len(set(x)) == len(x)]
     for x, a, b in zip(inputs, original.predict(inputs), again.predict(inputs)):
-        assert a == pytest.approx(b, abs=1e-3), x
+        assert a == pytest.approx(b, abs=RESOLUTION), x
 
 
 # --------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_a_sequence_map_on_numbers_recompiles_to_what_tracr_evaluates(program):
     inputs = every_input(VOCAB, MAX_LEN)
     sop = dsl.to_tracr(program)  # the program as written: tracr evaluates what it cannot compile
     for x, got in zip(inputs, model.predict(inputs)):
-        assert got == pytest.approx(rasp.evaluate(sop, x), abs=1e-3), x
+        assert got == pytest.approx(rasp.evaluate(sop, x), abs=RESOLUTION), x
 
 
 # The shape of a program read off a causal model: the mask and-ed into the select.

@@ -16,6 +16,7 @@ import dsl
 from distill.config import DistillConfig
 from distill.groundtruth.scoring import run_tracr
 from distill.groundtruth.tracr_suite import ALL_CASES
+from distill.models.numerics import RESOLUTION
 
 CASES = {
     "reverse_1": 0,
@@ -57,7 +58,7 @@ def test_distilled_program_agrees_with_the_model_and_its_source(name, seed):
     model_out = run.model.predict(inputs)
     ours = dsl.evaluate(result.program, inputs)
     for x, mine, theirs in zip(inputs, ours, model_out):
-        assert mine == pytest.approx(theirs, abs=1e-4), x
+        assert mine == pytest.approx(theirs, abs=RESOLUTION), x
     if result.proof is not None:
         assert result.proof.level in ("proved", "unknown"), str(result.proof)
 

@@ -25,6 +25,7 @@ from tracr_cases import ALL_CASES, BOS, compiled
 import distill
 import dsl
 from distill.emit.torch_module import CLASS_NAME, GENERATORS, torch_module_source
+from distill.models.numerics import RESOLUTION
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
 from dsl.errors import TypeCheckError
@@ -176,7 +177,8 @@ def test_module_equals_compiled_tracr_model(name, tmp_path):
         output_values=config.output_values,
         domain_note=f"exhaustive({config.max_seq_len})",
     )
-    module = getattr(_load(source, tmp_path), CLASS_NAME)()
+    # The module computes in the dtype it is given, as the model does.
+    module = getattr(_load(source, tmp_path), CLASS_NAME)(dtype=next(model.parameters()).dtype)
     inputs = [
         list(x) for batch in enumerate_inputs(config.vocab, config.max_seq_len) for x in batch
     ]
@@ -192,7 +194,9 @@ def test_module_equals_compiled_tracr_model(name, tmp_path):
             if value is None:  # the model's output is meaningless where the program is undefined
                 continue
             if config.output_kind == "numerical":
-                assert math.isclose(model_out[position], module_out[position], abs_tol=1e-4), tokens
+                assert math.isclose(
+                    model_out[position], module_out[position], abs_tol=RESOLUTION
+                ), tokens
             else:
                 assert model_out[position] == module_out[position], (tokens, position)
 

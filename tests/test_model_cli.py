@@ -9,6 +9,7 @@ import pytest
 
 import distill
 from distill.cli import main
+from distill.models.numerics import RESOLUTION
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -85,7 +86,7 @@ def test_causal_compile_with_numerical_output(tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(path), "x", "y", "x", "x"]) == 0
     assert [float(v) for v in capsys.readouterr().out.split()] == pytest.approx(
-        [1, 1 / 2, 2 / 3, 3 / 4], abs=1e-4
+        [1, 1 / 2, 2 / 3, 3 / 4], abs=RESOLUTION
     )
 
 

@@ -17,6 +17,7 @@ from tracr_cases import compiled, distinct_compilable
 
 import distill
 from distill.models.numerics import (
+    RESOLUTION,
     UNIT_ROUNDOFF,
     NumericsError,
     gamma,
@@ -25,19 +26,25 @@ from distill.models.numerics import (
 )
 from dsl.domain import count_inputs, enumerate_inputs
 
-SMALL_DOMAIN = 1_500  # every input of domains up to this size
+SMALL_DOMAIN = 1_500
 SMALL_CASES = [
     case
     for case in distinct_compilable()
     if count_inputs(case.sorted_vocab, case.max_seq_len) <= SMALL_DOMAIN
 ]
-# Shallow cases where the bound is below half the smallest output gap today; for the
-# deeper tracr models it is not yet (see the module docstring's status).
-RESOLVING = {"detect_pattern_a", "make_nary_sequencemap_1", "make_nary_sequencemap_2"}
+# Deep tracr models whose bound is still too loose to resolve (0.02 for the shuffle_dyck
+# family: numerical MLPs and mean heads compound a 2-norm bound that cannot see which
+# directions the error lies in); marked strict, so they fail loudly once it is tight.
+NOT_YET_RESOLVED = {"shuffle_dyck2_1", "lib_make_shuffle_dyck", "lib_make_shuffle_dyck2"}
+INPUTS_PER_CASE = 300  # a seeded sample of each domain: the bound is for the inputs given
 
 
 def every_input(case) -> list[list]:
-    return [x for batch in enumerate_inputs(case.sorted_vocab, case.max_seq_len) for x in batch]
+    inputs = [x for batch in enumerate_inputs(case.sorted_vocab, case.max_seq_len) for x in batch]
+    if len(inputs) <= INPUTS_PER_CASE:
+        return inputs
+    picks = np.random.default_rng(0).choice(len(inputs), INPUTS_PER_CASE, replace=False)
+    return [inputs[i] for i in sorted(picks)]
 
 
 def decoded_outputs(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -50,7 +57,7 @@ def decoded_outputs(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def test_bound_holds_float32_against_float64_rotated(case):
     assembled = compiled(case)
     inputs = every_input(case)
-    model = distill.from_tracr(assembled, rotate=0)
+    model = distill.from_tracr(assembled, rotate=0, dtype=torch.float32)
     exact = distill.from_tracr(assembled, rotate=0).double()
     exact.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     ids, mask = model.encode(inputs)
@@ -62,21 +69,25 @@ def test_bound_holds_float32_against_float64_rotated(case):
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in SMALL_CASES if c.name in RESOLVING], ids=lambda c: c.name
+    "case",
+    [
+        pytest.param(
+            case,
+            marks=pytest.mark.xfail(strict=True, reason="bound not yet tight enough")
+            if case.name in NOT_YET_RESOLVED
+            else (),
+        )
+        for case in SMALL_CASES
+    ],
+    ids=lambda c: c.name,
 )
-def test_bound_cannot_merge_outputs(case):
-    """Below half the smallest gap between distinct scores (exact float64, unrotated)."""
-    assembled = compiled(case)
-    inputs = every_input(case)
-    model = distill.from_tracr(assembled, rotate=0)
-    exact = distill.from_tracr(assembled).double()
-    ids, mask = model.encode(inputs)
-    with torch.no_grad():
-        out = decoded_outputs(exact(ids, mask), mask)
-    values = np.unique(out.numpy())
-    gaps = np.diff(values)
-    smallest = gaps[gaps > 1e-9].min()  # exact ties: equal up to float64 noise
-    assert output_error_bound(model, inputs) < smallest / 2
+def test_float64_rounding_stays_under_half_the_resolution(case):
+    """Checks evaluate in float64: there the derived bound is far below the resolution, so
+    no machine's arithmetic can move a number across it (rotated, every small case)."""
+    model = distill.from_tracr(compiled(case), rotate=1)
+    assert next(model.parameters()).dtype == torch.float64
+    bound = output_error_bound(model, every_input(case))
+    assert bound < RESOLUTION / 2, bound
 
 
 def test_gamma_is_n_roundings():

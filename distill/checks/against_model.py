@@ -7,6 +7,7 @@ from distill.checks.sweep import check_exhaustively
 from distill.circuit.precondition import PRECONDITION, precondition_holds
 from distill.config import DistillConfig
 from distill.models.family import Model
+from distill.models.numerics import RESOLUTION
 from dsl.domain import count_inputs, sample_inputs
 from verify.check import check as check_program
 
@@ -42,6 +43,7 @@ def check_against_model(
         predicate=lambda x: tuple(x) in claimed,
         predicate_description=PRECONDITION,
         undefined="refute",
+        tolerance=RESOLUTION,
         **how,
     )
     return check, None

@@ -21,6 +21,7 @@ import torch
 
 from distill.circuit.precondition import PRECONDITION, precondition_holds
 from distill.models.family import Model
+from distill.models.numerics import RESOLUTION
 from dsl import ast
 from dsl.domain import Domain, ordered_vocab
 from dsl.interpreter import evaluate_arrays
@@ -28,7 +29,6 @@ from verify.check import UNDEFINED_RULES, outputs_agree
 from verify.verdict import EXHAUSTIVE, REFUTED, Counterexample, Verdict
 
 CHUNK_SIZE = 16_384
-TOLERANCE = 1e-4
 MAX_COUNTEREXAMPLES = 5
 
 
@@ -95,9 +95,9 @@ def defined_inputs(evaluation) -> np.ndarray:
 
 def agreement_matrix(table_a: tuple, table_b: tuple) -> np.ndarray:
     """[len(a), len(b)] bool: whether two values agree as verify.check compares them
-    (numbers within TOLERANCE, anything else by ==; None agrees with nothing)."""
+    (numbers within the resolution, anything else by ==; None agrees with nothing)."""
     numbers_a, numbers_b = _numbers(table_a), _numbers(table_b)
-    same = np.abs(numbers_a[:, None] - numbers_b[None, :]) <= TOLERANCE
+    same = np.abs(numbers_a[:, None] - numbers_b[None, :]) <= RESOLUTION
     others_b = [(j, b) for j, b in enumerate(table_b) if b is not None and np.isnan(numbers_b[j])]
     for i, a in enumerate(table_a):
         if a is not None and np.isnan(numbers_a[i]):
@@ -136,7 +136,7 @@ class _Tally:
             max_seq_len=max_len,
             domain=str(domain),
             inputs_covered=self.covered,
-            tolerance=TOLERANCE,
+            tolerance=RESOLUTION,
             undefined_rule=UNDEFINED_RULES["refute"],
             counterexamples=tuple(self.counterexamples),
             seconds=seconds,
@@ -188,5 +188,5 @@ def _counterexample(model: Model, chunk: Chunk, row: int, evaluation, defined) -
     if not defined:
         return Counterexample(sequence, expected, None, None, note="undefined for the program")
     got = tuple(evaluation.output.values()[row, : len(sequence)].tolist())
-    position = outputs_agree(expected, got, TOLERANCE)
+    position = outputs_agree(expected, got, RESOLUTION)
     return Counterexample(sequence, expected, got, position)

@@ -7,6 +7,7 @@ import numpy as np
 from distill.circuit.discovery import DEFAULT_LABEL, Circuit
 from distill.circuit.variables import NUMERICAL, clean_number
 from distill.errors import DistillError
+from distill.models.numerics import RESOLUTION
 
 
 def name_output(circuit: Circuit, evidence, spec) -> dict | None:
@@ -48,5 +49,5 @@ def _same(a, b) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(a - b) < 1e-4
+        return abs(a - b) < RESOLUTION
     return a == b and type(a) is type(b)

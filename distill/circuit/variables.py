@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distill.circuit.evidence import orthonormal_row_basis
+from distill.models.numerics import RESOLUTION
 
 CATEGORICAL = "categorical"
 NUMERICAL = "numerical"
@@ -158,7 +159,7 @@ def clean_number(x: float):
     """Snap a coordinate read off float weights to the simple number it stands for."""
     for denominator in range(1, 41):
         numerator = round(x * denominator)
-        if abs(numerator / denominator - x) < 1e-4:
+        if abs(numerator / denominator - x) < RESOLUTION:
             value = numerator / denominator
             return int(value) if denominator == 1 or value == int(value) else value
     return float(x)

@@ -20,8 +20,11 @@ def verify_command(
     ),
     samples: int = typer.Option(None, "--samples", help="Check K seeded random inputs instead."),
     seed: int = typer.Option(0, "--seed", help="The sampling seed (with --samples)."),
-    tolerance: float = typer.Option(
-        1e-4, "--tolerance", help="Numbers closer than this are equal."
+    tolerance: float | None = typer.Option(
+        None,
+        "--tolerance",
+        help="Numbers closer than this are equal (default: the numerical resolution, 1e-4, "
+        "under which the model's float64 rounding is bounded).",
     ),
 ) -> None:
     """Compare PROGRAM with MODEL on the model's vocabulary and lengths 1..max_seq_len.
@@ -35,16 +38,17 @@ def verify_command(
         raise BadInputError("--exhaustive and --samples exclude each other: give one")
     if samples is not None:
         check_samples(samples)
-    if not math.isfinite(tolerance) or tolerance < 0:
+    if tolerance is not None and (not math.isfinite(tolerance) or tolerance < 0):
         raise BadInputError(f"--tolerance: expected a finite number >= 0, got {tolerance:g}")
     program = read_program(program_path)
 
     import dsl
     from distill.models.file_format import load_model
+    from distill.models.numerics import RESOLUTION, in_float64
     from verify import check
     from verify.check import DEFAULT_SAMPLES
 
-    model = load_model(model_path)
+    model = in_float64(load_model(model_path))
     config = model.config
     info = dsl.infer(program, list(config.vocab), config.max_seq_len)
     for warning in info.warnings:
@@ -57,7 +61,7 @@ def verify_command(
         exhaustive=True if exhaustive else (False if samples is not None else None),
         samples=samples or DEFAULT_SAMPLES,
         seed=seed,
-        tolerance=tolerance,
+        tolerance=RESOLUTION if tolerance is None else tolerance,
     )
     print(verdict)
     for example in verdict.counterexamples:

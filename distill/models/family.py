@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from distill.errors import BadInputError
+from distill.models.numerics import RESOLUTION
 
 FORMAT_VERSION = 1
 ACT_FNS = ("relu", "gelu")
@@ -29,12 +30,6 @@ OUTPUT_KINDS = ("categorical", "numerical")
 # TransformerLens' LayerNorm epsilon; the family uses one fixed value.
 LN_EPS = 1e-5
 DEFAULT_BATCH_SIZE = 8192
-# Categorical decoding: scores this close to the maximum are tied, and a tie
-# goes to the first output value. tracr's argmax does exactly that for an
-# all-zero output (an aggregate that selects nothing); after a change of
-# residual basis those zeros come back as float noise (~1e-6), which a plain
-# argmax would turn into an arbitrary value. Real score gaps in tracr are O(1).
-ARGMAX_TIE_TOLERANCE = 1e-3
 # Token and output values a config may hold: what JSON stores without loss.
 VALUE_TYPES = (str, int, float, bool)
 
@@ -429,9 +424,12 @@ class Model(torch.nn.Module):
     def output_indices(self, out: torch.Tensor) -> torch.Tensor:
         """Categorical out [batch, pos, d_out] -> [batch, pos] index of the decoded output value.
 
-        Scores tied within ARGMAX_TIE_TOLERANCE decode to the first of them.
+        Scores within the numerical resolution of the maximum are tied, and a tie goes to
+        the first output value: tracr's argmax does exactly that for an aggregate that
+        selects nothing (an all-zero output, up to its attention's leak); in another
+        residual basis a plain argmax would pick an arbitrary value there.
         """
-        tied = out >= out.max(-1, keepdim=True).values - ARGMAX_TIE_TOLERANCE
+        tied = out >= out.max(-1, keepdim=True).values - RESOLUTION
         return tied.to(torch.int8).argmax(-1)  # argmax returns the first maximum
 
 
@@ -457,7 +455,6 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 __all__ = [
-    "ARGMAX_TIE_TOLERANCE",
     "FORMAT_VERSION",
     "Model",
     "ModelConfig",

@@ -77,7 +77,29 @@ import numpy as np
 
 from distill.errors import BadInputError
 
-UNIT_ROUNDOFF = 2.0**-24
+# Numbers closer than this are one value: the resolution at which a network's numbers are
+# read as its program's values (numerical outputs, and argmax ties). It is not a rounding
+# tolerance. It covers how closely a network approximates its program in exact
+# arithmetic: tracr's soft attention leaks about 1e-6 of its weight past the selected keys
+# (so a mean of 1/2 reads 0.499999), and an aggregate that selects nothing leaves scores
+# that tie only up to that leak. Rounding is bounded separately and must stay below it:
+# `rounding_resolves` checks that the derived bound is under half of it, so no machine's
+# arithmetic can move a number across it. Distinct program values closer than twice this
+# are refused (`require_resolution`).
+RESOLUTION = 1e-4
+
+UNIT_ROUNDOFF = 2.0**-24  # float32's
+UNIT_ROUNDOFFS = {"float32": 2.0**-24, "float64": 2.0**-53}
+
+
+def unit_roundoff(model) -> float:
+    """The unit roundoff of the dtype `model` computes in."""
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    if dtype not in UNIT_ROUNDOFFS:
+        raise NumericsError(f"no error bound for models computing in {dtype}")
+    return UNIT_ROUNDOFFS[dtype]
+
+
 """float32's unit roundoff u: fl(x) = x (1 + d), |d| <= u."""
 GELU_SLOPE = 1.13
 """An upper bound on |GELU'(x)| = |Phi(x) + x phi(x)| (its maximum is 1.1289 at x = 2**0.5)."""
@@ -95,18 +117,26 @@ def gamma(n: int, u: float = UNIT_ROUNDOFF) -> float:
 
 
 def output_error_bound(model, inputs: Sequence[Sequence], batch_size: int = 4096) -> float:
-    """An upper bound on |float32 output - exact output| for every output number of `model`
+    """An upper bound on |computed output - exact output| for every output number of `model`
     on `inputs` (positions 1..length of each; BOS and PAD positions are discarded by decode).
 
     Holds for every summation order; see the module docstring for the derivation.
     """
-    if not len(inputs):
-        return 0.0
+    bounds = position_error_bounds(model, inputs, batch_size)
+    return max((float(b.max()) for b in bounds if len(b)), default=0.0)
+
+
+def position_error_bounds(
+    model, inputs: Sequence[Sequence], batch_size: int = 4096
+) -> list[np.ndarray]:
+    """Per input, per position 1..length: the bound on every output number there."""
     weights = _weights(model)
-    return max(
-        _batch_bound(model, weights, inputs[start : start + batch_size])
-        for start in range(0, len(inputs), batch_size)
-    )
+    bounds = []
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start : start + batch_size]
+        per_output = _batch_bound(model, weights, batch).amax(-1).numpy()  # [batch, pos]
+        bounds += [per_output[row, 1 : len(x) + 1] for row, x in enumerate(batch)]
+    return bounds
 
 
 def _weights(model) -> dict:
@@ -129,14 +159,15 @@ def _spectral(t):
     return torch.linalg.matrix_norm(t, ord=2) if t.numel() else torch.zeros(t.shape[:-2])
 
 
-def _linear(x, e, W, b, W_norm, W_abs_norm):
+def _linear(x, e, W, b, W_norm, W_abs_norm, u):
     """y = x W + b in float32: per position, the error inherited through W (||W||_2 e) plus the
     rounding gamma(n + 2) || |x| |W| + |b| || (+ e ||abs(W)||_2 for x's own error)."""
-    own = gamma(W.shape[-2] + 2) * ((x.abs() @ W.abs() + b.abs()).norm(dim=-1) + e * W_abs_norm)
+    own = gamma(W.shape[-2] + 2, u) * ((x.abs() @ W.abs() + b.abs()).norm(dim=-1) + e * W_abs_norm)
     return W_norm * e + own
 
 
-def _batch_bound(model, weights, inputs) -> float:
+def _batch_bound(model, weights, inputs):
+    """[batch, pos, d_out]: the bound on each output number at each position (BOS included)."""
     import torch
 
     from distill.models.family import LN_EPS
@@ -145,7 +176,7 @@ def _batch_bound(model, weights, inputs) -> float:
     config = model.config
     ids, mask = model.encode(inputs)
     _, trace = exact.run_with_trace(ids, mask, names=_traced)
-    u = UNIT_ROUNDOFF
+    u = unit_roundoff(model)
     n_pos = ids.shape[1]
     allowed = mask[:, None, None, :]  # [batch, 1, query, key]
     if config.causal:
@@ -165,29 +196,26 @@ def _batch_bound(model, weights, inputs) -> float:
         sigma = ((centred.norm(dim=-1) - e).clamp(min=0) ** 2 / d + LN_EPS).sqrt()
         y = centred / (centred.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt() * w + b
         w_max = float(w.abs().max())
-        own = gamma(d + 8) * w_max * (math.sqrt(d) + x.norm(dim=-1) / sigma)
+        own = gamma(d + 8, u) * w_max * (math.sqrt(d) + x.norm(dim=-1) / sigma)
         return y, w_max * e / sigma + own + u * y.norm(dim=-1)
 
     resid = embedded
     for layer in range(config.n_layers):
         pre = f"blocks.{layer}"
         x, ex = normed(resid, e, f"{pre}.ln1")
-        e_attn = _attention_error(x, ex, p, norms, trace, pre, allowed, config)
+        e_attn = _attention_error(x, ex, p, norms, trace, pre, allowed, config, u)
         resid = trace[f"{pre}.hook_resid_mid"]
         e = e + e_attn + u * (resid.norm(dim=-1) + e + e_attn)
         x, ex = normed(resid, e, f"{pre}.ln2")
-        e_mlp = _mlp_error(x, ex, p, norms, trace, pre, config)
+        e_mlp = _mlp_error(x, ex, p, norms, trace, pre, config, u)
         resid = resid + trace[f"{pre}.hook_mlp_out"]
         e = e + e_mlp + u * (resid.norm(dim=-1) + e + e_mlp)
     x, ex = normed(resid, e, "ln_final")
     W_U, b_U = p["unembed.W_U"], p["unembed.b_U"]
-    own = gamma(W_U.shape[0] + 2) * (
+    own = gamma(W_U.shape[0] + 2, u) * (
         x.abs() @ W_U.abs() + b_U.abs() + ex[..., None] * W_U.abs().norm(dim=0)
     )
-    per_output = W_U.norm(dim=0) * ex[..., None] + own  # [batch, pos, d_out]
-    kept = mask.clone()
-    kept[:, 0] = False  # the BOS position is never decoded
-    return float(per_output[kept].max()) if kept.any() else 0.0
+    return W_U.norm(dim=0) * ex[..., None] + own  # [batch, pos, d_out]
 
 
 def _traced(name: str) -> bool:
@@ -207,10 +235,9 @@ TRACED = (
 )
 
 
-def _attention_error(x, ex, p, norms, trace, pre, allowed, config):
+def _attention_error(x, ex, p, norms, trace, pre, allowed, config, u):
     import torch
 
-    u = UNIT_ROUNDOFF
     a = f"{pre}.attn"
     n_heads, _, d_head = p[f"{a}.W_Q"].shape
     scale = 1.0 / math.sqrt(d_head)
@@ -220,7 +247,7 @@ def _attention_error(x, ex, p, norms, trace, pre, allowed, config):
     def errors(name):
         W, b = p[f"{a}.W_{name}"], p[f"{a}.b_{name}"]
         W_norm, W_abs = norms[f"{a}.W_{name}"]
-        own = gamma(W.shape[1] + 2) * (
+        own = gamma(W.shape[1] + 2, u) * (
             (torch.einsum("bpd,hdk->bphk", x.abs(), W.abs()) + b.abs()).norm(dim=-1)
             + ex[..., None] * W_abs
         )
@@ -234,7 +261,7 @@ def _attention_error(x, ex, p, norms, trace, pre, allowed, config):
         + torch.einsum("bqh,bth->bhqt", eq, kn)
         + torch.einsum("bqh,bth->bhqt", eq, ek)
     )
-    rounding = gamma(d_head + 2) * (
+    rounding = gamma(d_head + 2, u) * (
         torch.einsum("bqhk,bthk->bhqt", q.abs(), k.abs())
         + torch.einsum("bqh,bth->bhqt", qa, ka)
         - torch.einsum("bqh,bth->bhqt", qn, kn)
@@ -244,53 +271,103 @@ def _attention_error(x, ex, p, norms, trace, pre, allowed, config):
     )
     worst = score_error.masked_fill(~allowed, 0).amax(-1)  # [batch, head, query]
     n_ctx = pattern.shape[-1]
-    # two distributions are at most 2 apart in l1, whatever the scores' error
-    pattern_error = torch.expm1(2 * worst).clamp(max=2.0) + gamma(n_ctx + 4) + n_ctx * u
+    # Each weight moves by a factor within exp(+-2 worst) (p_j exp(d_j) / sum p_k exp(d_k)),
+    # and the weights sum to 1 before and after, so the output moves by at most
+    # expm1(2 worst) sum_j p_j ||v_j - z||: the spread of the values the head mixes (zero
+    # when every selected key holds one value, as in a categorical aggregate). Whatever
+    # the scores' error, it moves by at most twice the largest ||v_j - z||.
+    z_heads = trace[f"{a}.hook_z"]  # [batch, query, head, d_head]
+    gap = (v.transpose(1, 2)[:, :, None, :, :] - z_heads.transpose(1, 2)[:, :, :, None, :]).norm(
+        dim=-1
+    )  # [batch, head, query, key]: ||v_key - z_query||
+    gap = gap + ev.transpose(1, 2)[:, :, None, :] + ev.transpose(1, 2).amax(-1)[..., None, None]
+    gap = gap.masked_fill(~allowed, 0)
+    spread = torch.einsum("bhqt,bhqt->bhq", pattern, gap)
+    moved = torch.minimum(torch.expm1(2 * worst) * spread, 2 * gap.amax(-1))
+    # The softmax's own rounding: each weight within gamma(n_ctx + 4) + n_ctx u of exact.
     va = (vn + ev).transpose(1, 2)[:, :, None, :]  # [batch, head, 1, key]
     largest_v = va.expand_as(pattern).masked_fill(~allowed, 0).amax(-1)  # [batch, head, query]
     ez = (
         torch.einsum("bhqt,bth->bhq", pattern, ev)
-        + pattern_error * largest_v
-        + gamma(n_ctx + 2) * torch.einsum("bhqt,bht->bhq", pattern, va[:, :, 0, :])
+        + moved
+        + (gamma(n_ctx + 4, u) + n_ctx * u) * largest_v
+        + gamma(n_ctx + 2, u) * torch.einsum("bhqt,bht->bhq", pattern, va[:, :, 0, :])
     ).transpose(1, 2)  # [batch, query, head]
     z = trace[f"{a}.hook_z"].flatten(2)  # [batch, pos, head * d_head]
     W_O = p[f"{a}.W_O"].flatten(0, 1)
     W_norm, W_abs = _spectral(W_O), _spectral(W_O.abs())
-    return _linear(z, ez.norm(dim=-1), W_O, p[f"{a}.b_O"], W_norm, W_abs)
+    return _linear(z, ez.norm(dim=-1), W_O, p[f"{a}.b_O"], W_norm, W_abs, u)
 
 
-def _mlp_error(x, ex, p, norms, trace, pre, config):
-    u = UNIT_ROUNDOFF
+def _mlp_error(x, ex, p, norms, trace, pre, config, u):
+
     m = f"{pre}.mlp"
     W_in, b_in, W_out, b_out = (p[f"{m}.{n}"] for n in ("W_in", "b_in", "W_out", "b_out"))
     pre_act = trace[f"{m}.hook_pre"]  # [batch, pos, d_mlp]
     post = trace[f"{m}.hook_post"]
-    # per hidden unit: through its column of W_in, plus its own rounding
-    e_pre = W_in.norm(dim=0) * ex[..., None] + gamma(W_in.shape[0] + 2) * (
+    # per hidden unit: inherited through its column of W_in, and its own rounding
+    inherited = W_in.norm(dim=0) * ex[..., None]
+    own_pre = gamma(W_in.shape[0] + 2, u) * (
         x.abs() @ W_in.abs() + b_in.abs() + ex[..., None] * W_in.abs().norm(dim=0)
     )
+    e_pre = inherited + own_pre
     if config.act_fn == "relu":
-        # a unit below -e_pre is 0 in both computations; any other moves by at most e_pre
-        e_post = e_pre * (pre_act > -e_pre)
+        # A unit beyond its error from 0 is linear (on) or 0 (off) in both computations.
+        # The on units together are one exact linear map of the inherited error vector,
+        # W_in[:, on] W_out[on]: its spectral norm keeps their cancellations (tracr's
+        # discretising MLPs pair units whose difference is flat, so an input error that
+        # moves both moves nothing). Units within their error of 0 move by at most it.
+        on = pre_act > e_pre
+        unsure = ~on & (pre_act > -e_pre)
+        through = (
+            _on_map_norms(W_in, W_out, on) * ex
+            + ((own_pre * on) @ W_out.abs()).norm(dim=-1)
+            + ((e_pre * unsure) @ W_out.abs()).norm(dim=-1)
+        )
+        e_post = e_pre * (on | unsure)
     else:
         e_post = GELU_SLOPE * e_pre + 4 * u * post.abs()
-    through = (e_post @ W_out.abs()).norm(dim=-1)  # || sum_j d_j W_out[j] || <= || |d| |W_out| ||
-    through = through.minimum(norms[f"{m}.W_out"][0] * e_post.norm(dim=-1))
-    own = gamma(W_out.shape[0] + 2) * (
+        through = (e_post @ W_out.abs()).norm(
+            dim=-1
+        )  # || sum_j d_j W_out[j] || <= || |d| |W_out| ||
+        through = through.minimum(norms[f"{m}.W_out"][0] * e_post.norm(dim=-1))
+    own = gamma(W_out.shape[0] + 2, u) * (
         (post.abs() @ W_out.abs() + b_out.abs()).norm(dim=-1)
         + e_post.norm(dim=-1) * norms[f"{m}.W_out"][1]
     )
     return through + own
 
 
+def _on_map_norms(W_in, W_out, on):
+    """[batch, pos]: the spectral norm of W_in[:, on] W_out[on] for each position's on-units."""
+    import torch
+
+    flat = on.reshape(-1, on.shape[-1])
+    patterns, which = torch.unique(flat, dim=0, return_inverse=True)
+    norms = torch.stack(
+        [torch.linalg.matrix_norm(W_in[:, row] @ W_out[row], ord=2) for row in patterns]
+    )
+    return norms[which].reshape(on.shape[:-1])
+
+
+def rounding_resolves(model, inputs: Sequence[Sequence]) -> bool:
+    """Whether rounding on `inputs` provably stays under half the resolution."""
+    return output_error_bound(model, inputs) < RESOLUTION / 2
+
+
+def in_float64(model):
+    """`model` computing in float64 (a copy if it computes in anything else): checks evaluate
+    the weights in float64, where float32 weights are exact and rounding is 2^29 finer."""
+    import torch
+
+    if next(model.parameters()).dtype == torch.float64:
+        return model
+    return copy.deepcopy(model).to(dtype=torch.float64)
+
+
 def comparison_tolerance(*bounds: float) -> float:
     """Two float computations of one exact function differ by at most the sum of their bounds."""
     return math.fsum(bounds)
-
-
-def argmax_tie_tolerance(model, inputs: Sequence[Sequence]) -> float:
-    """Scores closer than this may be an exact tie blurred by rounding (two scores, each off)."""
-    return 2 * output_error_bound(model, inputs)
 
 
 def require_resolution(values: Iterable, tolerance: float, what: str = "outputs") -> None:
@@ -316,7 +393,11 @@ def _is_number(value) -> bool:
 __all__ = [
     "NumericsError",
     "UNIT_ROUNDOFF",
-    "argmax_tie_tolerance",
+    "RESOLUTION",
+    "in_float64",
+    "position_error_bounds",
+    "rounding_resolves",
+    "unit_roundoff",
     "comparison_tolerance",
     "gamma",
     "output_error_bound",

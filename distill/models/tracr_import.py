@@ -21,13 +21,15 @@ from distill.errors import BadInputError
 from distill.models.family import Model, ModelConfig
 
 
-def from_tracr(assembled, rotate: int | None = None, dtype: torch.dtype = torch.float32) -> Model:
+def from_tracr(assembled, rotate: int | None = None, dtype: torch.dtype = torch.float64) -> Model:
     """A `Model` computing what tracr's `AssembledTransformerModel` computes.
 
     `rotate=SEED` applies a seeded random orthogonal change of basis to the
     residual stream (every embedding, read, write and the unembedding): the
     function is unchanged and no weight is axis-aligned. The model keeps the
-    input vocab and output values (the I/O spec) and no residual labels.
+    input vocab and output values (the I/O spec) and no residual labels. The rotated
+    weights stay in float64 (and are saved so): rounding them to float32 would perturb
+    the function by float32's precision, which no tolerance could then tell from a fault.
     """
     config = _config(assembled)
     weights = _weights(assembled, config)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from distill.emit.recompile.tracr_compile import recompile
+from distill.models.numerics import RESOLUTION
 from dsl import ast
-
-# How close a recompiled model's numbers must be to the original's.
-NUMERICAL_TOLERANCE = 1e-3
 
 
 def closed_loop_disagreements(result, model) -> tuple[int, int, list]:
@@ -41,7 +39,7 @@ def disagreements(model, rebuilt, claimed: ast.Program | None = None) -> tuple[i
         if model.config.output_kind == rebuilt.config.output_kind == "numerical":
             # Codes index the distinct numbers seen: compare the numbers themselves.
             gap = np.asarray(expected.table)[expected.codes] - np.asarray(got.table)[got.codes]
-            agree = (np.abs(gap) <= NUMERICAL_TOLERANCE).all(axis=1)
+            agree = (np.abs(gap) <= RESOLUTION).all(axis=1)
         else:
             same = agreement_matrix(expected.table, got.table)
             agree = same[expected.codes, got.codes].all(axis=1)
