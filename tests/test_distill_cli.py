@@ -75,7 +75,7 @@ def test_a_perturbed_model_gets_no_verified_claim(tmp_path, capsys):
                 noise = torch.zeros_like(weight)
                 flat = noise.view(-1)
                 picks = torch.randperm(flat.numel(), generator=generator)[:6]
-                flat[picks] = torch.randn(6, generator=generator) * 3
+                flat[picks] = torch.randn(6, generator=generator, dtype=flat.dtype) * 3
                 weight += noise
     path = tmp_path / "bent.safetensors"
     model.save(path)

@@ -281,7 +281,9 @@ def test_trace_shapes_and_the_sums_they_obey(reverse_assembled):
             trace[f"{p}.hook_resid_mid"] + trace[f"{p}.hook_mlp_out"], trace[f"{p}.hook_resid_post"]
         )
         pattern = trace[f"{p}.attn.hook_pattern"]
-        torch.testing.assert_close(pattern.sum(-1), torch.ones(batch, c.n_heads, pos))
+        torch.testing.assert_close(
+            pattern.sum(-1), torch.ones(batch, c.n_heads, pos, dtype=pattern.dtype)
+        )
         assert (
             pattern[0, :, :, 2:] == 0
         ).all()  # the first input is 2 long with BOS: PAD keys get nothing

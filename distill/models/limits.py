@@ -7,9 +7,9 @@ trained GPT-2-style models the project imports have 1-4 layers, d_model up to
 bounded tightly is work actually done (inputs traced and checked, evidence held
 in memory), never the sizes a user needs to describe a model.
 
-The language/domain limits (longest input, largest vocabulary) belong in
-`dsl.limits`, which another change adds; until then they are defined here under
-the names that module will use, and should then be imported from it.
+A model file may describe a longer context or a larger vocabulary than a check
+enumerates or a program is typed over: those work limits are `dsl.limits`'
+(longest input 512, vocabulary 1,000), applied when the work starts.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MAX_D_MLP = 65_536
 MAX_PARAMETERS = 500_000_000
 """Weights in all (2 GB at float32); GPT-2 small has 124 M."""
 
-# --- the domain: to be imported from dsl.limits once it exists ----------------------------------
+# --- what a model file may declare (work over it is bounded by dsl.limits) ----------------------
 MAX_SEQ_LEN = 8192
 """Longest input a model file may declare (n_ctx = MAX_SEQ_LEN + 1); GPT-2 has 1024."""
 MAX_VOCAB = 65_536
