@@ -1,12 +1,14 @@
-"""What float32 can guarantee about a model's output: every numerical tolerance, derived.
+"""Numbers: what rounding can do to a model's output, derived, and the one resolution.
 
-A model of the family runs in float32. Its output differs from the exact
+Checks evaluate a model's weights in float64 (`in_float64`; float32 weights are
+exact there, tracr imports stay float64). Its output differs from the exact
 (real-arithmetic) function of its weights by rounding, and how much depends on
 the weights' scale, the matmuls' inner dimensions and the depth, not on the
 machine: the bounds below hold for every summation order (blocked, pairwise,
 SIMD, FMA or not, any thread count), so they hold on every BLAS and kernel.
 
-The derivation, with u = 2^-24 (float32's unit roundoff) and
+The derivation, with u the unit roundoff of the dtype computed in (2^-53 for
+float64, 2^-24 for float32) and
 gamma(n) = n u / (1 - n u) (Higham, *Accuracy and Stability of Numerical
 Algorithms*, 2nd ed., Lemma 3.1 and eq. 3.4):
 
@@ -53,18 +55,24 @@ An a-priori bound from the weights alone (largest embedded row, norms through
 every layer) was tried first and is vacuous for tracr models: 1e4 to 1e6 times
 the measured error, and infinite score errors for sort and reverse.
 
-Status (issue 10): the bound holds on every tracr case measured (float32 vs
-float64, rotated), but for the deeper tracr models it is still 1e3 to 1e5 times
-the measured error, because the score-error term gamma(d_head) |q| |k| with
-tracr's large soft-max coldness feeds exp(2 e_s) - 1, which caps at 2 (the
-trivial l1 bound). It is not yet used as the tests' or the checks' tolerance.
+Two refinements keep it from compounding where the network does not: the ReLU
+units that are on beyond their error form one exact linear map of the incoming
+error, bounded by its spectral norm (tracr's discretising MLPs pair units whose
+difference is flat, so the pair carries nothing), and a head's output moves
+with its weights' change times the spread of the values it mixes (nothing,
+when every selected key holds one value).
 
-Its uses: `output_error_bound(model, inputs)` is that bound on one output
-number (a score, or the numerical output); comparisons of two float
-computations of the same function (this model against tracr's own float32
-forward of the unrotated weights) add both sides' bounds
-(`comparison_tolerance`). `require_resolution` refuses a tolerance that would
-merge distinct output values.
+Status: in float64 the bound is under half the resolution (below) on every
+small tracr case, rotated (tests/test_numerics.py), from 1e-14 to 4e-7; it
+still compounds past it on the deep shuffle_dyck models (0.02, and 217 for
+shuffle_dyck3: numerical MLPs and mean heads, whose error a 2-norm cannot
+place in a direction). In float32 it holds against float64 on every small case.
+
+Its uses: `output_error_bound(model, inputs)` is that bound on every output
+number (a score, or the numerical output) of the given inputs;
+`rounding_resolves` checks it against the resolution; `require_resolution`
+says whether distinct values are far enough apart to be told apart at a
+tolerance.
 """
 
 from __future__ import annotations
@@ -84,8 +92,8 @@ from distill.errors import BadInputError
 # (so a mean of 1/2 reads 0.499999), and an aggregate that selects nothing leaves scores
 # that tie only up to that leak. Rounding is bounded separately and must stay below it:
 # `rounding_resolves` checks that the derived bound is under half of it, so no machine's
-# arithmetic can move a number across it. Distinct program values closer than twice this
-# are refused (`require_resolution`).
+# arithmetic can move a number across it. Distinct values closer than twice this cannot
+# be told apart (`require_resolution` says so).
 RESOLUTION = 1e-4
 
 UNIT_ROUNDOFF = 2.0**-24  # float32's
@@ -106,7 +114,7 @@ GELU_SLOPE = 1.13
 
 
 class NumericsError(BadInputError):
-    """float32's error bound for a model swallows the gaps between its distinct outputs."""
+    """A rounding bound or tolerance that swallows the gaps between distinct values."""
 
 
 def gamma(n: int, u: float = UNIT_ROUNDOFF) -> float:
@@ -365,11 +373,6 @@ def in_float64(model):
     return copy.deepcopy(model).to(dtype=torch.float64)
 
 
-def comparison_tolerance(*bounds: float) -> float:
-    """Two float computations of one exact function differ by at most the sum of their bounds."""
-    return math.fsum(bounds)
-
-
 def require_resolution(values: Iterable, tolerance: float, what: str = "outputs") -> None:
     """Raise NumericsError if `tolerance` could merge two distinct numbers among `values`.
 
@@ -381,7 +384,7 @@ def require_resolution(values: Iterable, tolerance: float, what: str = "outputs"
     if len(gaps) and gaps.min() <= 2 * tolerance:
         i = int(gaps.argmin())
         raise NumericsError(
-            f"float32 cannot tell the {what} {numbers[i]:g} and {numbers[i + 1]:g} apart: "
+            f"rounding cannot tell the {what} {numbers[i]:g} and {numbers[i + 1]:g} apart: "
             f"their gap {gaps[i]:.3g} is within twice the derived tolerance {tolerance:.3g}"
         )
 
@@ -398,7 +401,6 @@ __all__ = [
     "position_error_bounds",
     "rounding_resolves",
     "unit_roundoff",
-    "comparison_tolerance",
     "gamma",
     "output_error_bound",
     "require_resolution",
