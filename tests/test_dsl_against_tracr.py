@@ -15,9 +15,10 @@ import re
 import pytest
 from tracr.compiler import compiling, lib
 from tracr.rasp import rasp
-from tracr_cases import ALL_CASES, TracrCase
+from tracr_cases import ALL_CASES, TracrCase, tracr_in_float64
 
 import dsl
+from distill.models.numerics import RESOLUTION
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs, sample_inputs
 from dsl.errors import BridgeError, EvaluationError
@@ -261,6 +262,7 @@ def test_round_tripped_tracr_program_compiles_and_runs_like_the_original():
     model = compiling.compile_rasp_to_model(
         back, vocab=set("()a"), max_seq_len=4, compiler_bos="BOS"
     )
-    for tokens in (list("(()a"), list(")("), list("a")):
-        decoded = model.apply(["BOS", *tokens]).decoded[1:]
-        assert decoded == pytest.approx(rasp.evaluate(sop, tokens), abs=1e-5)
+    with tracr_in_float64(model) as model64:
+        for tokens in (list("(()a"), list(")("), list("a")):
+            decoded = model64.apply(["BOS", *tokens]).decoded[1:]
+            assert decoded == pytest.approx(rasp.evaluate(sop, tokens), abs=RESOLUTION)

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tracr.compiler import test_cases as tracr_test_cases
 from tracr.transformer import encoder as tracr_encoder
-from tracr_cases import compiled, distinct_compilable
+from tracr_cases import compiled, distinct_compilable, tracr_in_float64
 
 import distill
 from distill.errors import BadInputError
@@ -222,30 +222,33 @@ def test_traces_equal_tracr_activations(reverse_assembled, rotate):
     d_model = model.config.d_model
     q = None if rotate is None else torch.from_numpy(random_orthogonal(d_model, rotate))
     tokens = ["b", "d", "a"]
-    theirs = reverse_assembled.apply(["BOS", *tokens])
+    with tracr_in_float64(reverse_assembled) as tracr64:
+        theirs = tracr64.apply(["BOS", *tokens])
+        theirs = {
+            "embedded": np.asarray(theirs.input_embeddings)[0],
+            "residuals": [np.asarray(r)[0] for r in theirs.residuals],
+            "logits": [np.asarray(a)[0] for a in theirs.attn_logits],
+        }
     ids, mask = model.encode([tokens])
     _, trace = model.run_with_trace(ids, mask)
 
     def back(x):  # our residual basis -> tracr's
-        return x if q is None else (x.double() @ q.T).float()
+        return x if q is None else x @ q.T
 
-    atol = 1e-4
+    # Both in float64: every number within the resolution (rounding is far below it).
+    atol = RESOLUTION
     embedded = trace["hook_embed"] + trace["hook_pos_embed"]
-    np.testing.assert_allclose(back(embedded)[0], np.asarray(theirs.input_embeddings)[0], atol=atol)
+    np.testing.assert_allclose(back(embedded)[0], theirs["embedded"], rtol=0, atol=atol)
     for layer in range(model.config.n_layers):
         mid = back(trace[f"blocks.{layer}.hook_resid_mid"])[0]
         post = back(trace[f"blocks.{layer}.hook_resid_post"])[0]
-        np.testing.assert_allclose(
-            mid, np.asarray(theirs.residuals[2 * layer])[0], atol=atol, rtol=1e-5
-        )
-        np.testing.assert_allclose(
-            post, np.asarray(theirs.residuals[2 * layer + 1])[0], atol=atol, rtol=1e-5
-        )
+        np.testing.assert_allclose(mid, theirs["residuals"][2 * layer], rtol=0, atol=atol)
+        np.testing.assert_allclose(post, theirs["residuals"][2 * layer + 1], rtol=0, atol=atol)
         np.testing.assert_allclose(
             trace[f"blocks.{layer}.attn.hook_attn_scores"][0],
-            np.asarray(theirs.attn_logits[layer])[0],
-            rtol=1e-4,
-            atol=1e-2,  # logits reach ~1e4 (tracr's soft-max coldness)
+            theirs["logits"][layer],
+            rtol=0,
+            atol=atol,  # logits reach ~1e4 (tracr's soft-max coldness): float64 keeps 1e-12
         )
 
 
@@ -330,9 +333,10 @@ def test_mixed_length_batch_equals_one_input_at_a_time(reverse_assembled):
             *model.encode([tokens]), names=lambda n: "resid_post" in n
         )
         n = len(tokens) + 1
-        torch.testing.assert_close(out[row, :n], single[0], rtol=1e-5, atol=1e-4)
+        # One computation in two batch shapes: equal within the resolution.
+        torch.testing.assert_close(out[row, :n], single[0], rtol=0, atol=RESOLUTION)
         for name, value in single_trace.items():
-            torch.testing.assert_close(trace[name][row, :n], value[0], rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(trace[name][row, :n], value[0], rtol=0, atol=RESOLUTION)
     assert model.predict(inputs) == [model.predict([tokens])[0] for tokens in inputs]
 
 
