@@ -81,7 +81,7 @@ def check_output_dir(path, owned: Collection[str]) -> Path:
                 f"{path}: holds files distill did not write ({shown}); "
                 "give a new or empty directory"
             )
-        _check_writable_folder(path.parent if str(path.parent) else Path("."), path)
+        _check_writable_folder(path.parent, path)
         return path
     _check_writable_folder(_nearest_existing(path), path)
     return path

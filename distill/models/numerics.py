@@ -151,7 +151,7 @@ def _weights(model) -> dict:
     import torch
 
     with torch.no_grad():
-        exact = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
+        exact = in_float64(model)
     params = {name: t.detach() for name, t in exact.state_dict().items()}
     norms = {}
     for name, t in params.items():
@@ -174,8 +174,20 @@ def _linear(x, e, W, b, W_norm, W_abs_norm, u):
     return W_norm * e + own
 
 
-def _batch_bound(model, weights, inputs):
-    """[batch, pos, d_out]: the bound on each output number at each position (BOS included)."""
+def error_bounds(model, inputs: Sequence[Sequence]) -> dict:
+    """Bounds on the rounding of every traced quantity of `model` on `inputs` (one batch):
+    "embed" and each block's "hook_resid_mid" / "hook_resid_post" [batch, pos] (2-norm per
+    position), each "attn.hook_attn_scores" [batch, head, query, key], and "output"
+    [batch, pos, d_out]; names as in `Model.run_with_trace`."""
+    record: dict = {}
+    record["output"] = _batch_bound(model, _weights(model), inputs, record)
+    return record
+
+
+def _batch_bound(model, weights, inputs, record: dict | None = None):
+    """[batch, pos, d_out]: the bound on each output number at each position (BOS included);
+    `record` gets the bounds of the traced quantities on the way (see `error_bounds`)."""
+    record = {} if record is None else record
     import torch
 
     from distill.models.family import LN_EPS
@@ -193,6 +205,7 @@ def _batch_bound(model, weights, inputs):
     # the weights' own float32 rounding (u |E|, u |P|) and the sum's
     e = u * (p["embed.W_E"][ids].norm(dim=-1) + p["pos_embed.W_pos"][:n_pos].norm(dim=-1))
     e = e + u * embedded.norm(dim=-1)
+    record["embed"] = e
 
     def normed(x, e, name):
         if config.normalization != "LN":
@@ -211,13 +224,15 @@ def _batch_bound(model, weights, inputs):
     for layer in range(config.n_layers):
         pre = f"blocks.{layer}"
         x, ex = normed(resid, e, f"{pre}.ln1")
-        e_attn = _attention_error(x, ex, p, norms, trace, pre, allowed, config, u)
+        e_attn = _attention_error(x, ex, p, norms, trace, pre, allowed, config, u, record)
         resid = trace[f"{pre}.hook_resid_mid"]
         e = e + e_attn + u * (resid.norm(dim=-1) + e + e_attn)
+        record[f"{pre}.hook_resid_mid"] = e
         x, ex = normed(resid, e, f"{pre}.ln2")
         e_mlp = _mlp_error(x, ex, p, norms, trace, pre, config, u)
         resid = resid + trace[f"{pre}.hook_mlp_out"]
         e = e + e_mlp + u * (resid.norm(dim=-1) + e + e_mlp)
+        record[f"{pre}.hook_resid_post"] = e
     x, ex = normed(resid, e, "ln_final")
     W_U, b_U = p["unembed.W_U"], p["unembed.b_U"]
     own = gamma(W_U.shape[0] + 2, u) * (
@@ -243,7 +258,7 @@ TRACED = (
 )
 
 
-def _attention_error(x, ex, p, norms, trace, pre, allowed, config, u):
+def _attention_error(x, ex, p, norms, trace, pre, allowed, config, u, record):
     import torch
 
     a = f"{pre}.attn"
@@ -277,6 +292,7 @@ def _attention_error(x, ex, p, norms, trace, pre, allowed, config, u):
     score_error = scale * (inherited + rounding) * (1 + u) + u * scale * torch.einsum(
         "bqh,bth->bhqt", qa, ka
     )
+    record[f"{a}.hook_attn_scores"] = score_error
     worst = score_error.masked_fill(~allowed, 0).amax(-1)  # [batch, head, query]
     n_ctx = pattern.shape[-1]
     # Each weight moves by a factor within exp(+-2 worst) (p_j exp(d_j) / sum p_k exp(d_k)),
@@ -397,6 +413,7 @@ __all__ = [
     "NumericsError",
     "UNIT_ROUNDOFF",
     "RESOLUTION",
+    "error_bounds",
     "in_float64",
     "position_error_bounds",
     "rounding_resolves",
