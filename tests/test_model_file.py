@@ -75,6 +75,19 @@ def test_numerical_model_round_trips(tmp_path):
     assert loaded.predict([["a", "b"]]) == model.predict([["a", "b"]])
 
 
+def test_records_round_trip_and_a_bad_record_is_refused(tmp_path):
+    model = random_model()
+    model.records = {"task": {"alphabet": ["a", "b"], "lengths": [1, 4]}, "training": {"seed": 3}}
+    model.save(tmp_path / "m.safetensors")
+    assert distill.load_model(tmp_path / "m.safetensors").records == model.records
+
+    tensors = {name: t.contiguous() for name, t in model.state_dict().items()}
+    metadata = {CONFIG_KEY: json.dumps(dataclasses.asdict(CONFIG)), "distill.task": "[1, 2]"}
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(ModelFileError, match="'distill.task': expected a JSON object, got list"):
+        distill.load_model(tmp_path / "bad.safetensors")
+
+
 def test_save_replaces_atomically_and_leaves_no_temporary_file(tmp_path):
     path = tmp_path / "model.safetensors"
     random_model(seed=1).save(path)

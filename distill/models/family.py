@@ -300,6 +300,9 @@ class Model(torch.nn.Module):
         self.unembed = Unembed(config)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        # JSON sections stored beside the config in the model file, one per name
+        # (e.g. "task": how the model is used; "training": the recipe that made it).
+        self.records: dict[str, dict] = {}
         self.to(dtype)
 
     def save(self, path) -> None:

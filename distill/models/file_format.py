@@ -30,6 +30,7 @@ from distill.models.family import (
 )
 
 CONFIG_KEY = "distill.config"
+RECORD_PREFIX = "distill."  # a record named X is stored as metadata "distill.X"
 DTYPES = {"F32": torch.float32, "F64": torch.float64}
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig))
 
@@ -39,6 +40,8 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
     path = Path(path)
     tensors = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     metadata = {CONFIG_KEY: json.dumps(dataclasses.asdict(model.config))}
+    for name, record in model.records.items():
+        metadata[RECORD_PREFIX + name] = json.dumps(record)
     with replaced_atomically(path) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
 
@@ -58,7 +61,9 @@ def load_model(path: str | os.PathLike) -> Model:
                     f"tensors: {len(names)}, over the limit {limits.MAX_TENSORS} "
                     f"({limits.limit_name('MAX_TENSORS')})"
                 )
-            config = _read_config(file.metadata() or {}, set(names))
+            metadata = file.metadata() or {}
+            config = _read_config(metadata, set(names))
+            records = _read_records(metadata)
             dtype = _check_tensor_layout(file, config)
             tensors = {name: file.get_tensor(name) for name in names}
     except SafetensorError as error:
@@ -72,6 +77,7 @@ def load_model(path: str | os.PathLike) -> Model:
             raise ModelFileError(f"{path}: tensor {name}: expected finite values, found NaN or inf")
     model = Model(config, dtype=dtype)
     model.load_state_dict(tensors)
+    model.records = records
     return model
 
 
@@ -114,30 +120,48 @@ def _check_is_model_file(path: Path) -> None:
         )
 
 
+def _read_json(metadata: dict, key: str):
+    """The JSON value of metadata entry `key`, within the size and depth limits."""
+    text = metadata[key]
+    if len(text) > limits.MAX_CONFIG_BYTES:
+        raise ModelFileError(
+            f"metadata {key!r}: {len(text)} characters, over the limit "
+            f"{limits.MAX_CONFIG_BYTES} ({limits.limit_name('MAX_CONFIG_BYTES')})"
+        )
+    depth = _json_depth(text)
+    if depth > limits.MAX_CONFIG_DEPTH:
+        raise ModelFileError(
+            f"metadata {key!r}: JSON nested {depth} deep, over the limit "
+            f"{limits.MAX_CONFIG_DEPTH} ({limits.limit_name('MAX_CONFIG_DEPTH')})"
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"metadata {key!r}: expected JSON, got invalid JSON ({error})") from None
+
+
+def _read_records(metadata: dict) -> dict[str, dict]:
+    """Every `distill.X` entry but the config, as record X (a JSON object)."""
+    records = {}
+    for key in sorted(metadata):
+        if key == CONFIG_KEY or not key.startswith(RECORD_PREFIX):
+            continue
+        record = _read_json(metadata, key)
+        if not isinstance(record, dict):
+            raise ModelFileError(
+                f"metadata {key!r}: expected a JSON object, got {type(record).__name__}"
+            )
+        records[key.removeprefix(RECORD_PREFIX)] = record
+    return records
+
+
 def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
     if CONFIG_KEY not in metadata:
         raise ModelFileError(
             f"metadata: expected a {CONFIG_KEY!r} entry holding the model config as JSON "
             "(is this a distill model file?)"
         )
-    text = metadata[CONFIG_KEY]
-    if len(text) > limits.MAX_CONFIG_BYTES:
-        raise ModelFileError(
-            f"metadata {CONFIG_KEY!r}: {len(text)} characters, over the limit "
-            f"{limits.MAX_CONFIG_BYTES} ({limits.limit_name('MAX_CONFIG_BYTES')})"
-        )
-    depth = _json_depth(text)
-    if depth > limits.MAX_CONFIG_DEPTH:
-        raise ModelFileError(
-            f"metadata {CONFIG_KEY!r}: JSON nested {depth} deep, over the limit "
-            f"{limits.MAX_CONFIG_DEPTH} ({limits.limit_name('MAX_CONFIG_DEPTH')})"
-        )
-    try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ModelFileError(
-            f"metadata {CONFIG_KEY!r}: expected JSON, got invalid JSON ({error})"
-        ) from None
+    fields = _read_json(metadata, CONFIG_KEY)
     if not isinstance(fields, dict):
         raise ModelFileError(f"config: expected a JSON object, got {type(fields).__name__}")
     # The version decides how to read everything else, so it is checked first.
