@@ -137,7 +137,9 @@ def _read_json(metadata: dict, key: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ModelFileError(f"metadata {key!r}: expected JSON, got invalid JSON ({error})") from None
+        raise ModelFileError(
+            f"metadata {key!r}: expected JSON, got invalid JSON ({error})"
+        ) from None
 
 
 def _read_records(metadata: dict) -> dict[str, dict]:
