@@ -221,7 +221,7 @@ BAD_FILES = {
     "zero_width": (_config_edit(d_model=0), "config.d_model: expected a positive integer, got 0"),
     "unknown_activation": (
         _config_edit(act_fn="tanh"),
-        "config.act_fn: expected 'relu' or 'gelu', got 'tanh'",
+        "config.act_fn: expected 'relu', 'gelu' or 'gelu_new', got 'tanh'",
     ),
     "unknown_normalization": (
         _config_edit(normalization="RMS"),

@@ -10,6 +10,13 @@ what a user of that library expects.
 Token ids: id `i < len(vocab)` is `vocab[i]`; id `len(vocab)` is BOS; id
 `len(vocab) + 1` is PAD (padding of ragged batches; PAD positions are masked out
 as attention keys and their outputs are discarded). Position 0 always holds BOS.
+Special tokens other than BOS and PAD (a separator, an end-of-sequence mark) are
+ordinary vocab entries: the model reads them like any token, and a model's task
+record (`distill.models.task`) says which entries are special.
+
+Positions: learned position embeddings used at an offset of 0: the BOS at
+position 0 adds `W_pos[0]`, the i-th input token `W_pos[i]` (as GPT-2 and
+TransformerLens number them when the sequence starts with BOS).
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ from distill.errors import BadInputError
 from distill.models.numerics import RESOLUTION
 
 FORMAT_VERSION = 1
-ACT_FNS = ("relu", "gelu")
+ACT_FNS = ("relu", "gelu", "gelu_new")
 NORMALIZATIONS = (None, "LN")
 OUTPUT_KINDS = ("categorical", "numerical")
-# TransformerLens' LayerNorm epsilon; the family uses one fixed value.
+# The default LayerNorm epsilon: GPT-2's layer_norm_epsilon and TransformerLens' eps.
 LN_EPS = 1e-5
 DEFAULT_BATCH_SIZE = 8192
 # Token and output values a config may hold: what JSON stores without loss.
@@ -55,7 +62,8 @@ class ModelConfig:
     n_ctx: int
     """Positions the model can see, BOS included: max_seq_len + 1."""
     act_fn: str
-    """MLP activation: "relu" or "gelu" (the exact, erf-based GELU)."""
+    """MLP activation: "relu", "gelu" (the exact, erf-based GELU) or "gelu_new" (GPT-2's tanh
+    approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))."""
     normalization: str | None
     """None, or "LN": pre-LayerNorm before attention, MLP and unembedding."""
     causal: bool
@@ -72,6 +80,12 @@ class ModelConfig:
     """The values a categorical output decodes to, in unembedding order; () if numerical."""
     format_version: int = FORMAT_VERSION
     """Version of the model file format this config belongs to."""
+    ln_eps: float = LN_EPS
+    """The epsilon every LayerNorm adds to the variance (used when normalization is "LN")."""
+    tied_unembed: bool = False
+    """Whether the unembedding is the token embedding transposed: output value j is token id j
+    (output_values is a prefix of vocab + (bos,)) and W_U = W_E[:d_out].T. W_U is still stored,
+    and a model file whose W_U differs from it is refused (`file_format.load_model`)."""
 
     def __post_init__(self):
         problems = config_problems(self)
@@ -123,7 +137,7 @@ def config_problems(config: ModelConfig) -> list[str]:
         _is_int(config.format_version) and config.format_version == FORMAT_VERSION,
         f"{FORMAT_VERSION}",
     )
-    expect("act_fn", config.act_fn in ACT_FNS, " or ".join(map(repr, ACT_FNS)))
+    expect("act_fn", config.act_fn in ACT_FNS, _one_of(ACT_FNS))
     expect("normalization", config.normalization in NORMALIZATIONS, "null or 'LN'")
     expect("causal", isinstance(config.causal, bool), "true or false")
     expect("bos", isinstance(config.bos, str) and config.bos != "", "a non-empty string")
@@ -152,7 +166,26 @@ def config_problems(config: ModelConfig) -> list[str]:
         expect("output_values", values_ok, "a non-empty list of distinct values")
     elif config.output_kind == "numerical":
         expect("output_values", config.output_values == (), "an empty list for numerical output")
+    expect(
+        "ln_eps",
+        isinstance(config.ln_eps, float) and math.isfinite(config.ln_eps) and config.ln_eps > 0,
+        "a positive finite number",
+    )
+    expect("tied_unembed", isinstance(config.tied_unembed, bool), "true or false")
+    if config.tied_unembed is True:
+        tokens = (*config.vocab, config.bos) if isinstance(config.vocab, tuple) else ()
+        expect(
+            "output_values",
+            config.output_kind == "categorical"
+            and config.output_values == tokens[: len(config.output_values)],
+            "with tied_unembed, the first tokens of vocab + (bos,) in order (output j is token j)",
+        )
     return problems
+
+
+def _one_of(names: tuple) -> str:
+    quoted = [repr(name) for name in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _distinct(values: tuple) -> bool:
@@ -171,15 +204,16 @@ class HookPoint(torch.nn.Module):
 
 
 class LayerNorm(torch.nn.Module):
-    def __init__(self, d_model: int):
+    def __init__(self, d_model: int, eps: float = LN_EPS):
         super().__init__()
         self.w = torch.nn.Parameter(torch.ones(d_model))
         self.b = torch.nn.Parameter(torch.zeros(d_model))
+        self.eps = eps
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(-1, keepdim=True)
-        x = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + LN_EPS)
+        x = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.hook_normalized(x * self.w + self.b)
 
 
@@ -226,6 +260,13 @@ def _softmax(scores: torch.Tensor) -> torch.Tensor:
     return exp.div_(exp.sum(-1, keepdim=True))
 
 
+ACTIVATIONS = {
+    "relu": torch.nn.ReLU,
+    "gelu": torch.nn.GELU,
+    "gelu_new": lambda: torch.nn.GELU(approximate="tanh"),
+}
+
+
 class MLP(torch.nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -233,7 +274,7 @@ class MLP(torch.nn.Module):
         self.b_in = torch.nn.Parameter(torch.zeros(config.d_mlp))
         self.W_out = torch.nn.Parameter(torch.zeros(config.d_mlp, config.d_model))
         self.b_out = torch.nn.Parameter(torch.zeros(config.d_model))
-        self.act = torch.nn.ReLU() if config.act_fn == "relu" else torch.nn.GELU()
+        self.act = ACTIVATIONS[config.act_fn]()
         self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
@@ -246,8 +287,8 @@ class Block(torch.nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.normalization == "LN":
-            self.ln1 = LayerNorm(config.d_model)
-            self.ln2 = LayerNorm(config.d_model)
+            self.ln1 = LayerNorm(config.d_model, config.ln_eps)
+            self.ln2 = LayerNorm(config.d_model, config.ln_eps)
         else:
             self.ln1 = self.ln2 = torch.nn.Identity()
         self.attn = Attention(config)
@@ -296,7 +337,7 @@ class Model(torch.nn.Module):
         self.pos_embed = PosEmbed(config)
         self.blocks = torch.nn.ModuleList(Block(config) for _ in range(config.n_layers))
         if config.normalization == "LN":
-            self.ln_final = LayerNorm(config.d_model)
+            self.ln_final = LayerNorm(config.d_model, config.ln_eps)
         self.unembed = Unembed(config)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]

@@ -33,6 +33,9 @@ CONFIG_KEY = "distill.config"
 RECORD_PREFIX = "distill."  # a record named X is stored as metadata "distill.X"
 DTYPES = {"F32": torch.float32, "F64": torch.float64}
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig))
+# Fields added to version 1 after its first files were written: a file without them gets the
+# defaults (no LayerNorm epsilon other than 1e-5, no tied unembedding), so those files still load.
+ADDED_FIELDS = ("ln_eps", "tied_unembed")
 
 
 def save_model(model: Model, path: str | os.PathLike) -> None:
@@ -75,10 +78,21 @@ def load_model(path: str | os.PathLike) -> Model:
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name}: expected finite values, found NaN or inf")
+    if config.tied_unembed:
+        _check_tied(tensors, config, path)
     model = Model(config, dtype=dtype)
     model.load_state_dict(tensors)
     model.records = records
     return model
+
+
+def _check_tied(tensors: dict, config: ModelConfig, path: Path) -> None:
+    """A tied unembedding is stored, and must be the embedding's first d_out rows transposed."""
+    if not torch.equal(tensors["unembed.W_U"], tensors["embed.W_E"][: config.d_out].T):
+        raise ModelFileError(
+            f"{path}: tensor unembed.W_U: expected embed.W_E[:{config.d_out}] transposed "
+            "(config.tied_unembed is true), got different values"
+        )
 
 
 def _check_is_model_file(path: Path) -> None:
@@ -171,7 +185,7 @@ def _read_config(metadata: dict, tensor_names: set[str]) -> ModelConfig:
         raise ModelFileError(
             f"config.format_version: expected {FORMAT_VERSION}, got {fields.get('format_version')!r}"
         )
-    missing = [name for name in CONFIG_FIELDS if name not in fields]
+    missing = [name for name in CONFIG_FIELDS if name not in fields and name not in ADDED_FIELDS]
     unknown = sorted(set(fields) - set(CONFIG_FIELDS))
     if missing:
         raise ModelFileError(f"config: missing field(s) {', '.join(missing)}")
