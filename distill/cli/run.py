@@ -45,6 +45,7 @@ def run_command(
     config = dataclasses.replace(config, prove=prove)
     check_output_dir(outdir, OUTPUT_NAMES)
     model = load_model(model_path)
+    refuse_trained(model, model_path)
     check_work(model.config, config)
     with stage_progress(quiet) as progress:
         try:
@@ -81,6 +82,19 @@ def checked_config(*, exhaustive_limit: int, samples: int, seed: int) -> Distill
     if seed < 0:
         raise BadInputError(f"--seed: expected 0 or more, got {seed}")
     return DistillConfig(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
+
+
+def refuse_trained(model, model_path: Path) -> None:
+    """Exit 1 on a trained model: distillation reads tracr-compiled models only, for now."""
+    from distill.models.task import is_trained
+
+    if is_trained(model):
+        typer.echo(
+            f"error: {model_path}: trained models are not distilled yet (issue 13); "
+            "no program is claimed",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def check_work(spec, config: DistillConfig) -> None:

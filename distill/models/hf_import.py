@@ -1,0 +1,224 @@
+"""Hugging Face GPT-2 directories in: `config.json` + `model.safetensors`, never pickle.
+
+GPT-2 is the family with LayerNorm before attention, MLP and unembedding, causal
+attention, learned positions and biases, so a checkpoint maps onto it weight for
+weight: Conv1D weights are stored `[in, out]` (our `x @ W` orientation), `c_attn`
+holds Q, K and V side by side (each `[d_model, n_heads * d_head]`, head-major),
+and the unembedding is the token embedding when `tie_word_embeddings` is true or
+absent (then `lm_head.weight` is not stored). The weights are renamed into
+TransformerLens' layout and assembled by `tl_import.assemble`, which puts the
+task's tokens in the family's order; embedding rows and unembedding columns of
+ids the task does not name are dropped (the read-out is over the task's tokens).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from distill.models import limits
+from distill.models.family import LN_EPS, Model
+from distill.models.task import Task
+from distill.models.tl_import import (
+    CheckpointError,
+    assemble,
+    positive_int,
+    read_json,
+    read_tensors,
+)
+
+ACT_FNS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+# Config fields (of GPT-2 or of the architectures people mistake for it) whose values the
+# family cannot compute: field -> the values it can.
+SUPPORTED_VALUES = {
+    "add_cross_attention": (False,),
+    "scale_attn_weights": (True,),
+    "scale_attn_by_inverse_layer_idx": (False,),
+    "reorder_and_upcast_attn": (False,),
+    "use_parallel_residual": (False,),
+    "parallel_attn": (False,),
+    "rotary_dim": (None,),
+    "rotary_pct": (0, 0.0),
+    "rope_theta": (None,),
+    "rope_scaling": (None,),
+    "position_embedding_type": ("absolute",),
+    "apply_residual_connection_post_layernorm": (False,),
+    "do_layer_norm_before": (True,),
+    "normalize_before": (True,),
+    "is_encoder_decoder": (False,),
+}
+PICKLE_FILES = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
+# Buffers older GPT-2 checkpoints store beside the weights (the causal mask).
+BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+
+
+def load_hf_gpt2(directory, task: Task) -> Model:
+    """A family model from a Hugging Face GPT-2 directory, its tokens named by `task`."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: expected a Hugging Face model directory")
+    weights = directory / "model.safetensors"
+    if not weights.exists():
+        raise CheckpointError(_no_safetensors(directory))
+    config_path = directory / "config.json"
+    try:
+        c = read_gpt2_config(read_json(config_path, "Hugging Face config"))
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"{config_path}: {str(error).removeprefix(f'{config_path}: ')}"
+        ) from None
+    names = set(_tensor_names(weights))
+    prefix = "transformer." if "transformer.wte.weight" in names else ""
+    if not c["tied"] and "lm_head.weight" not in names:
+        raise CheckpointError(
+            f"{weights}: tensors: missing lm_head.weight (config.tie_word_embeddings is false)"
+        )
+    shapes = gpt2_shapes(c, prefix, with_head="lm_head.weight" in names)
+    hf = read_tensors(weights, shapes, ignored=lambda n: n.endswith(BUFFER_SUFFIXES))
+    state = to_tl_layout(hf, c, prefix)
+    model = assemble(c, state, task, c["d_vocab"], c["d_vocab"])
+    model.records["source"] = {"kind": "hf", "path": os.fspath(directory)}
+    return model
+
+
+def _no_safetensors(directory: Path) -> str:
+    pickled = [name for name in PICKLE_FILES if (directory / name).exists()]
+    if pickled:
+        return (
+            f"{directory}: has {pickled[0]} but no model.safetensors: {pickled[0]} is a pickle "
+            "(loading it can run any code), which distill never loads; convert it where you "
+            "trust it (model.save_pretrained(dir, safe_serialization=True))"
+        )
+    if (directory / "model.safetensors.index.json").exists():
+        return f"{directory}: sharded checkpoints are not supported; expected one model.safetensors"
+    return f"{directory}: expected model.safetensors (and config.json) in it"
+
+
+def _tensor_names(path: Path) -> list[str]:
+    from safetensors import SafetensorError, safe_open
+
+    from distill.errors import ModelFileError
+    from distill.models.file_format import _check_is_model_file
+
+    try:
+        _check_is_model_file(path)
+        with safe_open(str(path), framework="pt") as file:
+            names = list(file.keys())
+    except ModelFileError as error:
+        raise CheckpointError(str(error)) from None
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({error})") from None
+    if len(names) > limits.MAX_TENSORS:
+        raise CheckpointError(
+            f"{path}: tensors: {len(names)}, over the limit {limits.MAX_TENSORS} "
+            f"({limits.limit_name('MAX_TENSORS')})"
+        )
+    return names
+
+
+def read_gpt2_config(fields: dict) -> dict:
+    """GPT-2's config fields -> the architecture fields `tl_import.assemble` takes."""
+    problems = []
+    model_type = fields.get("model_type")
+    if model_type != "gpt2":
+        problems.append(f"model_type: expected 'gpt2', got {model_type!r}")
+    for name, allowed in SUPPORTED_VALUES.items():
+        if name in fields and fields[name] not in allowed:
+            problems.append(
+                f"{name}: expected {' or '.join(map(repr, allowed))} (the family computes no "
+                f"other), got {fields[name]!r}"
+            )
+    d_model = positive_int(fields, "n_embd", problems)
+    n_heads = positive_int(fields, "n_head", problems)
+    sizes = {
+        "n_layers": positive_int(fields, "n_layer", problems),
+        "d_model": d_model,
+        "n_heads": n_heads,
+        "d_head": max(d_model // n_heads, 1),
+        "n_ctx": positive_int(fields, "n_positions", problems),
+        "d_vocab": positive_int(fields, "vocab_size", problems),
+    }
+    if d_model % n_heads:
+        problems.append(f"n_head: expected a divisor of n_embd {d_model}, got {n_heads}")
+    n_inner = fields.get("n_inner")
+    sizes["d_mlp"] = 4 * d_model if n_inner is None else positive_int(fields, "n_inner", problems)
+    act_fn = fields.get("activation_function", "gelu_new")
+    if act_fn not in ACT_FNS:
+        problems.append(
+            f"activation_function: expected one of {', '.join(map(repr, ACT_FNS))}, got {act_fn!r}"
+        )
+    eps = fields.get("layer_norm_epsilon", LN_EPS)
+    if not (isinstance(eps, float) and eps > 0 and eps != float("inf")):
+        problems.append(f"layer_norm_epsilon: expected a positive number, got {eps!r}")
+    tied = fields.get("tie_word_embeddings", True)
+    if not isinstance(tied, bool):
+        problems.append(f"tie_word_embeddings: expected true or false, got {tied!r}")
+    problems += limits.architecture_problems(sizes)
+    if problems:
+        raise CheckpointError("config." + "; config.".join(problems))
+    return {
+        **sizes,
+        "act_fn": ACT_FNS[act_fn],
+        "normalization": "LN",
+        "causal": True,
+        "eps": eps,
+        "tied": tied,
+    }
+
+
+def gpt2_shapes(c: dict, prefix: str, with_head: bool) -> dict[str, tuple]:
+    d, m = c["d_model"], c["d_mlp"]
+    shapes = {"wte.weight": (c["d_vocab"], d), "wpe.weight": (c["n_ctx"], d)}
+    for layer in range(c["n_layers"]):
+        h = f"h.{layer}"
+        shapes.update({
+            f"{h}.ln_1.weight": (d,), f"{h}.ln_1.bias": (d,),
+            f"{h}.attn.c_attn.weight": (d, 3 * d), f"{h}.attn.c_attn.bias": (3 * d,),
+            f"{h}.attn.c_proj.weight": (d, d), f"{h}.attn.c_proj.bias": (d,),
+            f"{h}.ln_2.weight": (d,), f"{h}.ln_2.bias": (d,),
+            f"{h}.mlp.c_fc.weight": (d, m), f"{h}.mlp.c_fc.bias": (m,),
+            f"{h}.mlp.c_proj.weight": (m, d), f"{h}.mlp.c_proj.bias": (d,),
+        })  # fmt: skip
+    shapes["ln_f.weight"] = shapes["ln_f.bias"] = (d,)
+    shapes = {prefix + name: shape for name, shape in shapes.items()}
+    if with_head:
+        shapes["lm_head.weight"] = (c["d_vocab"], d)
+    return shapes
+
+
+def to_tl_layout(hf: dict, c: dict, prefix: str) -> dict:
+    """GPT-2's weights under TransformerLens' names and shapes."""
+    d, h, k = c["d_model"], c["n_heads"], c["d_head"]
+    w = {name.removeprefix(prefix): t for name, t in hf.items()}
+    W_E = w["wte.weight"]
+    W_U = (W_E if c["tied"] else w["lm_head.weight"]).T  # a tied model uses wte, stored or not
+    state = {
+        "embed.W_E": W_E,
+        "pos_embed.W_pos": w["wpe.weight"],
+        "ln_final.w": w["ln_f.weight"],
+        "ln_final.b": w["ln_f.bias"],
+        "unembed.W_U": W_U,
+        "unembed.b_U": torch.zeros(W_U.shape[1], dtype=W_E.dtype),  # GPT-2's lm_head has no bias
+    }
+    for layer in range(c["n_layers"]):
+        g, t = f"h.{layer}", f"blocks.{layer}"
+        qkv = w[f"{g}.attn.c_attn.weight"].split(d, dim=1)  # 3 x [d_model, n_heads * d_head]
+        qkv_bias = w[f"{g}.attn.c_attn.bias"].split(d)
+        for name, weight, bias in zip("QKV", qkv, qkv_bias):
+            state[f"{t}.attn.W_{name}"] = weight.reshape(d, h, k).permute(1, 0, 2).contiguous()
+            state[f"{t}.attn.b_{name}"] = bias.reshape(h, k)
+        state[f"{t}.attn.W_O"] = w[f"{g}.attn.c_proj.weight"].reshape(h, k, d)
+        state[f"{t}.attn.b_O"] = w[f"{g}.attn.c_proj.bias"]
+        state[f"{t}.mlp.W_in"] = w[f"{g}.mlp.c_fc.weight"]
+        state[f"{t}.mlp.b_in"] = w[f"{g}.mlp.c_fc.bias"]
+        state[f"{t}.mlp.W_out"] = w[f"{g}.mlp.c_proj.weight"]
+        state[f"{t}.mlp.b_out"] = w[f"{g}.mlp.c_proj.bias"]
+        for ln, hf_ln in (("ln1", "ln_1"), ("ln2", "ln_2")):
+            state[f"{t}.{ln}.w"] = w[f"{g}.{hf_ln}.weight"]
+            state[f"{t}.{ln}.b"] = w[f"{g}.{hf_ln}.bias"]
+    return state
+
+
+__all__ = ["load_hf_gpt2"]

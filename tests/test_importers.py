@@ -1,0 +1,210 @@
+"""Importers checked against `transformers`' own GPT-2 forward, and the TransformerLens round trip.
+
+Random checkpoints are built here (`GPT2LMHeadModel`, `save_pretrained(safe_serialization=True)`):
+no network. The tolerance is derived, not tuned. `distill.models.numerics.output_error_bound`
+bounds |computed - exact| for every output number of our model on the given inputs, for
+any summation order and kernel (Higham's gamma_n per matmul with u = 2^-24 in float32,
+2^-53 in float64; LayerNorm, softmax and GELU as in that module's docstring; gelu_new is
+tanh-GELU, whose slope is at most 1.1290 < numerics.GELU_SLOPE). `transformers` computes
+the same real function with the same kinds of operations (matmuls in another order, the
+score scale as a division, tanh-GELU spelled out), so its output is within the same bound
+of the exact one, and the two computations are within twice the bound of each other.
+
+That bound is carried forward layer by layer and compounds through softmax and LayerNorm:
+in float32 it is vacuous past one layer on these random weights (1e4 to 1e18 against
+measured differences of 1e-6 to 2e-5, printed with -s). The comparison with power is the
+float64 one, where the same derivation gives 5e-12 to 1e-2, under 1% of the largest logit
+on every shape (asserted, so a weakened check fails rather than passing silently).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from distill.cli import main  # noqa: E402
+from distill.models.file_format import load_model  # noqa: E402
+from distill.models.hf_import import load_hf_gpt2  # noqa: E402
+from distill.models.numerics import in_float64, output_error_bound  # noqa: E402
+from distill.models.task import Task  # noqa: E402
+from distill.models.tl_import import load_tl, save_tl  # noqa: E402
+
+ALPHABET = ["a", "b", "c"]
+SCALE = 0.5  # weights ~ SCALE / sqrt(fan-in): logits of order 1 to 30
+
+# layers, heads, d_model, d_mlp (None: GPT-2's 4 d_model), activation, tied, extra unused ids
+SHAPES = {
+    "1L1H-d16-relu-tied": (1, 1, 16, None, "relu", True, 0),
+    "2L2H-d32-gelu_new-untied": (2, 2, 32, None, "gelu_new", False, 0),
+    "4L4H-d64-gelu_new-tied": (4, 4, 64, 32, "gelu_new", True, 3),
+    "3L2H-d128-relu-untied": (3, 2, 128, 64, "relu", False, 0),
+    "2L4H-d256-gelu_new-tied": (2, 4, 256, 128, "gelu_new", True, 0),
+    "1L4H-d48-gelu-untied": (1, 4, 48, None, "gelu", False, 5),
+}
+
+
+def task_record(token_ids=None) -> dict:
+    record = {
+        "alphabet": ALPHABET,
+        "special": {"bos": "BOS", "sep": "SEP"},
+        "domain": {"kind": "strings", "min_len": 1, "max_len": 6},
+    }
+    if token_ids is not None:
+        record["tokens"] = token_ids
+    return record
+
+
+def random_gpt2(directory, shape: str, seed: int = 0):
+    """A random GPT-2 checkpoint saved in `directory`, and the task naming its tokens.
+
+    Weights are drawn at a scale that makes attention and LayerNorm do real work (GPT-2's own
+    initialisation, std 0.02, leaves every pattern almost uniform). With extra ids, the
+    task's tokens sit at shuffled ids among unused ones (dropped by the import)."""
+    layers, heads, d, d_mlp, act, tied, extra = SHAPES[shape]
+    n_ids = len(ALPHABET) + 2 + extra  # the alphabet, SEP, BOS and unused ids
+    config = transformers.GPT2Config(
+        vocab_size=n_ids, n_positions=8, n_embd=d, n_layer=layers, n_head=heads, n_inner=d_mlp,
+        activation_function=act, tie_word_embeddings=tied, bos_token_id=None, eos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, parameter in hf.named_parameters():
+            if "ln" in name and name.endswith("weight"):
+                parameter.copy_(1 + 0.2 * torch.randn_like(parameter))
+            else:
+                parameter.copy_(SCALE * torch.randn_like(parameter) / parameter.shape[0] ** 0.5)
+    hf.save_pretrained(directory, safe_serialization=True)
+    token_ids = None
+    if extra:
+        ids = random.Random(seed).sample(range(n_ids), len(ALPHABET) + 2)
+        token_ids = dict(zip([*ALPHABET, "SEP", "BOS"], ids))
+    return hf, Task.from_record(task_record(token_ids))
+
+
+def sample_inputs(seed: int = 0) -> list[list]:
+    """Every input of lengths 1-3, and 24 random inputs of each length 4..7 (7 = max_seq_len)."""
+    rng = random.Random(seed)
+    tokens = [*ALPHABET, "SEP"]
+    inputs = [list(x) for n in (1, 2, 3) for x in itertools.product(tokens, repeat=n)]
+    inputs += [[rng.choice(tokens) for _ in range(n)] for n in range(4, 8) for _ in range(24)]
+    return inputs
+
+
+def hf_logits(hf, model, task, inputs) -> list[torch.Tensor]:
+    """transformers' logits at positions 1..n of each input, columns in our output order."""
+    config = model.config
+    ids = task.checkpoint_ids(hf.config.vocab_size)
+    columns = torch.tensor([ids[value] for value in config.output_values])
+    outs = []
+    with torch.no_grad():
+        for x in inputs:
+            row = torch.tensor([[ids[config.bos], *(ids[t] for t in x)]])
+            outs.append(hf(row).logits[0, 1:, columns])
+    return outs
+
+
+def ours(model, inputs) -> list[torch.Tensor]:
+    ids, mask = model.encode(inputs)
+    with torch.no_grad():
+        out = model(ids, mask)
+    return [out[i, 1 : len(x) + 1] for i, x in enumerate(inputs)]
+
+
+def max_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_import_matches_transformers_logits(shape, tmp_path):
+    hf, task = random_gpt2(tmp_path, shape)
+    model = load_hf_gpt2(tmp_path, task)
+    assert model.config.tied_unembed == SHAPES[shape][5]
+    assert model.records["source"]["kind"] == "hf"
+    inputs = sample_inputs()
+    theirs = hf_logits(hf, model, task, inputs)
+    bound = 2 * output_error_bound(model, inputs)
+    difference = max_difference(ours(model, inputs), theirs)
+    print(f"{shape}: float32 max |ours - transformers| {difference:.3g}, bound {bound:.3g}")
+    assert difference <= bound
+    # In float64 the same comparison is 2^29 times finer: a wrong weight can't hide in it.
+    model64, hf64 = in_float64(model), hf.double()
+    bound64 = 2 * output_error_bound(model64, inputs)
+    difference64 = max_difference(ours(model64, inputs), hf_logits(hf64, model64, task, inputs))
+    scale = max(float(t.abs().max()) for t in theirs)
+    print(f"{shape}: float64 max |ours - transformers| {difference64:.3g}, bound {bound64:.3g}")
+    print(f"{shape}: largest logit {scale:.3g}")
+    assert difference64 <= bound64
+    # The check has power: it would see any error over 1% of the largest logit.
+    assert bound64 < 0.01 * scale
+
+
+def test_cli_import_then_predict_gives_transformers_argmax(tmp_path, capsys):
+    hf, task = random_gpt2(tmp_path / "ckpt", "2L2H-d32-gelu_new-untied")
+    (tmp_path / "task.toml").write_text(
+        'alphabet = ["a", "b", "c"]\n[special]\nbos = "BOS"\nsep = "SEP"\n'
+        '[domain]\nkind = "strings"\nmax_len = 6\n[readout]\npositions = "all"\nkind = "argmax"\n'
+    )
+    out = tmp_path / "m.safetensors"
+    args = ["import", "hf", tmp_path / "ckpt", "--task", tmp_path / "task.toml", "-o", out]
+    status = main([str(arg) for arg in args])
+    assert status == 0, capsys.readouterr().err
+    capsys.readouterr()
+    model = load_model(out)
+    for x in (["a"], ["c", "b", "SEP", "a"], ["b", "b", "b", "a", "c", "SEP"]):
+        assert main(["predict", str(out), *x]) == 0
+        printed = capsys.readouterr().out.split()
+        [theirs] = hf_logits(hf, model, task, [x])
+        assert printed == [model.config.output_values[i] for i in theirs.argmax(-1).tolist()]
+
+
+def test_transformer_lens_round_trip(tmp_path):
+    """our model -> TL files -> load_tl: the same weights, config and outputs, bit for bit."""
+    hf, task = random_gpt2(tmp_path / "ckpt", "4L4H-d64-gelu_new-tied")
+    model = load_hf_gpt2(tmp_path / "ckpt", task)
+    state_path, config_path = save_tl(model, tmp_path)
+    back = load_tl(state_path, config_path, Task.from_record(task_record()))
+    assert back.config == model.config
+    assert back.records["source"]["kind"] == "tl"
+    ours_state, back_state = model.state_dict(), back.state_dict()
+    assert ours_state.keys() == back_state.keys()
+    for name in ours_state:
+        assert torch.equal(ours_state[name], back_state[name]), name
+    inputs = sample_inputs()
+    assert max_difference(ours(model, inputs), ours(back, inputs)) == 0
+
+
+def test_tl_ln_pre_and_attention_only(tmp_path):
+    """LNPre (no LayerNorm weights: 1 and 0) and attn_only (no MLP: it adds 0) are filled in;
+    on a hand-built TL checkpoint of one head."""
+    import json
+
+    from safetensors.torch import save_file
+
+    d, n_ctx, d_vocab = 4, 8, 5  # a, b, c, BOS, PAD
+    state = {
+        "embed.W_E": torch.eye(d_vocab, d),
+        "pos_embed.W_pos": torch.zeros(n_ctx, d),
+        "blocks.0.attn.W_Q": torch.zeros(1, d, 2), "blocks.0.attn.W_K": torch.zeros(1, d, 2),
+        "blocks.0.attn.W_V": torch.eye(d, 2)[None], "blocks.0.attn.W_O": torch.eye(2, d)[None],
+        "blocks.0.attn.b_Q": torch.zeros(1, 2), "blocks.0.attn.b_K": torch.zeros(1, 2),
+        "blocks.0.attn.b_V": torch.zeros(1, 2), "blocks.0.attn.b_O": torch.zeros(d),
+        "blocks.0.attn.mask": torch.ones(n_ctx, n_ctx), "blocks.0.attn.IGNORE": torch.zeros(()),
+        "unembed.W_U": torch.eye(d, d_vocab - 1), "unembed.b_U": torch.zeros(d_vocab - 1),
+    }  # fmt: skip
+    save_file(state, str(tmp_path / "tl.safetensors"))
+    fields = dict(
+        n_layers=1, d_model=d, n_heads=1, d_head=2, d_mlp=None, n_ctx=n_ctx, d_vocab=d_vocab,
+        d_vocab_out=d_vocab - 1, act_fn=None, normalization_type="LNPre", attn_only=True,
+    )  # fmt: skip
+    (tmp_path / "cfg.json").write_text(json.dumps(fields))
+    task = Task.from_record({**task_record(), "special": {"bos": "BOS"}})
+    model = load_tl(tmp_path / "tl.safetensors", tmp_path / "cfg.json", task)
+    assert model.config.d_mlp == 1 and model.config.normalization == "LN"
+    assert torch.equal(model.blocks[0].ln1.w, torch.ones(d))
+    assert not model.blocks[0].mlp.W_in.any()
