@@ -164,6 +164,13 @@ class Task:
         vocab, bos = self.family_tokens()
         names = [*vocab, bos] + ([self.special["pad"]] if "pad" in self.special else [])
         if self.token_ids is None:
+            if len(names) > n_ids:
+                specials = len(names) - len(self.alphabet)
+                raise TaskError(
+                    f"alphabet: expected at most {n_ids - specials} tokens (the checkpoint has "
+                    f"{n_ids} token ids, {specials} of them for special tokens), got "
+                    f"{len(self.alphabet)}: {_shown(self.alphabet)}"
+                )
             ids = {name: i for i, name in enumerate(names)}
         else:
             by_text = {str(name): i for name, i in self.token_ids.items()}

@@ -643,3 +643,186 @@ def test_capped_predict_runs_under_the_cap(model_file):
     outcome = run_capped(["predict", model_file, "a", "BOS"])
     assert outcome.status == 0, outcome.stderr[-2000:]
     assert outcome.stdout == "BOS a\n"
+
+
+# --- trained checkpoints and task files (distill import) -----------------------------------------
+
+GOOD_TASK = (
+    'alphabet = ["a", "b"]\n[special]\nbos = "BOS"\n[domain]\nkind = "strings"\nmax_len = 4\n'
+    '[readout]\npositions = "all"\nkind = "argmax"\n'
+)
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory) -> Path:
+    """A random 1-layer GPT-2 over ids a, b, BOS (n_positions 6), saved as safetensors."""
+    transformers = pytest.importorskip("transformers")
+    directory = tmp_path_factory.mktemp("gpt2")
+    config = transformers.GPT2Config(
+        vocab_size=3, n_positions=6, n_embd=8, n_layer=1, n_head=2,
+        bos_token_id=None, eos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def _copy_dir(source: Path, target: Path, config_changes=None, tensors=None) -> Path:
+    target.mkdir()
+    config = json.loads((source / "config.json").read_text())
+    config.update(config_changes or {})
+    (target / "config.json").write_text(json.dumps(config))
+    state = load_file(str(source / "model.safetensors"))
+    if tensors:
+        tensors(state)
+    save_file(state, str(target / "model.safetensors"))
+    return target
+
+
+CHECKPOINT_CASES = {
+    "rotary positions": (dict(rotary_dim=4), ["rotary_dim"]),
+    "GPT-J model type": (dict(model_type="gptj"), ["model_type"]),
+    "post-LN": (dict(apply_residual_connection_post_layernorm=True), ["post_layernorm"]),
+    "parallel attention and MLP": (dict(use_parallel_residual=True), ["use_parallel_residual"]),
+    "cross attention": (dict(add_cross_attention=True), ["add_cross_attention"]),
+    "unscaled attention": (dict(scale_attn_weights=False), ["scale_attn_weights"]),
+    "inverse layer scaling": (dict(scale_attn_by_inverse_layer_idx=True), ["inverse_layer_idx"]),
+    "unknown activation": (dict(activation_function="swish"), ["activation_function"]),
+    "heads not dividing d": (dict(n_head=3), ["n_head"]),
+    "n_embd a string": (dict(n_embd="8"), ["n_embd"]),
+    "20,000 layers": (dict(n_layer=20_000), ["n_layer"]),
+    "wrong shape": (
+        dict(n_embd=16, n_head=2),
+        ["shape"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
+def test_hostile_hf_config_is_refused(case, gpt2_dir, tmp_path, capsys):
+    changes, mentions = CHECKPOINT_CASES[case]
+    directory = _copy_dir(gpt2_dir, tmp_path / "ckpt", config_changes=changes)
+    (tmp_path / "task.toml").write_text(GOOD_TASK)
+    out = tmp_path / "m.safetensors"
+    args = ["import", "hf", directory, "--task", tmp_path / "task.toml", "-o", out]
+    assert_clean_refusal(run_in_process(args, capsys), *mentions)
+    assert not out.exists() and list(tmp_path.glob(".m.safetensors*")) == []
+
+
+def _drop_tensor(state):
+    state.pop("transformer.h.0.mlp.c_fc.bias")
+
+
+def _nan_tensor(state):
+    state["transformer.wte.weight"][0, 0] = float("nan")
+
+
+def _pickle_only(directory: Path) -> None:
+    (directory / "model.safetensors").unlink()
+    (directory / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+
+
+DIRECTORY_CASES = {
+    "missing tensor": (lambda d: None, _drop_tensor, ["missing", "c_fc.bias"]),
+    "NaN weight": (lambda d: None, _nan_tensor, ["wte.weight", "finite"]),
+    "pickle only": (_pickle_only, None, ["pytorch_model.bin", "pickle"]),
+    "no config": (lambda d: (d / "config.json").unlink(), None, ["config.json"]),
+    "config not JSON": (
+        lambda d: (d / "config.json").write_text("{model_type: gpt2"),
+        None,
+        ["JSON"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DIRECTORY_CASES))
+def test_hostile_hf_directory_is_refused(case, gpt2_dir, tmp_path, capsys):
+    edit, tensors, mentions = DIRECTORY_CASES[case]
+    directory = _copy_dir(gpt2_dir, tmp_path / "ckpt", tensors=tensors)
+    edit(directory)
+    (tmp_path / "task.toml").write_text(GOOD_TASK)
+    out = tmp_path / "m.safetensors"
+    args = ["import", "hf", directory, "--task", tmp_path / "task.toml", "-o", out]
+    assert_clean_refusal(run_in_process(args, capsys), *mentions)
+    assert not out.exists()
+
+
+TASK_CASES = {
+    "alphabet larger than the vocab": (
+        GOOD_TASK.replace('["a", "b"]', '["a", "b", "c"]'),
+        ["alphabet", "at most 2 tokens"],
+    ),
+    "readout position beyond n_ctx": (
+        GOOD_TASK.replace('positions = "all"', "positions = [1, 9]"),
+        ["readout.positions", "n_ctx"],
+    ),
+    "max_len beyond the context": (
+        GOOD_TASK.replace("max_len = 4", "max_len = 6"),
+        ["domain.max_len"],
+    ),
+    "unknown readout kind": (
+        GOOD_TASK.replace('kind = "argmax"', 'kind = "softmax"'),
+        ["readout.kind", "softmax"],
+    ),
+    "bad TOML": (GOOD_TASK.replace("[domain]", "[domain"), ["TOML"]),
+    "alphabet a string": (GOOD_TASK.replace('["a", "b"]', '"ab"'), ["alphabet"]),
+    "max_len a string": (GOOD_TASK.replace("max_len = 4", 'max_len = "4"'), ["domain.max_len"]),
+    "unknown domain kind": (
+        GOOD_TASK.replace('kind = "strings"', 'kind = "regex"'),
+        ["domain.kind", "regex"],
+    ),
+    "no bos": (GOOD_TASK.replace('bos = "BOS"', 'eos = "EOS"'), ["special.bos"]),
+    "membership not RASP": (
+        GOOD_TASK.replace("max_len = 4", 'max_len = 4\nmembership = "import os"'),
+        ["domain.membership"],
+    ),
+    "membership file missing": (
+        GOOD_TASK.replace("max_len = 4", 'max_len = 4\nmembership_file = "nope.rasp"'),
+        ["membership_file"],
+    ),
+    "subset outside the outputs": (
+        GOOD_TASK.replace('kind = "argmax"', 'kind = "subset_argmax"\nsubset = ["z"]'),
+        ["readout.subset"],
+    ),
+    "unknown top-level key": ("eval = 1\n" + GOOD_TASK, ["eval"]),
+    "after_sep without sep": (
+        GOOD_TASK.replace('positions = "all"', 'positions = "after_sep"'),
+        ["special.sep"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TASK_CASES))
+def test_task_file_not_matching_the_model_is_refused(case, gpt2_dir, tmp_path, capsys):
+    text, mentions = TASK_CASES[case]
+    (tmp_path / "task.toml").write_text(text)
+    out = tmp_path / "m.safetensors"
+    args = ["import", "hf", gpt2_dir, "--task", tmp_path / "task.toml", "-o", out]
+    assert_clean_refusal(run_in_process(args, capsys), *mentions)
+    assert not out.exists()
+
+
+def test_tl_config_with_rotary_positions_is_refused(tmp_path, capsys):
+    (tmp_path / "cfg.json").write_text(json.dumps({
+        "n_layers": 1, "d_model": 4, "n_heads": 1, "d_head": 4, "d_mlp": 4, "n_ctx": 5,
+        "d_vocab": 4, "act_fn": "relu", "positional_embedding_type": "rotary",
+    }))  # fmt: skip
+    save_file({"embed.W_E": torch.zeros(4, 4)}, str(tmp_path / "tl.safetensors"))
+    (tmp_path / "task.toml").write_text(GOOD_TASK)
+    out = tmp_path / "m.safetensors"
+    args = ["import", "tl", tmp_path / "tl.safetensors", "--config", tmp_path / "cfg.json",
+            "--task", tmp_path / "task.toml", "-o", out]  # fmt: skip
+    assert_clean_refusal(run_in_process(args, capsys), "positional_embedding_type")
+    assert not out.exists()
+
+
+def test_run_on_an_imported_model_exits_1_without_a_program(gpt2_dir, tmp_path, capsys):
+    (tmp_path / "task.toml").write_text(GOOD_TASK)
+    model = tmp_path / "m.safetensors"
+    args = ["import", "hf", gpt2_dir, "--task", tmp_path / "task.toml", "-o", model]
+    assert run_in_process(args, capsys).status == 0
+    outcome = run_in_process(["run", model, "-o", tmp_path / "out", "-q"], capsys)
+    assert outcome.status == 1
+    assert "trained models are not distilled yet" in outcome.stderr
+    assert "Traceback" not in outcome.stderr and outcome.stdout == ""
+    assert not (tmp_path / "out").exists()
