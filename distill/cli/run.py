@@ -86,11 +86,12 @@ def checked_config(*, exhaustive_limit: int, samples: int, seed: int) -> Distill
 
 def refuse_trained(model, model_path: Path) -> None:
     """Exit 1 on a trained model: distillation reads tracr-compiled models only, for now."""
-    from distill.models.task import is_trained
+    from distill.models.task import trained_reason
 
-    if is_trained(model):
+    reason = trained_reason(model)
+    if reason is not None:
         typer.echo(
-            f"error: {model_path}: trained models are not distilled yet (issue 13); "
+            f"error: {model_path}: trained models are not distilled yet (issue 13; {reason}); "
             "no program is claimed",
             err=True,
         )

@@ -336,8 +336,17 @@ class Task:
 def is_trained(model) -> bool:
     """Whether `model` was trained by gradient descent (imported or trained here), as opposed
     to compiled by tracr: its source record says so, or it has LayerNorm (tracr has none)."""
-    source = model.records.get("source", {})
-    return source.get("kind") in TRAINED_SOURCES or model.config.normalization == "LN"
+    return trained_reason(model) is not None
+
+
+def trained_reason(model) -> str | None:
+    """Why `model` counts as trained (see `is_trained`), or None."""
+    kind = model.records.get("source", {}).get("kind")
+    if kind in TRAINED_SOURCES:
+        return f"its source record says {kind!r}"
+    if model.config.normalization == "LN":
+        return "it has layer norm, which tracr never compiles"
+    return None
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -540,4 +549,4 @@ def _shown(values, most: int = 8) -> str:
     return text + (", ..." if len(values) > most else "")
 
 
-__all__ = ["Task", "TaskError", "is_trained"]
+__all__ = ["Task", "TaskError", "is_trained", "trained_reason"]
