@@ -19,7 +19,18 @@ from typer.exceptions import Abort, TyperException
 from distill.cli.quiet import silence_library_logs
 from distill.errors import BadInputError
 
-COMMANDS = ("compile", "import_", "predict", "eval", "run", "verify", "equiv", "bench", "demo")
+COMMANDS = (
+    "compile",
+    "train",
+    "import_",
+    "predict",
+    "eval",
+    "run",
+    "verify",
+    "equiv",
+    "bench",
+    "demo",
+)
 
 app = typer.Typer(
     help="Distill small transformers into proved RASP programs.",

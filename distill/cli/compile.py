@@ -193,6 +193,16 @@ def compile_command(
         int | None,
         typer.Option(help="Hide tracr's residual basis behind a random rotation with this seed."),
     ] = None,
+    compress: Annotated[
+        int | None,
+        typer.Option(
+            "--compress",
+            metavar="D",
+            help="Learn a projection of the residual stream into D < d_model dimensions that "
+            "agrees with the compiled model on its whole domain; when D does not, the smallest "
+            "larger D that does is used (exit 1 if none below d_model does).",
+        ),
+    ] = None,
 ) -> None:
     """Compile SRC with tracr into a model file (safetensors; no residual labels kept).
 
@@ -211,12 +221,52 @@ def compile_command(
     except BadInputError as error:
         raise BadInputError(f"{source}: {error}") from None
     model = from_tracr(assembled, rotate=rotate)
+    source = {"kind": "tracr", "program": source, "vocab": vocabulary, "max_len": max_len,
+              "causal": causal, "rotate": rotate}  # fmt: skip
+    if compress is not None:
+        model = _compressed(model, compress, source)
     model.save(output)
     config = model.config
     print(
         f"wrote {output}: {config.n_layers} layers, d_model {config.d_model}, "
         f"{config.n_heads} heads, {config.output_kind} output"
     )
+
+
+def _compressed(model, d: int, source: dict):
+    """`model` compressed to the smallest D >= d that agrees on the domain (exit 1 if none)."""
+    from distill.models.compress import domain_inputs, smallest_agreeing
+
+    d_model = model.config.d_model
+    if not 1 <= d < d_model:
+        raise BadInputError(f"--compress {d}: expected 1 <= D < d_model = {d_model}")
+    inputs, whole = domain_inputs(model)
+    scope = f"all {len(inputs):,} inputs" if whole else f"{len(inputs):,} sampled inputs"
+
+    def report(attempt) -> None:
+        verdict = "agrees" if attempt.agreed else f"{attempt.disagreements:,} disagreements"
+        print(f"D = {attempt.d}: {verdict} on {scope} after {attempt.steps} steps")
+
+    compressed, attempts = smallest_agreeing(model, d, inputs, report=report)
+    if compressed is None:
+        print(
+            f"error: no D from {d} to {d_model - 1} agrees with the compiled model on {scope}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    found = compressed.config.d_model
+    if found != d:
+        print(f"D = {d} did not agree; the smallest D that did is {found}")
+    compressed.records["source"] = {
+        "kind": "compressed",
+        "from": source,
+        "d": found,
+        "d_model": d_model,
+        "checked": "exhaustive" if whole else "sampled",
+        "inputs": len(inputs),
+        "attempts": [vars(attempt) for attempt in attempts],
+    }
+    return compressed
 
 
 def register(app: typer.Typer) -> None:

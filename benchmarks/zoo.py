@@ -1,0 +1,188 @@
+"""The zoo: trained models across formal tasks, and superposed (compressed) tracr models.
+
+    python benchmarks/zoo.py --out zoo/            # everything (seeded)
+    python benchmarks/zoo.py --out zoo/ --quick    # a subset, minutes on 2 cores
+
+Per model, DIR/NAME.safetensors (its task, recipe and training log are records
+in the file), DIR/NAME.task.json, DIR/NAME.log.json and DIR/NAME.accuracy.json
+(accuracy per length: exhaustive while the domain fits the budget, sampled past
+it, up to the model's context); DIR/zoo.md and DIR/zoo.json sum them up: the
+length up to which each model is right on every input, and its sampled accuracy
+at twice that length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from distill.cli.compile import compile_sop, load_program  # noqa: E402
+from distill.files import replaced_atomically  # noqa: E402
+from distill.models.compress import domain_inputs, smallest_agreeing  # noqa: E402
+from distill.models.formal_tasks import named_task  # noqa: E402
+from distill.models.tracr_import import from_tracr  # noqa: E402
+from distill.models.training import (  # noqa: E402
+    Recipe,
+    accuracy_by_length,
+    correct_up_to,
+    train,
+)
+
+EXHAUSTIVE_BUDGET = 2**17
+SAMPLES = 1000
+
+# name: (task, layers, heads, d_model, dropout, max_len, steps); context is 2 * max_len.
+TRAINED = {
+    "tomita1-l1h1d16": ("tomita1", 1, 1, 16, 0.0, 12, 1500),
+    "tomita2-l1h1d16": ("tomita2", 1, 1, 16, 0.0, 12, 1500),
+    "tomita3-l2h2d32": ("tomita3", 2, 2, 32, 0.0, 12, 3000),
+    "tomita4-l2h2d32": ("tomita4", 2, 2, 32, 0.0, 12, 3000),
+    "tomita5-l2h2d32": ("tomita5", 2, 2, 32, 0.0, 12, 3000),
+    "tomita6-l2h4d32": ("tomita6", 2, 4, 32, 0.0, 12, 3000),
+    "tomita7-l2h2d32": ("tomita7", 2, 2, 32, 0.0, 12, 3000),
+    "tomita4-l1h1d16-drop": ("tomita4", 1, 1, 16, 0.1, 12, 3000),
+    "dyck1-l2h2d32": ("dyck1-d4", 2, 2, 32, 0.0, 12, 3000),
+    "dyck2-l3h4d64": ("dyck2-d3", 3, 4, 64, 0.0, 10, 3000),
+    "dyck2-l2h2d32-drop": ("dyck2-d3", 2, 2, 32, 0.1, 10, 3000),
+    "parity-l1h1d16": ("parity", 1, 1, 16, 0.0, 10, 2000),
+    "parity-l2h2d32": ("parity", 2, 2, 32, 0.0, 10, 3000),
+    "binmaj-l1h1d16": ("binary-majority", 1, 1, 16, 0.0, 12, 2000),
+    "binmaj-l2h2d32-drop": ("binary-majority", 2, 2, 32, 0.1, 12, 2000),
+    "majority-l1h2d32": ("majority", 1, 2, 32, 0.0, 8, 2000),
+    "majority-l2h4d64-drop": ("majority", 2, 4, 64, 0.1, 8, 2000),
+    "sort-l2h2d32": ("sort", 2, 2, 32, 0.0, 6, 3000),
+    "sort-l3h2d64-drop": ("sort", 3, 2, 64, 0.1, 6, 3000),
+    "reverse-l2h2d32": ("reverse", 2, 2, 32, 0.0, 6, 3000),
+    "reverse-l4h4d64": ("reverse", 4, 4, 64, 0.0, 6, 3000),
+    "copy-l1h1d16": ("copy", 1, 1, 16, 0.0, 8, 1000),
+    "histogram-l1h2d32": ("histogram", 1, 2, 32, 0.0, 8, 3000),
+    "histogram-l2h2d32-drop": ("histogram", 2, 2, 32, 0.1, 8, 3000),
+    "count-l1h1d32": ("count", 1, 1, 32, 0.0, 8, 3000),
+    "count-l2h4d64": ("count", 2, 4, 64, 0.0, 8, 3000),
+}
+# name: (example program, vocab, max_len); compression starts at half of d_model.
+COMPRESSED = {
+    "reverse-abc4": ("reverse.rasp", "a,b,c", 4),
+    "reverse-abcd4": ("reverse.rasp", "a,b,c,d", 4),
+    "reverse-ab5": ("reverse.rasp", "a,b", 5),
+    "hist-abc4": ("hist.rasp", "a,b,c", 4),
+    "hist-abcd5": ("hist.rasp", "a,b,c,d", 5),
+    "length-abc5": ("length.rasp", "a,b,c", 5),
+    "shift-abc4": ("shift_by.rasp", "a,b,c", 4),
+    "sort_unique-1234": ("sort_unique.rasp", "1,2,3,4", 4),
+}
+QUICK_TRAINED = ("tomita1-l1h1d16", "tomita4-l1h1d16-drop", "parity-l1h1d16", "copy-l1h1d16",
+                 "binmaj-l1h1d16", "majority-l1h2d32")  # fmt: skip
+QUICK_COMPRESSED = ("hist-abc4", "reverse-ab5")
+
+
+def write_json(path: Path, value) -> None:
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=1, default=str) + "\n")
+
+
+def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
+    task_name, layers, heads, d_model, dropout, max_len, steps = spec
+    steps = min(steps, 800) if quick else steps
+    context = 2 * max_len
+    task = named_task(task_name, context=context)
+    recipe = Recipe(layers=layers, heads=heads, d_model=d_model, dropout=dropout,
+                    max_len=max_len, context=context, steps=steps, seed=0,
+                    causal=task.causal)  # fmt: skip
+    result = train(task, recipe)
+    rows = accuracy_by_length(result.model, task, range(1, context + 1), EXHAUSTIVE_BUDGET,
+                              SAMPLES)  # fmt: skip
+    result.model.records["training"]["accuracy_by_length"] = rows
+    result.model.save(out / f"{name}.safetensors")
+    write_json(out / f"{name}.task.json", result.model.records["task"])
+    write_json(out / f"{name}.log.json", result.log)
+    write_json(out / f"{name}.accuracy.json", rows)
+    right_up_to = correct_up_to(rows)
+    doubled = next((r for r in rows if r["length"] == 2 * right_up_to), None)
+    return {
+        "name": name, "task": task_name, "layers": layers, "heads": heads, "d_model": d_model,
+        "dropout": dropout, "train_max_len": max_len, "steps": result.steps,
+        "seconds": round(result.seconds, 1), "held_out": result.held_out_accuracy,
+        "correct_up_to": right_up_to,
+        "at_double": None if doubled is None else
+        {"length": doubled["length"], "accuracy": doubled["accuracy"],
+         "exhaustive": doubled["exhaustive"]},
+    }  # fmt: skip
+
+
+def build_compressed(name: str, spec: tuple, out: Path) -> dict:
+    program, vocab_text, max_len = spec
+    vocab = [int(v) if v.isdigit() else v for v in vocab_text.split(",")]
+    source = str(ROOT / "examples" / program)
+    original = from_tracr(compile_sop(load_program(source, vocab, max_len), vocab, max_len, False))
+    inputs, whole = domain_inputs(original)
+    started = time.perf_counter()
+    compressed, attempts = smallest_agreeing(original, original.config.d_model // 2, inputs)
+    row = {"name": name, "program": program, "vocab": vocab_text, "max_len": max_len,
+           "d_model": original.config.d_model, "inputs": len(inputs), "exhaustive": whole,
+           "tried": [(a.d, a.disagreements) for a in attempts],
+           "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    if compressed is None:
+        return {**row, "d": None, "agrees": False}
+    agrees = compressed.predict(inputs) == original.predict(inputs)
+    compressed.records["source"] = {"kind": "compressed", "from": {"program": program,
+                                    "vocab": vocab, "max_len": max_len},
+                                    "d": compressed.config.d_model}  # fmt: skip
+    compressed.save(out / f"{name}.safetensors")
+    return {**row, "d": compressed.config.d_model, "agrees": agrees}
+
+
+def markdown(trained: list[dict], compressed: list[dict]) -> str:
+    lines = ["## Trained", "",
+             "| model | task | L | H | d | dropout | trained to | steps | s | right on every "
+             "input up to | sampled at 2x |", "|" + "---|" * 11]  # fmt: skip
+    for r in trained:
+        double = r["at_double"]
+        shown = "-" if double is None else (
+            f"{double['accuracy']:.1%} (len {double['length']}"
+            f"{', exhaustive' if double['exhaustive'] else ''})")  # fmt: skip
+        lines.append(f"| {r['name']} | {r['task']} | {r['layers']} | {r['heads']} | "
+                     f"{r['d_model']} | {r['dropout']} | {r['train_max_len']} | {r['steps']} | "
+                     f"{r['seconds']} | {r['correct_up_to']} | {shown} |")  # fmt: skip
+    lines += ["", "## Compressed tracr models", "",
+              "| model | d_model | D | D/d_model | inputs | agrees | tried (D, disagreements) |",
+              "|" + "---|" * 7]  # fmt: skip
+    for r in compressed:
+        ratio = "-" if r["d"] is None else f"{r['d'] / r['d_model']:.0%}"
+        lines.append(f"| {r['name']} | {r['d_model']} | {r['d']} | {ratio} | {r['inputs']}"
+                     f"{'' if r['exhaustive'] else ' sampled'} | {r['agrees']} | {r['tried']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="a subset with fewer steps")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # seeded runs reproduce; 2 cores are shared anyway
+    args.out.mkdir(parents=True, exist_ok=True)
+    trained_names = QUICK_TRAINED if args.quick else tuple(TRAINED)
+    compressed_names = QUICK_COMPRESSED if args.quick else tuple(COMPRESSED)
+    trained, compressed = [], []
+    for name in trained_names:
+        trained.append(build_trained(name, TRAINED[name], args.out, args.quick))
+        print(json.dumps(trained[-1]), flush=True)
+    for name in compressed_names:
+        compressed.append(build_compressed(name, COMPRESSED[name], args.out))
+        print(json.dumps(compressed[-1]), flush=True)
+    write_json(args.out / "zoo.json", {"trained": trained, "compressed": compressed})
+    with replaced_atomically(args.out / "zoo.md") as temporary:
+        temporary.write_text(markdown(trained, compressed))
+    print(markdown(trained, compressed))
+
+
+if __name__ == "__main__":
+    main()
