@@ -1,14 +1,18 @@
 """The distillation pipeline: model -> readable program, verified.
 
-    trace -> decompose -> tables -> synthesize -> verify (-> retry with counterexamples)
+    decompose (read the circuit off the weights) -> tables -> synthesize -> verify -> prove
+                                                   (-> retry with counterexamples)
 
 Each stage is one call; this module only sequences them, times them and runs
-the counterexample loop (inputs the program got wrong join the traced inputs).
+the counterexample loop. The tables are complete (every combination of the
+values a component reads); synthesis matches the entries sample inputs reach,
+and an input on which the result differs from the model or the tables makes
+its entries binding in the next round.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -22,11 +26,13 @@ from distill.checks.against_model import RememberingOracle, check_against_model,
 from distill.circuit import tables as table_stage
 from distill.circuit.completion import complete_tables
 from distill.circuit.credit import components_of
-from distill.circuit.discovery import Circuit, discover
-from distill.circuit.evidence import collect
+from distill.circuit.discovery import Circuit
+from distill.circuit.from_weights import output_labels, read_circuit
 from distill.circuit.inputs import inputs_to_trace
+from distill.circuit.merge_values import merge_equivalent_values
 from distill.circuit.output import name_output
 from distill.circuit.precondition import PRECONDITION
+from distill.circuit.reached import restrict_to_reached
 from distill.config import DistillConfig
 from distill.errors import DistillError
 from distill.models.family import Model
@@ -101,23 +107,21 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         yield
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
-    traced = inputs_to_trace(vocab, max_len, config)
     oracle = RememberingOracle(model)
-    candidate = None
-    for round_number in range(1, config.max_rounds + 1):
-        with stage("trace"):
-            evidence = collect(model, traced)
-            oracle.remember(traced, evidence)
-        with stage("decompose"):
-            circuit = discover(model, evidence)
-            output_map = name_output(circuit, evidence, spec)
-        with stage("tables"):
-            tables = table_stage.build(circuit, output_map)
+    with stage("decompose"):
+        network = read_circuit(model)
+        circuit = copy.deepcopy(network)
+        merge_equivalent_values(circuit)
+        output_map = name_output(circuit, output_labels(circuit, model))
+    with stage("tables"):
+        tables = table_stage.build(circuit, output_map)
+    traced = inputs_to_trace(vocab, max_len, config)
+    for round_number in range(1, config.max_rounds + 1):  # noqa: B007 (reported)
         with stage("synthesize"):
-            result = synth.readable(
-                tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free
-            )
-            # Don't-care entries get values so the program type-checks; verification follows.
+            # Only the entries the traced inputs reach bind synthesis (see circuit.reached).
+            reached = restrict_to_reached(tables.program, traced)
+            result = synth.readable(reached, vocab=vocab, max_seq_len=max_len, free=tables.free)
+            # Value sets the readable form infers beyond the tables' get values so it type-checks.
             candidate = complete_tables(result.program, vocab, max_len)
         with stage("verify"):
             check, whole = check_against_model(candidate, oracle, model, config, tables.program)
@@ -138,25 +142,9 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 )
             failure = proof
             if proof.level == "refuted":
-                if round_number < config.max_rounds:
-                    # An input the traces missed tells the two apart: trace it too.
-                    traced = traced + [list(c.input) for c in proof.counterexamples]
-                    continue
-                if _table_incomplete(proof):
-                    # The readable program passed the model; only the reference has gaps.
-                    proof = dataclasses.replace(
-                        proof,
-                        level="unknown",
-                        reason="the traces did not reach every table entry an input needs "
-                        f"(e.g. {list(proof.counterexamples[0].input)}); "
-                        "the readable program is checked against the model instead",
-                    )
-                    break
-                raise DistillFailed(
-                    f"the readable program differs from the tables read off the model: {proof}",
-                    candidate,
-                    proof,
-                )
+                # An input the samples missed tells the two apart: its entries bind next round.
+                traced = traced + [list(c.input) for c in proof.counterexamples]
+                continue
         break
     else:
         raise DistillFailed(
@@ -186,11 +174,4 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         precondition=PRECONDITION,
         timings=timings,
         rounds=round_number,
-    )
-
-
-def _table_incomplete(proof: verify.Verdict) -> bool:
-    """Is every counterexample an input on which only the table program (second) is undefined?"""
-    return bool(proof.counterexamples) and all(
-        c.got is None and c.expected is not None for c in proof.counterexamples
     )

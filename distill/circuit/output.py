@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from distill.circuit.discovery import DEFAULT_LABEL, Circuit
-from distill.circuit.variables import NUMERICAL, clean_number
-from distill.errors import DistillError
 from distill.models.numerics import RESOLUTION
 
 
-def name_output(circuit: Circuit, evidence, spec) -> dict | None:
-    """Give the output variable the model's output values; return a map when it can't be a rename."""
+def name_output(circuit: Circuit, mapping: dict) -> dict | None:
+    """Give the output variable the model's output values (`mapping`: label -> what the
+    model decodes it to); return the map when it can't be a rename."""
     output = circuit.output
-    codes = output.codes
-    mapping: dict = {}
-    for code in np.unique(codes[codes >= 0]).tolist():
-        where = np.flatnonzero(codes == code)
-        if spec.output_kind == NUMERICAL:
-            values = evidence.raw_output[where, 0]
-            mapping[output.values[code]] = clean_number(float(np.median(values)))
-        else:
-            seen = {evidence.predictions[i] for i in where.tolist()}
-            if len(seen) != 1:
-                raise DistillError(
-                    f"the model's output is not a function of {output.source}'s output "
-                    f"(label {output.values[code]!r} decodes to {sorted(map(str, seen))})"
-                )
-            mapping[output.values[code]] = seen.pop()
     if all(_same(label, value) for label, value in mapping.items()):
         return None
     reading = circuit.reading_of(output)
