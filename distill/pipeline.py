@@ -24,6 +24,7 @@ import synth
 import verify
 from distill.checks.against_model import RememberingOracle, check_against_model, extent
 from distill.circuit import tables as table_stage
+from distill.circuit.certificate import Certificate, certify
 from distill.circuit.completion import complete_tables
 from distill.circuit.credit import components_of
 from distill.circuit.discovery import Circuit
@@ -63,10 +64,25 @@ class DistillResult:
     precondition: str
     timings: dict[str, float] = field(default_factory=dict)
     rounds: int = 1
+    certificate: Certificate | None = None  # the network computes its table program (bounds)
+
+    @property
+    def certified(self) -> bool:
+        """certified(n): the network computes the table program on every input up to n, and the
+        readable program is proved equal to it."""
+        return bool(
+            self.certificate is not None
+            and self.certificate.holds
+            and self.proof is not None
+            and self.proof.level == "proved"
+            and self.check.ok
+        )
 
     @property
     def verification(self) -> str:
-        """The strongest level reached, honestly: proof of the readable form, check against the model."""
+        """The strongest level reached, honestly: the certificate, else the check against the model."""
+        if self.certified:
+            return f"certified({self.certificate.max_seq_len})"
         return str(self.check)
 
 
@@ -162,6 +178,8 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 tolerance=RESOLUTION,
                 **extent(vocab, max_len, config),
             )
+    with stage("certify"):
+        certificate = certify(network, model)
     components = components_of(candidate, tables.program, tables.components)
     return DistillResult(
         program=candidate,
@@ -174,4 +192,5 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         precondition=PRECONDITION,
         timings=timings,
         rounds=round_number,
+        certificate=certificate,
     )
