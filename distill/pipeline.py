@@ -13,6 +13,7 @@ its entries binding in the next round.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -27,11 +28,12 @@ from distill.circuit import tables as table_stage
 from distill.circuit.certificate import Certificate, certify
 from distill.circuit.completion import complete_tables
 from distill.circuit.credit import components_of
-from distill.circuit.discovery import Circuit
+from distill.circuit.discovery import Circuit, UnsupportedCircuit, discover
+from distill.circuit.evidence import collect
 from distill.circuit.from_weights import output_labels, read_circuit
 from distill.circuit.inputs import inputs_to_trace
 from distill.circuit.merge_values import merge_equivalent_values
-from distill.circuit.output import name_output
+from distill.circuit.output import name_output, traced_output_labels
 from distill.circuit.precondition import PRECONDITION
 from distill.circuit.reached import restrict_to_reached
 from distill.config import DistillConfig
@@ -39,6 +41,7 @@ from distill.errors import DistillError
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION, in_float64
 from dsl import ast
+from dsl.errors import TypeCheckError
 from verify.check import check as check_program
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
@@ -65,6 +68,7 @@ class DistillResult:
     timings: dict[str, float] = field(default_factory=dict)
     rounds: int = 1
     certificate: Certificate | None = None  # the network computes its table program (bounds)
+    weights_reading_failed: str = ""  # why the tables were read off traces instead
 
     @property
     def certified(self) -> bool:
@@ -111,8 +115,6 @@ def _single_threaded_torch():
 
 
 def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
-    spec = model.config
-    vocab, max_len = list(spec.vocab), spec.max_seq_len
     timings: dict[str, float] = {}
 
     @contextmanager
@@ -124,20 +126,65 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
     oracle = RememberingOracle(model)
-    with stage("decompose"):
-        network = read_circuit(model)
-        circuit = copy.deepcopy(network)
-        merge_equivalent_values(circuit)
-        output_map = name_output(circuit, output_labels(circuit, model))
-    with stage("tables"):
-        tables = table_stage.build(circuit, output_map)
-    traced = inputs_to_trace(vocab, max_len, config)
-    for round_number in range(1, config.max_rounds + 1):  # noqa: B007 (reported)
+    try:
+        with stage("decompose"):
+            reader = _FromWeights(model)
+        return _synthesize_and_check(model, config, reader, oracle, stage, timings)
+    except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
+        # Outside what the weights can be read as (e.g. soft attention): read the traces.
+        reason = str(error)
+    result = _synthesize_and_check(
+        model, config, _FromTraces(model, oracle), oracle, stage, timings
+    )
+    result.weights_reading_failed = reason
+    return result
+
+
+class _FromWeights:
+    """Complete tables read off the weights; the traced inputs only say which entries bind."""
+
+    def __init__(self, model: Model):
+        self.network = read_circuit(model)
+        self.circuit = copy.deepcopy(self.network)
+        merge_equivalent_values(self.circuit)
+        output_map = name_output(self.circuit, output_labels(self.circuit, model))
+        self.tables = table_stage.build(self.circuit, output_map)
+
+    def read(self, traced, stage):
         with stage("synthesize"):
-            # Only the entries the traced inputs reach bind synthesis (see circuit.reached).
-            reached = restrict_to_reached(tables.program, traced)
-            result = synth.readable(reached, vocab=vocab, max_seq_len=max_len, free=tables.free)
-            # Value sets the readable form infers beyond the tables' get values so it type-checks.
+            return self.tables, restrict_to_reached(self.tables.program, traced)
+
+
+class _FromTraces:
+    """Tables read off traces: entries the traced inputs reach, the rest unknown."""
+
+    network = None
+
+    def __init__(self, model: Model, oracle: RememberingOracle):
+        self.model, self.oracle = model, oracle
+
+    def read(self, traced, stage):
+        with stage("trace"):
+            evidence = collect(self.model, traced)
+            self.oracle.remember(traced, evidence)
+        with stage("decompose"):
+            self.circuit = discover(self.model, evidence)
+            labels = traced_output_labels(self.circuit, evidence, self.model.config)
+            output_map = name_output(self.circuit, labels)
+        with stage("tables"):
+            tables = table_stage.build(self.circuit, output_map)
+        return tables, tables.program
+
+
+def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> DistillResult:
+    vocab, max_len = list(model.config.vocab), model.config.max_seq_len
+    traced = inputs_to_trace(vocab, max_len, config)
+    candidate = None
+    for round_number in range(1, config.max_rounds + 1):
+        tables, bound = reader.read(traced, stage)
+        with stage("synthesize"):
+            result = synth.readable(bound, vocab=vocab, max_seq_len=max_len, free=tables.free)
+            # Don't-care entries get values so the program type-checks; verification follows.
             candidate = complete_tables(result.program, vocab, max_len)
         with stage("verify"):
             check, whole = check_against_model(candidate, oracle, model, config, tables.program)
@@ -158,9 +205,25 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 )
             failure = proof
             if proof.level == "refuted":
-                # An input the samples missed tells the two apart: its entries bind next round.
-                traced = traced + [list(c.input) for c in proof.counterexamples]
-                continue
+                if round_number < config.max_rounds:
+                    # An input the samples missed tells the two apart: its entries bind next.
+                    traced = traced + [list(c.input) for c in proof.counterexamples]
+                    continue
+                if reader.network is None and _table_incomplete(proof):
+                    # The readable program passed the model; only the traced tables have gaps.
+                    proof = dataclasses.replace(
+                        proof,
+                        level="unknown",
+                        reason="the traces did not reach every table entry an input needs "
+                        f"(e.g. {list(proof.counterexamples[0].input)}); "
+                        "the readable program is checked against the model instead",
+                    )
+                    break
+                raise DistillFailed(
+                    f"the readable program differs from the tables read off the model: {proof}",
+                    candidate,
+                    proof,
+                )
         break
     else:
         raise DistillFailed(
@@ -178,13 +241,15 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 tolerance=RESOLUTION,
                 **extent(vocab, max_len, config),
             )
-    with stage("certify"):
-        certificate = certify(network, model)
+    certificate = None
+    if reader.network is not None:
+        with stage("certify"):
+            certificate = certify(reader.network, model)
     components = components_of(candidate, tables.program, tables.components)
     return DistillResult(
         program=candidate,
         table_program=tables.program,
-        circuit=circuit,
+        circuit=reader.circuit,
         components=components,
         check=check,
         whole_domain=whole,
@@ -193,4 +258,11 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         timings=timings,
         rounds=round_number,
         certificate=certificate,
+    )
+
+
+def _table_incomplete(proof: verify.Verdict) -> bool:
+    """Is every counterexample an input on which only the table program (second) is undefined?"""
+    return bool(proof.counterexamples) and all(
+        c.got is None and c.expected is not None for c in proof.counterexamples
     )

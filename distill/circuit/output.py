@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from distill.circuit.discovery import DEFAULT_LABEL, Circuit
+from distill.circuit.variables import NUMERICAL, clean_number
+from distill.errors import DistillError
 from distill.models.numerics import RESOLUTION
+
+
+def traced_output_labels(circuit: Circuit, evidence, spec) -> dict:
+    """Each traced value of the output variable -> what the model decoded it to."""
+    output = circuit.output
+    codes = output.codes
+    mapping: dict = {}
+    for code in np.unique(codes[codes >= 0]).tolist():
+        where = np.flatnonzero(codes == code)
+        if spec.output_kind == NUMERICAL:
+            values = evidence.raw_output[where, 0]
+            mapping[output.values[code]] = clean_number(float(np.median(values)))
+        else:
+            seen = {evidence.predictions[i] for i in where.tolist()}
+            if len(seen) != 1:
+                raise DistillError(
+                    f"the model's output is not a function of {output.source}'s output "
+                    f"(label {output.values[code]!r} decodes to {sorted(map(str, seen))})"
+                )
+            mapping[output.values[code]] = seen.pop()
+    return mapping
 
 
 def name_output(circuit: Circuit, mapping: dict) -> dict | None:
