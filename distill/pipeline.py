@@ -83,6 +83,17 @@ class DistillResult:
         )
 
     @property
+    def certificate_status(self) -> str:
+        """certified(n), or why not, in words."""
+        if self.certified:
+            return self.verification
+        if self.certificate is None:
+            return f"not certified: tables read off traces ({self.weights_reading_failed})"
+        if not self.certificate.holds:
+            return f"not certified: {self.certificate.failure}"
+        return "not certified: the readable program is not proved equal to the tables"
+
+    @property
     def verification(self) -> str:
         """The strongest level reached, honestly: the certificate, else the check against the model."""
         if self.certified:
