@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+import dsl
 import synth
 import verify
 from distill.checks.against_model import RememberingOracle, check_against_model, extent
@@ -194,9 +195,11 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
     for round_number in range(1, config.max_rounds + 1):
         tables, bound = reader.read(traced, stage)
         with stage("synthesize"):
-            result = synth.readable(bound, vocab=vocab, max_seq_len=max_len, free=tables.free)
-            # Don't-care entries get values so the program type-checks; verification follows.
-            candidate = complete_tables(result.program, vocab, max_len)
+            candidate = _readable(bound, tables, vocab, max_len)
+            if bound is not tables.program and not _type_checks(candidate, vocab, max_len):
+                # A closed form fit to the reached entries fails on a value no sample reached
+                # (e.g. `2 % x` at 0): bind every entry of the complete tables instead.
+                candidate = _readable(tables.program, tables, vocab, max_len)
         with stage("verify"):
             check, whole = check_against_model(candidate, oracle, model, config, tables.program)
         failure = check
@@ -270,6 +273,20 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
         rounds=round_number,
         certificate=certificate,
     )
+
+
+def _readable(program: ast.Program, tables, vocab, max_len: int) -> ast.Program:
+    result = synth.readable(program, vocab=vocab, max_seq_len=max_len, free=tables.free)
+    # Don't-care entries get values so the program type-checks; verification follows.
+    return complete_tables(result.program, vocab, max_len)
+
+
+def _type_checks(program: ast.Program, vocab, max_len: int) -> bool:
+    try:
+        dsl.infer(program, vocab, max_len)
+    except TypeCheckError:
+        return False
+    return True
 
 
 def _table_incomplete(proof: verify.Verdict) -> bool:
