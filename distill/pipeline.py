@@ -1,13 +1,18 @@
 """The distillation pipeline: model -> readable program, verified.
 
-    trace -> decompose -> tables -> synthesize -> verify (-> retry with counterexamples)
+    decompose (read the circuit off the weights) -> tables -> synthesize -> verify -> prove
+                                                   (-> retry with counterexamples)
 
 Each stage is one call; this module only sequences them, times them and runs
-the counterexample loop (inputs the program got wrong join the traced inputs).
+the counterexample loop. The tables are complete (every combination of the
+values a component reads); synthesis matches the entries sample inputs reach,
+and an input on which the result differs from the model or the tables makes
+its entries binding in the next round.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable
@@ -16,22 +21,28 @@ from dataclasses import dataclass, field
 
 import torch
 
+import dsl
 import synth
 import verify
 from distill.checks.against_model import RememberingOracle, check_against_model, extent
 from distill.circuit import tables as table_stage
+from distill.circuit.certificate import Certificate, certify
 from distill.circuit.completion import complete_tables
 from distill.circuit.credit import components_of
-from distill.circuit.discovery import Circuit, discover
+from distill.circuit.discovery import Circuit, UnsupportedCircuit, discover
 from distill.circuit.evidence import collect
+from distill.circuit.from_weights import output_labels, read_circuit
 from distill.circuit.inputs import inputs_to_trace
-from distill.circuit.output import name_output
+from distill.circuit.merge_values import merge_equivalent_values
+from distill.circuit.output import name_output, traced_output_labels
 from distill.circuit.precondition import PRECONDITION
+from distill.circuit.reached import restrict_to_reached
 from distill.config import DistillConfig
 from distill.errors import DistillError
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION, in_float64
 from dsl import ast
+from dsl.errors import TypeCheckError
 from verify.check import check as check_program
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
@@ -57,10 +68,37 @@ class DistillResult:
     precondition: str
     timings: dict[str, float] = field(default_factory=dict)
     rounds: int = 1
+    certificate: Certificate | None = None  # the network computes its table program (bounds)
+    weights_reading_failed: str = ""  # why the tables were read off traces instead
+
+    @property
+    def certified(self) -> bool:
+        """certified(n): the network computes the table program on every input up to n, and the
+        readable program is proved equal to it."""
+        return bool(
+            self.certificate is not None
+            and self.certificate.holds
+            and self.proof is not None
+            and self.proof.level == "proved"
+            and self.check.ok
+        )
+
+    @property
+    def certificate_status(self) -> str:
+        """certified(n), or why not, in words."""
+        if self.certified:
+            return self.verification
+        if self.certificate is None:
+            return f"not certified: tables read off traces ({self.weights_reading_failed})"
+        if not self.certificate.holds:
+            return f"not certified: {self.certificate.failure}"
+        return "not certified: the readable program is not proved equal to the tables"
 
     @property
     def verification(self) -> str:
-        """The strongest level reached, honestly: proof of the readable form, check against the model."""
+        """The strongest level reached, honestly: the certificate, else the check against the model."""
+        if self.certified:
+            return f"certified({self.certificate.max_seq_len})"
         return str(self.check)
 
 
@@ -89,8 +127,6 @@ def _single_threaded_torch():
 
 
 def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
-    spec = model.config
-    vocab, max_len = list(spec.vocab), spec.max_seq_len
     timings: dict[str, float] = {}
 
     @contextmanager
@@ -101,24 +137,69 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         yield
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
-    traced = inputs_to_trace(vocab, max_len, config)
     oracle = RememberingOracle(model)
+    try:
+        with stage("decompose"):
+            reader = _FromWeights(model)
+        return _synthesize_and_check(model, config, reader, oracle, stage, timings)
+    except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
+        # Outside what the weights can be read as (e.g. soft attention): read the traces.
+        reason = str(error)
+    result = _synthesize_and_check(
+        model, config, _FromTraces(model, oracle), oracle, stage, timings
+    )
+    result.weights_reading_failed = reason
+    return result
+
+
+class _FromWeights:
+    """Complete tables read off the weights; the traced inputs only say which entries bind."""
+
+    def __init__(self, model: Model):
+        self.network = read_circuit(model)
+        self.circuit = copy.deepcopy(self.network)
+        merge_equivalent_values(self.circuit)
+        output_map = name_output(self.circuit, output_labels(self.circuit, model))
+        self.tables = table_stage.build(self.circuit, output_map)
+
+    def read(self, traced, stage):
+        with stage("synthesize"):
+            return self.tables, restrict_to_reached(self.tables.program, traced)
+
+
+class _FromTraces:
+    """Tables read off traces: entries the traced inputs reach, the rest unknown."""
+
+    network = None
+
+    def __init__(self, model: Model, oracle: RememberingOracle):
+        self.model, self.oracle = model, oracle
+
+    def read(self, traced, stage):
+        with stage("trace"):
+            evidence = collect(self.model, traced)
+            self.oracle.remember(traced, evidence)
+        with stage("decompose"):
+            self.circuit = discover(self.model, evidence)
+            labels = traced_output_labels(self.circuit, evidence, self.model.config)
+            output_map = name_output(self.circuit, labels)
+        with stage("tables"):
+            tables = table_stage.build(self.circuit, output_map)
+        return tables, tables.program
+
+
+def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> DistillResult:
+    vocab, max_len = list(model.config.vocab), model.config.max_seq_len
+    traced = inputs_to_trace(vocab, max_len, config)
     candidate = None
     for round_number in range(1, config.max_rounds + 1):
-        with stage("trace"):
-            evidence = collect(model, traced)
-            oracle.remember(traced, evidence)
-        with stage("decompose"):
-            circuit = discover(model, evidence)
-            output_map = name_output(circuit, evidence, spec)
-        with stage("tables"):
-            tables = table_stage.build(circuit, output_map)
+        tables, bound = reader.read(traced, stage)
         with stage("synthesize"):
-            result = synth.readable(
-                tables.program, vocab=vocab, max_seq_len=max_len, free=tables.free
-            )
-            # Don't-care entries get values so the program type-checks; verification follows.
-            candidate = complete_tables(result.program, vocab, max_len)
+            candidate = _readable(bound, tables, vocab, max_len)
+            if bound is not tables.program and not _type_checks(candidate, vocab, max_len):
+                # A closed form fit to the reached entries fails on a value no sample reached
+                # (e.g. `2 % x` at 0): bind every entry of the complete tables instead.
+                candidate = _readable(tables.program, tables, vocab, max_len)
         with stage("verify"):
             check, whole = check_against_model(candidate, oracle, model, config, tables.program)
         failure = check
@@ -139,11 +220,11 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
             failure = proof
             if proof.level == "refuted":
                 if round_number < config.max_rounds:
-                    # An input the traces missed tells the two apart: trace it too.
+                    # An input the samples missed tells the two apart: its entries bind next.
                     traced = traced + [list(c.input) for c in proof.counterexamples]
                     continue
-                if _table_incomplete(proof):
-                    # The readable program passed the model; only the reference has gaps.
+                if reader.network is None and _table_incomplete(proof):
+                    # The readable program passed the model; only the traced tables have gaps.
                     proof = dataclasses.replace(
                         proof,
                         level="unknown",
@@ -174,11 +255,15 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
                 tolerance=RESOLUTION,
                 **extent(vocab, max_len, config),
             )
+    certificate = None
+    if reader.network is not None:
+        with stage("certify"):
+            certificate = certify(reader.network, model)
     components = components_of(candidate, tables.program, tables.components)
     return DistillResult(
         program=candidate,
         table_program=tables.program,
-        circuit=circuit,
+        circuit=reader.circuit,
         components=components,
         check=check,
         whole_domain=whole,
@@ -186,7 +271,22 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         precondition=PRECONDITION,
         timings=timings,
         rounds=round_number,
+        certificate=certificate,
     )
+
+
+def _readable(program: ast.Program, tables, vocab, max_len: int) -> ast.Program:
+    result = synth.readable(program, vocab=vocab, max_seq_len=max_len, free=tables.free)
+    # Don't-care entries get values so the program type-checks; verification follows.
+    return complete_tables(result.program, vocab, max_len)
+
+
+def _type_checks(program: ast.Program, vocab, max_len: int) -> bool:
+    try:
+        dsl.infer(program, vocab, max_len)
+    except TypeCheckError:
+        return False
+    return True
 
 
 def _table_incomplete(proof: verify.Verdict) -> bool:

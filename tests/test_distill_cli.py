@@ -49,8 +49,13 @@ def test_run_writes_a_verified_program_and_its_evidence(tmp_path, sort_unique_mo
         == [sorted(x) for x in inputs]
     )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["verification"]["level"].startswith("exhaustive(5)")
-    assert "verified: exhaustive(5)" in out
+    # The network is certified; the exhaustive check is reported beside it.
+    level = report["verification"]["level"]
+    assert level.startswith("certified(5); checked against the model exhaustive(5)"), level
+    assert "verified: certified(5)" in out and "checked against the model: exhaustive(5)" in out
+    certificate = report["verification"]["certificate"]
+    assert certificate and all(line["failed"] == "" for line in certificate)
+    assert {line["component"] for line in certificate} >= {"unembed"}
 
 
 def test_run_samples_a_domain_over_the_exhaustive_limit(tmp_path, sort_unique_model, capsys):
@@ -106,7 +111,7 @@ def test_demo_compiles_distills_and_writes_the_report(tmp_path, capsys):
     status = main(["demo", "-o", str(tmp_path / "demo"), "--quiet"])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "verified: exhaustive(5)" in out
+    assert "verified: certified(5)" in out and "checked against the model: exhaustive(5)" in out
     assert "agrees with the source" in out
     # The page as a browser renders it: the program, the circuit picture, a heatmap per head.
     report = json.loads((tmp_path / "demo" / "report.json").read_text())

@@ -60,6 +60,7 @@ class HeadReading:
     output: Variable
     kind: str  # "aggregate" | "selector_width"
     default: object = None
+    geometry: object = None  # scores and values over its value sets, when read from weights
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Circuit:
     output: Variable
     causal: bool = False  # every head sees only keys at or before its query
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    stream: object = None  # the residual stream as value embeddings, when read from weights
 
     def selector_labels(self, reading: HeadReading) -> dict:
         """The head's selector as (key label, query label) -> bool."""

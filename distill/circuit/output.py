@@ -10,8 +10,8 @@ from distill.errors import DistillError
 from distill.models.numerics import RESOLUTION
 
 
-def name_output(circuit: Circuit, evidence, spec) -> dict | None:
-    """Give the output variable the model's output values; return a map when it can't be a rename."""
+def traced_output_labels(circuit: Circuit, evidence, spec) -> dict:
+    """Each traced value of the output variable -> what the model decoded it to."""
     output = circuit.output
     codes = output.codes
     mapping: dict = {}
@@ -28,6 +28,13 @@ def name_output(circuit: Circuit, evidence, spec) -> dict | None:
                     f"(label {output.values[code]!r} decodes to {sorted(map(str, seen))})"
                 )
             mapping[output.values[code]] = seen.pop()
+    return mapping
+
+
+def name_output(circuit: Circuit, mapping: dict) -> dict | None:
+    """Give the output variable the model's output values (`mapping`: label -> what the
+    model decodes it to); return the map when it can't be a rename."""
+    output = circuit.output
     if all(_same(label, value) for label, value in mapping.items()):
         return None
     reading = circuit.reading_of(output)

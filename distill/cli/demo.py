@@ -51,7 +51,11 @@ def demo_command(
         )
     result, score = run.result, run.score
     typer.echo(f"distilled from the rotated model (no labels):\n{dsl.to_source(result.program)}")
-    typer.echo(f"verified: {result.check}")
+    typer.echo(f"verified: {result.verification}")
+    if result.certified:
+        typer.echo(f"checked against the model: {result.check}")
+    else:
+        typer.echo(result.certificate_status)
     if result.proof is not None:
         typer.echo(f"readable = table program: {result.proof}")
     typer.echo(f"against the source: {score.agreement}; Z3: {score.proof}")

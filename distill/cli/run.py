@@ -61,7 +61,13 @@ def run_command(
         progress("writing")
         paths = write_outputs(result, model, outdir, title=model_path.name, config=config)
     typer.echo(dsl.to_source(result.program), nl=False)
-    typer.echo(f"verified: {result.check}")
+    typer.echo(f"verified: {result.verification}")
+    if result.certified:
+        typer.echo(f"checked against the model: {result.check}")
+    elif result.certificate is not None:
+        typer.echo(
+            f"not certified: {result.certificate.failure or 'the readable form is not proved'}"
+        )
     if result.proof is not None:
         typer.echo(f"readable = table program: {result.proof}")
     typer.echo(f"on the whole domain: {result.whole_domain}")

@@ -130,8 +130,17 @@ def _select_predicates(program: ast.Program) -> dict[str, str]:
 def _verification(result: DistillResult) -> rpt.Verification:
     check = result.check
     level = str(check).split(":")[0]
+    if result.certified:
+        level = f"{result.verification}; checked against the model {level}"
     if result.proof is not None and result.proof.ok:
         level = f"{level}; readable = table program {str(result.proof).split(':')[0]}"
+    certificate = result.certificate
+    lines = ()
+    if certificate is not None:
+        lines = tuple(
+            rpt.CertificateLine(c.component, c.checked, c.margin, c.bound, c.failed)
+            for c in certificate.components
+        )
     counterexamples = tuple(
         rpt.Counterexample(
             input=tuple(c.input),
@@ -149,6 +158,8 @@ def _verification(result: DistillResult) -> rpt.Verification:
         agreement=1.0 if check.ok else None,
         seed=check.seed if check.level == "sampled" else None,
         counterexamples=counterexamples,
+        certificate=lines,
+        certificate_status=result.certificate_status,
     )
 
 

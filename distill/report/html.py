@@ -20,6 +20,12 @@ _LEVELS = {
         "#15803d",
         "Z3 proved the program equal to the reference on every input of the domain.",
     ),
+    "certified": (
+        "#166534",
+        "Every component was checked on every combination of its input values, with error "
+        "bounds from the weights carried to the read-out: program and model agree on every "
+        "input of the domain (see the certificate).",
+    ),
     "exhaustive": ("#0f766e", "Program and model agree on every input of the domain."),
     "sampled": ("#b45309", "Program and model agree on random inputs (not a proof)."),
     "refuted": ("#b91c1c", "Program and model disagree: see the counterexamples."),
@@ -133,6 +139,7 @@ def render_html(report: Report) -> str:
         f'<p class="subtitle">{escape(_model_line(report.model))}</p>',
         _verdict(report.verification),
         _counterexamples(report.verification),
+        _certificate(report.verification),
         '<div class="grid">',
         _program(report),
         _circuit(report),
@@ -200,6 +207,22 @@ def _verdict(verification: Verification | None) -> str:
     return (
         f'<section class="panel verdict" id="verification" style="--level:{colour}">'
         f'<span class="badge">{escape(level.strip())}</span><dl>{rows}</dl></section>'
+    )
+
+
+def _certificate(verification: Verification | None) -> str:
+    if verification is None or not verification.certificate:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_chip(line.component)}</td><td>{line.checked:,}</td>"
+        f"<td>{line.margin:.4g}</td><td>{line.bound:.3g}</td><td>{escape(line.failed)}</td></tr>"
+        for line in verification.certificate
+    )
+    return (
+        '<section class="panel" id="certificate"><h2>Certificate</h2>'
+        f"<p>{escape(verification.certificate_status)}</p>"
+        "<table><tr><th>component</th><th>combinations checked</th><th>worst margin</th>"
+        f"<th>bound</th><th>failed condition</th></tr>{rows}</table></section>"
     )
 
 

@@ -140,7 +140,8 @@ class Counterexample:
 @dataclass(frozen=True)
 class Verification:
     level: str
-    """The level reached: "proved(5)", "exhaustive(5)", "sampled(1000)" or "refuted"."""
+    """The level reached: "certified(5)", "exhaustive(5)", "sampled(1000)" or "refuted",
+    then "; " and the other levels reached."""
     domain: str
     """The input domain checked, e.g. "vocab {'a', 'b'}, lengths 1..5"."""
     precondition: str = ""
@@ -152,6 +153,25 @@ class Verification:
     seed: int | None = None
     """The sampling seed when the level is sampled."""
     counterexamples: tuple[Counterexample, ...] = ()
+    certificate: tuple[CertificateLine, ...] = ()
+    """Per component, the conditions of certified(n) (empty when not read off the weights)."""
+    certificate_status: str = ""
+    """ "certified(n)", or "not certified: " and the reason."""
+
+
+@dataclass(frozen=True)
+class CertificateLine:
+    """One component's part of certified(n): what was checked and with what room."""
+
+    component: str
+    checked: int
+    """Combinations of its input values (or query x key value pairs) checked."""
+    margin: float
+    """Its worst margin (score gap to BOS, pre-activation gap, or decoding gap)."""
+    bound: float
+    """How far its output may be from the tabulated value (inf when a condition failed)."""
+    failed: str = ""
+    """The condition that failed here, if any."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +313,8 @@ def _verification_from_dict(item: Mapping | None) -> Verification | None:
             )
             for c in item["counterexamples"]
         ),
+        certificate=tuple(CertificateLine(**line) for line in item.get("certificate", ())),
+        certificate_status=item.get("certificate_status", ""),
     )
 
 

@@ -58,7 +58,7 @@ def compile_program(
     expr_to_craft_graph.add_craft_components_to_rasp_graph(
         graph,
         bos_dir=bases.BasisDirection(rasp.tokens.label, compiler_bos),
-        mlp_exactness=_mlp_exactness(graph),
+        mlp_exactness=_mlp_exactness(graph, max_seq_len),
     )
     craft_model = craft_graph_to_model.craft_graph_to_model(graph, sources)
     return craft_model_to_transformer.craft_model_to_transformer(
@@ -72,7 +72,7 @@ def compile_program(
     )
 
 
-def _mlp_exactness(graph) -> float:
+def _mlp_exactness(graph, max_seq_len: int) -> float:
     """Sharp enough that each discretising MLP steps well within half the gap of its inputs."""
     from tracr.compiler import nodes
     from tracr.rasp import rasp
@@ -80,6 +80,9 @@ def _mlp_exactness(graph) -> float:
     gaps = [math.inf]
     for node in graph.nodes.values():
         expr = node[nodes.EXPR]
+        if isinstance(expr, rasp.SelectorWidth):
+            # Its MLP reads 1/(w + 1) for w = 0..max_seq_len: the closest are 1/n and 1/(n + 1).
+            gaps.append(1 / (max_seq_len * (max_seq_len + 1)))
         if isinstance(expr, rasp.Map) and rasp.is_numerical(expr.inner):
             values = np.sort(np.array(list(graph.nodes[expr.inner.label][nodes.VALUE_SET]), float))
             gaps.extend(np.diff(values))

@@ -1,0 +1,265 @@
+"""certified(n): the network computes its table program on every input up to length n.
+
+Shown without enumerating inputs, by induction over the layers (DESIGN.md,
+Verification levels). The claim at each layer: at every position of every
+input of length 1..n (under the precondition), the residual stream is within ε
+of the *ideal* residual, the sum of its variables' embeddings (what
+`distill.circuit.from_weights` tabulated). Each component then keeps it so:
+
+- a head: its query and key differ from the tabulated ones by at most the
+  incoming ε through W_Q, W_K, plus what it sees of the variables it does not
+  read; so each score moves by at most δ. For every query value, selected keys
+  must beat BOS and unselected ones must lose to it by more than 2δ; the weight
+  left on the wrong keys (up to n of them) is then at most e^-(margin - 2δ)
+  each, and the head's output moves by that weight times the spread of its
+  values, plus the incoming ε through W_V W_O;
+- an MLP: on every combination of its input values, units on (or off) over the
+  whole perturbation form one linear map, bounded by its spectral norm; units
+  whose pre-activation the perturbation can cross count in full (interval);
+  the tabulated value's point is added as the clustering error;
+- the read-out: every output value's logits decode the same way when each moves
+  by at most the final bound (argmax with the ties rule, or a number within the
+  resolution).
+
+Bounds come from the weights only (norms, margins), never from samples. When a
+condition fails, the certificate names it and where; the level then falls back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distill.circuit.discovery import Circuit
+from distill.circuit.from_weights import _activation, _array
+from distill.models.family import Model
+from distill.models.numerics import RESOLUTION
+
+
+@dataclass
+class ComponentBound:
+    component: str
+    checked: int  # combinations (or query x key pairs) checked
+    margin: float  # the worst margin met (score gap, or decoding gap)
+    bound: float  # how far its output may be from the tabulated value
+    failed: str = ""  # the condition that failed, if any
+
+
+@dataclass
+class Certificate:
+    max_seq_len: int
+    components: list[ComponentBound] = field(default_factory=list)
+    final_bound: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return not any(c.failed for c in self.components)
+
+    @property
+    def failure(self) -> str:
+        return "; ".join(f"{c.component}: {c.failed}" for c in self.components if c.failed)
+
+    def to_json(self) -> dict:
+        return {
+            "max_seq_len": self.max_seq_len,
+            "holds": self.holds,
+            "final_bound": self.final_bound,
+            "components": [vars(c) for c in self.components],
+        }
+
+
+def certify(network: Circuit, model: Model) -> Certificate:
+    """Check the conditions of the module doc on `network` (read off `model`'s weights)."""
+    n = model.config.max_seq_len
+    stream = network.stream
+    certificate = Certificate(n)
+    epsilon = 0.0  # residual bound at non-BOS positions
+    epsilon_bos = 0.0
+    readings = sorted(network.heads + network.mlps, key=lambda r: network.variables.index(r.output))
+    by_layer: dict[int, list] = {}
+    for reading in readings:
+        by_layer.setdefault(int(reading.component.split(".")[0][1:]), []).append(reading)
+    known = {"tokens", "indices"}
+    for layer in range(model.config.n_layers):
+        heads = [r for r in by_layer.get(layer, []) if hasattr(r, "selector")]
+        mlps = [r for r in by_layer.get(layer, []) if not hasattr(r, "selector")]
+        added = added_bos = 0.0
+        for reading in heads:
+            bound = _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n)
+            certificate.components.append(bound)
+            added += bound.bound
+            added_bos += bound.bound
+        known |= {r.output.name for r in heads}
+        epsilon += added
+        epsilon_bos += added_bos
+        added = 0.0
+        for reading in mlps:
+            bound = _mlp_bound(reading, model, stream, known, epsilon)
+            certificate.components.append(bound)
+            added += bound.bound
+        known |= {r.output.name for r in mlps}
+        epsilon += added
+        epsilon_bos += _bos_mlp_bound(model, layer, stream, epsilon_bos)
+    certificate.components.append(_readout_bound(network, model, stream, known, epsilon))
+    certificate.final_bound = epsilon
+    return certificate
+
+
+def _norm(matrix: np.ndarray) -> float:
+    return float(np.linalg.norm(matrix, 2)) if matrix.size else 0.0
+
+
+def _unread_leak(stream, known: set[str], read: set[str], weights: np.ndarray) -> float:
+    """How far what `weights` see can move with the variables it is taken not to read."""
+    total = 0.0
+    for variable in stream.variables:
+        if variable.name not in known or variable.name in read:
+            continue
+        table = stream.embeddings[variable.name]
+        seen = (table - table.mean(axis=0)) @ weights
+        total += float(np.linalg.norm(seen, axis=-1).max(initial=0.0))
+    return total
+
+
+def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> ComponentBound:
+    layer, head = (int(part[1:]) for part in reading.component.split("."))
+    attn = model.blocks[layer].attn
+    W_Q, W_K, W_V, W_O = (_array(w)[head] for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O))
+    g = reading.geometry
+    read_q = {reading.query.name} if reading.query is not None else set()
+    read_k = {reading.key.name} if reading.key is not None else set()
+    read_v = {reading.value.name} if reading.value is not None else set()
+    worst = max(epsilon, epsilon_bos)
+    delta_q = _norm(W_Q) * worst + _unread_leak(stream, known, read_q, W_Q)
+    delta_k = _norm(W_K) * worst + _unread_leak(stream, known, read_k, W_K)
+    q_norm = max(float(np.linalg.norm(stream.bos @ W_Q)), 1e-300)
+    q_norm = max(q_norm, _max_row_norm(stream, reading.query, W_Q))
+    k_norm = max(float(np.linalg.norm(stream.bos @ W_K)), _max_row_norm(stream, reading.key, W_K))
+    delta = attn.scale * (q_norm * delta_k + k_norm * delta_q + delta_q * delta_k)
+
+    gaps = g.scores - g.bos_scores[None, :]  # [key values, query values]
+    selected = g.selected
+    if reading.kind == "selector_width":
+        wrong = np.where(selected, np.inf, -gaps)  # unselected keys lose to BOS by this
+        margin = float(wrong.min(initial=np.inf))
+        spread_in = float(np.where(selected, np.abs(gaps), 0).max(initial=0.0))
+        uneven = math.expm1(2 * delta + 2 * spread_in)
+    else:
+        above = np.where(selected, gaps, np.inf).min(axis=0)  # selected beat BOS by
+        below = np.where(selected, np.inf, -gaps).min(axis=0)  # unselected lose to BOS by
+        hi = np.where(selected, g.scores, -np.inf).max(axis=0)
+        lo = np.where(selected, g.scores, np.inf).min(axis=0)
+        spread_in = float(np.nan_to_num(hi - lo, neginf=0.0, posinf=0.0).max(initial=0.0))
+        margin = float(min(above.min(initial=np.inf), below.min(initial=np.inf)))
+        uneven = math.expm1(2 * delta + spread_in) if reading.value is not None else 0.0
+    checked = int(selected.size)
+    if not margin > 2 * delta:
+        return ComponentBound(
+            reading.component,
+            checked,
+            margin,
+            math.inf,
+            f"a score margin of {margin:.3g} does not exceed twice the score bound {delta:.3g}",
+        )
+    leak = (n + 1) * math.exp(-(margin - 2 * delta))
+    values = np.concatenate([g.values, g.bos_value[None, :]])
+    spread = float(np.linalg.norm(values[:, None, :] - values[None, :, :], axis=-1).max())
+    W_OV = W_V @ W_O
+    through = _norm(W_OV) * worst + _unread_leak(stream, known, read_v, W_OV)
+    numerical = reading.kind == "selector_width" or reading.output.encoding == "numerical"
+    bound = leak * spread + through + (uneven * spread if numerical else 0.0)
+    return ComponentBound(reading.component, checked, margin, bound)
+
+
+def _max_row_norm(stream, variable, weights) -> float:
+    if variable is None:
+        return float(np.linalg.norm(stream.base() @ weights))
+    residual, _ = stream.residuals([variable])
+    return float(np.linalg.norm(residual @ weights, axis=-1).max(initial=0.0))
+
+
+def _mlp_bound(reading, model, stream, known, epsilon) -> ComponentBound:
+    layer = int(reading.component.split(".")[0][1:])
+    mlp = model.blocks[layer].mlp
+    units = reading.units
+    W_in, b_in, W_out = (
+        _array(mlp.W_in)[:, units],
+        _array(mlp.b_in)[units],
+        _array(mlp.W_out)[units],
+    )
+    read = {v.name for v in reading.inputs}
+    residual, combos = stream.residuals(reading.inputs)
+    pre = residual @ W_in + b_in
+    radius = np.linalg.norm(W_in, axis=0) * epsilon + _per_unit_leak(stream, known, read, W_in)
+    points = _activation(model.config.act_fn, pre) @ W_out
+    centres = stream.embeddings[reading.output.name]
+    codes = np.array([reading.table[tuple(c)] for c in combos])
+    clustering = float(np.linalg.norm(points - centres[codes], axis=-1).max(initial=0.0))
+    if model.config.act_fn != "relu":
+        return ComponentBound(
+            reading.component, len(combos), 0.0, math.inf, "only ReLU MLPs are certified"
+        )
+    worst = 0.0
+    for row, r in zip(pre, [radius] * len(pre)):
+        on = row - r > 0
+        crossing = np.abs(row) <= r
+        linear = W_in[:, on] @ W_out[on]
+        bound = _norm(linear) * epsilon + _unread_leak(stream, known, read, linear)
+        bound += float(
+            (np.abs(row[crossing]) + r[crossing]) @ np.linalg.norm(W_out[crossing], axis=1)
+        )
+        worst = max(worst, bound)
+    margin = float(np.min(np.abs(pre) - radius[None, :], initial=np.inf))
+    return ComponentBound(reading.component, len(combos), margin, worst + clustering)
+
+
+def _per_unit_leak(stream, known, read, W_in) -> np.ndarray:
+    total = np.zeros(W_in.shape[1])
+    for variable in stream.variables:
+        if variable.name not in known or variable.name in read:
+            continue
+        table = stream.embeddings[variable.name]
+        total += np.abs((table - table.mean(axis=0)) @ W_in).max(axis=0)
+    return total
+
+
+def _bos_mlp_bound(model, layer, stream, epsilon_bos) -> float:
+    mlp = model.blocks[layer].mlp
+    W_in, W_out = _array(mlp.W_in), _array(mlp.W_out)
+    # The BOS residual before this MLP is not kept per layer; bound it with every unit in full.
+    return float(np.linalg.norm(W_in, axis=0) @ np.linalg.norm(W_out, axis=1)) * epsilon_bos
+
+
+def _readout_bound(network, model, stream, known, epsilon) -> ComponentBound:
+    W_U, b_U = _array(model.unembed.W_U), _array(model.unembed.b_U)
+    output = network.output
+    delta = _norm(W_U) * epsilon + _unread_leak(stream, known, {output.name}, W_U)
+    residual, _ = stream.residuals([output])
+    logits = residual @ W_U + b_U
+    if model.config.output_kind == "numerical":
+        labels = np.array(
+            [float(v) if isinstance(v, (int, float)) else np.nan for v in output.values]
+        )
+        error = np.abs(logits[:, 0] - labels)
+        margin = float(RESOLUTION - np.nanmax(error) - delta) if np.isfinite(labels).any() else 0.0
+        failed = "" if margin > 0 else "a numerical output is not within the resolution"
+        return ComponentBound("unembed", len(labels), margin, delta, failed)
+    margins = []
+    for row in logits:
+        # The ties rule decodes the first value within RESOLUTION of the maximum: that value
+        # must stay within it, and every earlier value out of it, with each logit moved by delta.
+        top = row.max()
+        chosen = int(np.argmax(row >= top - RESOLUTION))
+        others = np.delete(row, chosen)
+        stays = row[chosen] - others.max(initial=-np.inf) + RESOLUTION
+        earlier_out = np.min(top - RESOLUTION - row[:chosen], initial=np.inf)
+        margins.append(min(stays, earlier_out))
+    margin = float(min(margins)) - 2 * delta
+    failed = (
+        ""
+        if margin > 0
+        else f"a decoding margin of {margin + 2 * delta:.3g} does not exceed twice the logit bound {delta:.3g}"
+    )
+    return ComponentBound("unembed", len(margins), margin, delta, failed)
