@@ -47,9 +47,12 @@ def test_help_loads_nothing_heavy():
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-@pytest.mark.parametrize("command", ["compile", "run", "eval", "equiv", "verify", "predict"])
+@pytest.mark.parametrize(
+    "command",
+    ["compile", "run", "eval", "equiv", "verify", "predict", "train", "import hf", "import tl"],
+)
 def test_command_help_loads_nothing_heavy(command):
-    done = distill(command, "--help", extra=("-X", "importtime"))
+    done = distill(*command.split(), "--help", extra=("-X", "importtime"))
     assert done.returncode == 0, done.stdout
     loaded = imported_modules(done.stderr)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -190,10 +190,9 @@ def _batch_bound(model, weights, inputs, record: dict | None = None):
     record = {} if record is None else record
     import torch
 
-    from distill.models.family import LN_EPS
-
     exact, p, norms = weights["model"], weights["params"], weights["norms"]
     config = model.config
+    ln_eps = config.ln_eps
     ids, mask = model.encode(inputs)
     _, trace = exact.run_with_trace(ids, mask, names=_traced)
     u = unit_roundoff(model)
@@ -214,8 +213,8 @@ def _batch_bound(model, weights, inputs, record: dict | None = None):
         d = x.shape[-1]
         centred = x - x.mean(-1, keepdim=True)
         # the smallest standard deviation within e of x's (LayerNorm is 1/sigma-Lipschitz)
-        sigma = ((centred.norm(dim=-1) - e).clamp(min=0) ** 2 / d + LN_EPS).sqrt()
-        y = centred / (centred.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt() * w + b
+        sigma = ((centred.norm(dim=-1) - e).clamp(min=0) ** 2 / d + ln_eps).sqrt()
+        y = centred / (centred.pow(2).mean(-1, keepdim=True) + ln_eps).sqrt() * w + b
         w_max = float(w.abs().max())
         own = gamma(d + 8, u) * w_max * (math.sqrt(d) + x.norm(dim=-1) / sigma)
         return y, w_max * e / sigma + own + u * y.norm(dim=-1)
