@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distill.circuit.discovery import Circuit
-from distill.circuit.from_weights import _activation, _array
+from distill.circuit.from_weights import _activation, _array, _mlp_output
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION
 
@@ -82,15 +82,17 @@ def certify(network: Circuit, model: Model) -> Certificate:
     for reading in readings:
         by_layer.setdefault(int(reading.component.split(".")[0][1:]), []).append(reading)
     known = {"tokens", "indices"}
+    config = model.config
+    bos = _array(model.embed.W_E)[config.bos_id] + _array(model.pos_embed.W_pos)[0]
     for layer in range(model.config.n_layers):
         heads = [r for r in by_layer.get(layer, []) if hasattr(r, "selector")]
         mlps = [r for r in by_layer.get(layer, []) if not hasattr(r, "selector")]
         added = added_bos = 0.0
         for reading in heads:
-            bound = _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n)
+            bound, bos_bound = _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n)
             certificate.components.append(bound)
             added += bound.bound
-            added_bos += bound.bound
+            added_bos += bos_bound
         known |= {r.output.name for r in heads}
         epsilon += added
         epsilon_bos += added_bos
@@ -101,7 +103,12 @@ def certify(network: Circuit, model: Model) -> Certificate:
             added += bound.bound
         known |= {r.output.name for r in mlps}
         epsilon += added
-        epsilon_bos += _bos_mlp_bound(model, layer, stream, epsilon_bos)
+        # What BOS holds before this MLP: its heads' BOS outputs (each attends to BOS).
+        attn = model.blocks[layer].attn
+        bos = bos + sum(r.geometry.bos_value for r in heads) + _array(attn.b_O)
+        epsilon_bos += _bos_mlp_bound(model, layer, bos, epsilon_bos)
+        mlp = model.blocks[layer].mlp
+        bos = bos + _mlp_output(model, layer, bos[None, :])[0] + _array(mlp.b_out)
     certificate.components.append(_readout_bound(network, model, stream, known, epsilon))
     certificate.final_bound = epsilon
     return certificate
@@ -154,23 +161,32 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
         spread_in = float(np.nan_to_num(hi - lo, neginf=0.0, posinf=0.0).max(initial=0.0))
         margin = float(min(above.min(initial=np.inf), below.min(initial=np.inf)))
         uneven = math.expm1(2 * delta + spread_in) if reading.value is not None else 0.0
+    # BOS's own row attends to BOS itself, ahead of every key by bos_query_margin: that
+    # bounds what BOS holds; the other rows bound every other position.
     checked = int(selected.size)
-    if not margin > 2 * delta:
+    worst_margin = min(margin, g.bos_query_margin)
+    if not worst_margin > 2 * delta:
+        row = "BOS's own query" if g.bos_query_margin < margin else "a score"
         return ComponentBound(
             reading.component,
             checked,
-            margin,
+            worst_margin,
             math.inf,
-            f"a score margin of {margin:.3g} does not exceed twice the score bound {delta:.3g}",
-        )
-    leak = (n + 1) * math.exp(-(margin - 2 * delta))
+            f"{row} margin of {worst_margin:.3g} does not exceed twice the score bound {delta:.3g}",
+        ), math.inf
     values = np.concatenate([g.values, g.bos_value[None, :]])
     spread = float(np.linalg.norm(values[:, None, :] - values[None, :, :], axis=-1).max())
     W_OV = W_V @ W_O
     through = _norm(W_OV) * worst + _unread_leak(stream, known, read_v, W_OV)
     numerical = reading.kind == "selector_width" or reading.output.encoding == "numerical"
-    bound = leak * spread + through + (uneven * spread if numerical else 0.0)
-    return ComponentBound(reading.component, checked, margin, bound)
+    bound = _leak(n, margin, delta) * spread + through + (uneven * spread if numerical else 0.0)
+    bos_bound = _leak(n, g.bos_query_margin, delta) * spread + _norm(W_OV) * epsilon_bos
+    return ComponentBound(reading.component, checked, worst_margin, bound), bos_bound
+
+
+def _leak(n: int, margin: float, delta: float) -> float:
+    """The attention left on n + 1 keys that each lose by at least margin - 2 delta."""
+    return (n + 1) * math.exp(-(margin - 2 * delta))
 
 
 def _max_row_norm(stream, variable, weights) -> float:
@@ -202,14 +218,10 @@ def _mlp_bound(reading, model, stream, known, epsilon) -> ComponentBound:
             reading.component, len(combos), 0.0, math.inf, "only ReLU MLPs are certified"
         )
     worst = 0.0
-    for row, r in zip(pre, [radius] * len(pre)):
-        on = row - r > 0
-        crossing = np.abs(row) <= r
-        linear = W_in[:, on] @ W_out[on]
-        bound = _norm(linear) * epsilon + _unread_leak(stream, known, read, linear)
-        bound += float(
-            (np.abs(row[crossing]) + r[crossing]) @ np.linalg.norm(W_out[crossing], axis=1)
-        )
+    for row in pre:
+        bound = _relu_bound(row, radius, W_in, W_out, epsilon)
+        on = row - radius > 0
+        bound += _unread_leak(stream, known, read, W_in[:, on] @ W_out[on])
         worst = max(worst, bound)
     margin = float(np.min(np.abs(pre) - radius[None, :], initial=np.inf))
     return ComponentBound(reading.component, len(combos), margin, worst + clustering)
@@ -225,11 +237,27 @@ def _per_unit_leak(stream, known, read, W_in) -> np.ndarray:
     return total
 
 
-def _bos_mlp_bound(model, layer, stream, epsilon_bos) -> float:
+def _relu_bound(pre: np.ndarray, radius: np.ndarray, W_in, W_out, epsilon: float) -> float:
+    """How far ReLU units at pre-activations `pre` [units] move their output when the input
+    moves by epsilon (each pre-activation by at most `radius`): units on throughout form one
+    linear map (its spectral norm: tracr's paired units cancel there), units the move can
+    switch count in full, units off throughout not at all."""
+    on = pre - radius > 0
+    crossing = np.abs(pre) <= radius
+    bound = _norm(W_in[:, on] @ W_out[on]) * epsilon
+    return bound + float(
+        (np.abs(pre[crossing]) + radius[crossing]) @ np.linalg.norm(W_out[crossing], axis=1)
+    )
+
+
+def _bos_mlp_bound(model, layer: int, bos: np.ndarray, epsilon_bos: float) -> float:
+    """The MLP's move at the BOS position, whose residual is the single point `bos`."""
     mlp = model.blocks[layer].mlp
-    W_in, W_out = _array(mlp.W_in), _array(mlp.W_out)
-    # The BOS residual before this MLP is not kept per layer; bound it with every unit in full.
-    return float(np.linalg.norm(W_in, axis=0) @ np.linalg.norm(W_out, axis=1)) * epsilon_bos
+    W_in, b_in, W_out = _array(mlp.W_in), _array(mlp.b_in), _array(mlp.W_out)
+    if model.config.act_fn != "relu":
+        return math.inf
+    radius = np.linalg.norm(W_in, axis=0) * epsilon_bos
+    return _relu_bound(bos @ W_in + b_in, radius, W_in, W_out, epsilon_bos)
 
 
 def _readout_bound(network, model, stream, known, epsilon) -> ComponentBound:

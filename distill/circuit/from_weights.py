@@ -193,6 +193,7 @@ class HeadGeometry:
     bos_value: np.ndarray  # [d_model]: what the BOS key contributes
     selected: np.ndarray  # [key values, query values] bool
     tie: float  # score gaps below this are ties
+    bos_query_margin: float  # how far BOS's own query prefers the BOS key to every other key
 
 
 def _read_head(model: Model, layer: int, head: int, stream: Stream, available: list[Variable]):
@@ -215,7 +216,7 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
     spread = max(float(np.abs(scores).max(initial=0)), float(np.abs(bos_scores).max()), 1e-12)
     tie = TIE_SHARE * spread
     bos_value = (stream.bos @ W_V + b_V) @ W_O
-    _check_bos_query(stream, W_Q, b_Q, W_K, b_K, scale, key_resid, tie, component)
+    bos_margin = _bos_query_margin(stream, W_Q, b_Q, W_K, b_K, scale, key_resid, tie, component)
 
     name = f"head_{layer}_{head}"
     if value is None:
@@ -226,7 +227,9 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
         widths = list(range(model.config.max_seq_len + 1))
         embedding = np.stack([(bos_value + w * key_value) / (w + 1) for w in widths])
         output = _variable(name, component, CATEGORICAL, widths, embedding)
-        geometry = HeadGeometry(scores, bos_scores, key_value[None, :], bos_value, selected, tie)
+        geometry = HeadGeometry(
+            scores, bos_scores, key_value[None, :], bos_value, selected, tie, bos_margin
+        )
         reading = _head_reading(
             component, query_var, key_var, None, selected, output, "selector_width"
         )
@@ -242,7 +245,7 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
             f"{component}: some keys score the same as BOS, so an aggregate would mix "
             "BOS's value into theirs"
         )
-    geometry = HeadGeometry(scores, bos_scores, values, bos_value, selected, tie)
+    geometry = HeadGeometry(scores, bos_scores, values, bos_value, selected, tie, bos_margin)
     if value.encoding == NUMERICAL:
         output, embedding = _numerical_aggregate(name, component, value, values, bos_value, model)
         reading = _head_reading(component, query_var, key_var, value, selected, output, "aggregate")
@@ -275,8 +278,9 @@ def _head_reading(component, query, key, value, selected, output, kind) -> HeadR
     return HeadReading(component, query, key, value, selector, 0, output, kind)
 
 
-def _check_bos_query(stream, W_Q, b_Q, W_K, b_K, scale, key_resid, tie, component) -> None:
-    """BOS's own query must select no key, else the BOS residual depends on the input."""
+def _bos_query_margin(stream, W_Q, b_Q, W_K, b_K, scale, key_resid, tie, component) -> float:
+    """How far BOS's own query prefers the BOS key; it must select no other key, else the
+    BOS residual depends on the input."""
     query = stream.bos @ W_Q + b_Q
     key_scores = (key_resid @ W_K + b_K) @ query * scale
     bos_score = (stream.bos @ W_K + b_K) @ query * scale
@@ -285,6 +289,7 @@ def _check_bos_query(stream, W_Q, b_Q, W_K, b_K, scale, key_resid, tie, componen
             f"{component}: the BOS position's query selects keys, so what BOS holds "
             "depends on the input"
         )
+    return float(bos_score - key_scores.max(initial=-np.inf))
 
 
 def _numerical_aggregate(name, component, value, values, bos_value, model):

@@ -21,6 +21,11 @@ def bench_command(
     only: str = typer.Option("", help="Run only cases whose name contains this text."),
     prove: bool = typer.Option(True, help="Also prove each program equal to its source with Z3."),
     z3_timeout: float = typer.Option(30.0, help="Seconds for each Z3 proof."),
+    scale: str = typer.Option(
+        "small",
+        help="small: each case's own vocab and length; large: vocab grown to 10 values where "
+        "the program allows it, max-len 10 (realistic domains, certified when the bounds hold).",
+    ),
     exhaustive_limit: int = typer.Option(
         DistillConfig.exhaustive_limit,
         help="Check every input when a domain has at most this many (else 20,000 samples). "
@@ -43,8 +48,10 @@ def bench_command(
 
     if suite not in SUITES:
         raise BadInputError(f"unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
-    from distill.groundtruth.tracr_suite import distinct_compilable
+    from distill.groundtruth.tracr_suite import distinct_compilable, mlp_exactness, scaled_up
 
+    if scale not in ("small", "large"):
+        raise BadInputError(f"--scale: expected small or large, got {scale!r}")
     seed_list = parse_seeds(seeds)
     if z3_timeout <= 0:
         raise BadInputError(
@@ -63,16 +70,21 @@ def bench_command(
         "ratio",
         "warm ratio",
         "verified",
+        "not certified because",
         "source",
         "size",
         "recall",
     ):
         table.add_column(column)
     ratios, warm_ratios, sizes, recalled, named, failures = [], [], [], 0, 0, 0
+    certified = proved = proofs = runs = 0
     for case in distinct_compilable():
         if only and only not in case.name:
             continue
+        if scale == "large":
+            case = scaled_up(case)
         for seed in seed_list:
+            runs += 1
             try:
                 run = run_tracr(
                     case.program,
@@ -86,12 +98,17 @@ def bench_command(
                     prove_against_source=prove,
                     z3_timeout=z3_timeout,
                     cold_compile=True,
+                    mlp_exactness=mlp_exactness(case.max_seq_len),
                 )
             except (DistillFailed, UnsupportedCircuit) as error:
                 failures += 1
-                table.add_row(case.name, str(seed), *[""] * 6, f"FAILED: {error}", "", "", "")
+                table.add_row(case.name, str(seed), *[""] * 6, f"FAILED: {error}", "", "", "", "")
                 continue
             score, result = run.score, run.result
+            certified += result.certified
+            if result.proof is not None:
+                proofs += 1
+                proved += result.proof.level == "proved"
             ratio = score.distill_seconds / max(score.compile_seconds, 1e-9)
             warm_ratio = score.distill_seconds / max(score.warm_compile_seconds, 1e-9)
             ratios.append(ratio)
@@ -105,7 +122,7 @@ def bench_command(
             typer.echo(
                 f"{case.name} seed {seed}: distill {score.distill_seconds:.2f} s, "
                 f"compile {score.compile_seconds:.2f} s (warm {score.warm_compile_seconds:.2f} s), "
-                f"{result.check}, proof {result.proof}, "
+                f"{result.verification}, proof {result.proof}, "
                 f"source: {score.agreement}; Z3 vs source: {score.proof}",
                 err=True,
             )
@@ -118,7 +135,10 @@ def bench_command(
                 f"{score.distill_seconds:.2f}",
                 f"{ratio:.2f}",
                 f"{warm_ratio:.1f}",
-                str(result.check).split(":")[0],
+                result.verification.split(":")[0],
+                ""
+                if result.certified
+                else result.certificate_status.removeprefix("not certified: "),
                 "agrees" if score.agrees else "DIFFERS",
                 f"{score.size_ratio:.2f}",
                 "-" if score.named_recall is None else f"{score.named_recall:.2f}",
@@ -132,6 +152,9 @@ def bench_command(
             f"(against the warm compile {statistics.median(warm_ratios):.2f}); "
             f"median size ratio {statistics.median(sizes):.2f}; "
             f"named comparisons recovered {recalled}/{named}; failures {failures}"
+        )
+        console.print(
+            f"certified {certified}/{runs}; readable = table program proved {proved}/{proofs}"
         )
     if failures:
         raise typer.Exit(1)

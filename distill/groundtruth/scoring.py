@@ -91,11 +91,13 @@ def run_tracr(
     z3_timeout: float = 60.0,
     progress: Callable[[str], None] | None = None,
     cold_compile: bool = False,
+    mlp_exactness: float = 100,
 ) -> GroundTruthRun:
     """Compile `program` with tracr, import it rotated, distill it and score it against the source.
 
     cold_compile: time tracr's compile with jax's caches cleared first (what it costs in
     a new process), and time it once more warm; else the compile is timed as it comes.
+    mlp_exactness: tracr's sharpness of discretising MLPs (its default is 100).
     """
     vocab = sorted(set(vocab), key=lambda v: (type(v).__name__, v))
     if progress:
@@ -104,10 +106,10 @@ def run_tracr(
     if cold_compile:
         # As compiling a program costs in a new process: jax traces the model afresh.
         jax.clear_caches()
-    compile_seconds, assembled = _timed_compile(program, vocab, max_seq_len, causal)
+    compile_seconds, assembled = _timed_compile(program, vocab, max_seq_len, causal, mlp_exactness)
     if cold_compile:
         # The same program again in this process reuses jax's caches: reported beside it.
-        warm_compile_seconds, _ = _timed_compile(program, vocab, max_seq_len, causal)
+        warm_compile_seconds, _ = _timed_compile(program, vocab, max_seq_len, causal, mlp_exactness)
     model = from_tracr(assembled, rotate=rotate)
     start = time.perf_counter()
     result = distill(model, config, progress=progress)
@@ -131,10 +133,15 @@ def run_tracr(
     return GroundTruthRun(result, score, source, model)
 
 
-def _timed_compile(program, vocab, max_seq_len: int, causal: bool):
+def _timed_compile(program, vocab, max_seq_len: int, causal: bool, mlp_exactness: float):
     start = time.perf_counter()
     assembled = compiling.compile_rasp_to_model(
-        program, vocab=set(vocab), max_seq_len=max_seq_len, compiler_bos=BOS, causal=causal
+        program,
+        vocab=set(vocab),
+        max_seq_len=max_seq_len,
+        compiler_bos=BOS,
+        causal=causal,
+        mlp_exactness=mlp_exactness,
     )
     return time.perf_counter() - start, assembled
 

@@ -8,8 +8,10 @@ Compiling is slow, so `compiled(case)` caches per process.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import string
 from dataclasses import dataclass
 
 from tracr.compiler import compiling, lib
@@ -116,6 +118,39 @@ def distinct_compilable(cases=ALL_CASES) -> list[TracrCase]:
         if case.compiles:
             chosen.setdefault((case.family, case.vocab, case.max_seq_len, case.causal), case)
     return list(chosen.values())
+
+
+# The scaled suite (`distill bench tracr --scale large`): realistic domains.
+LARGE_VOCAB_SIZE = 10
+LARGE_MAX_LEN = 10
+
+
+def scaled_up(case: TracrCase) -> TracrCase:
+    """`case` at max-len 10 with its vocab grown to 10 values where the program allows it.
+
+    Integers grow upwards from the smallest, single lowercase letters through the
+    alphabet; any other vocab (brackets, words) is part of what the program means
+    and is kept.
+    """
+    vocab = case.vocab
+    if all(type(v) is int for v in vocab):
+        extra = (v for v in range(min(vocab), min(vocab) + 100) if v not in vocab)
+    elif all(isinstance(v, str) and len(v) == 1 and v in string.ascii_lowercase for v in vocab):
+        extra = (v for v in string.ascii_lowercase if v not in vocab)
+    else:
+        extra = iter(())
+    grown = set(vocab)
+    for value in extra:
+        if len(grown) >= LARGE_VOCAB_SIZE:
+            break
+        grown.add(value)
+    return dataclasses.replace(case, vocab=frozenset(grown), max_seq_len=LARGE_MAX_LEN)
+
+
+def mlp_exactness(max_seq_len: int) -> float:
+    """Sharp enough for selector width's MLP, which tells 1/n from 1/(n + 1) apart (tracr's
+    default, 100, blends them from length 7 on); never below tracr's default."""
+    return max(100.0, 4.0 * max_seq_len * (max_seq_len + 1))
 
 
 @functools.cache
