@@ -437,3 +437,49 @@ def test_longer_input_than_max_seq_len_is_refused(tmp_path):
     module = getattr(_load(source, tmp_path), CLASS_NAME)()
     with pytest.raises(ValueError, match="MAX_SEQ_LEN"):
         module(_encode([["a", "b", "a", "b"]], ["a", "b"]))
+
+
+# A value table may hold two adjacent floats (0.49999999999999994 and 0.5: means summed in
+# different orders differ in the last bit). Their midpoint rounds to 0.5, so a lookup by
+# midpoints turned an exact 0.5 into the code of 0.49999999999999994.
+ADJACENT_FLOATS = {
+    "a numerical SOp read as codes": (
+        'n = numerical map(lambda t: 0.5 if t == "a" else 0.49999999999999994, tokens)\n'
+        'return map(lambda x: "half" if x == 0.5 else "less", n)\n',
+        # a -> 0.5 -> "half"; b -> 0.49999999999999994 -> "less".
+        {("a", "b"): ["half", "less"], ("b", "a"): ["less", "half"], ("a",): ["half"]},
+    ),
+    "the mean of several selected numbers": (
+        'v = map(lambda t: 1 if t == "a" else (0 if t == "b" else 0.49999999999999994), tokens)\n'
+        "m = aggregate(select(indices, indices, <=), v)\n"
+        'return map(lambda x: "half" if x == 0.5 else "other", m)\n',
+        # Running means: [a, b] -> [1, (1 + 0) / 2 = 0.5]; [c] -> [0.49999999999999994].
+        {
+            ("a", "b"): ["other", "half"],
+            ("c",): ["other"],
+            ("b", "a", "a", "b"): ["other", "half", "other", "half"],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("text, expected", ADJACENT_FLOATS.values(), ids=list(ADJACENT_FLOATS))
+def test_exact_number_is_found_beside_an_adjacent_float(text, expected, tmp_path):
+    program = _program(text)
+    vocab = ["a", "b", "c"]
+    inputs = [list(tokens) for tokens in expected]
+    assert dsl.evaluate(program, inputs) == list(expected.values())
+    output_values = ("half", "less", "other")
+    source = torch_module_source(
+        program,
+        vocab=vocab,
+        bos=BOS,
+        max_seq_len=4,
+        output_kind="categorical",
+        output_values=output_values,
+        domain_note="",
+    )
+    module = getattr(_load(source, tmp_path), CLASS_NAME)()
+    got = _decode(module(_encode(inputs, vocab)), inputs, "categorical", output_values)
+    assert got == list(expected.values())
+    assert _check_against_evaluate(program, vocab, 4, tmp_path) > 0

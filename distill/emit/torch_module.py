@@ -32,11 +32,11 @@ type), the shape of the interpreter.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import dsl
 from dsl import ast
@@ -411,10 +411,8 @@ class _Emitter:
             return f"torch.full_like({expression}, {len(values)}, dtype=torch.long)"
         self.uses_codes_of = True
         sorted_values = [n for n, _ in numbers]
-        midpoints = [(a + b) / 2 for a, b in itertools.pairwise(sorted_values)]
         return (
             f"_codes_of({expression}, "
-            f"{self.float_table(f'{hint}_midpoints', midpoints, 'between consecutive numbers')}, "
             f"{self.float_table(f'{hint}_sorted', sorted_values, 'numbers, sorted')}, "
             f"{self.long_table(f'{hint}_code', [c for _, c in numbers], 'their codes')}, "
             f"{len(values)})"
@@ -829,20 +827,22 @@ def _codes_aggregate_codes(em, node, var, selector, source, values) -> None:
     Each selected key adds `offset + code`, with offset more than any sum of codes, so a
     sum s is `count * offset + sum of codes` and gives both back exactly; one table, made
     here, maps every possible sum to the result's code: the default for none selected, the
-    key's value for one, and for several the mean where the source's numbers are an affine
-    function of their codes (their mean is then one of the sum of codes), else undefined.
+    key's value for one, and for several the mean where the source's numbers are exactly an
+    affine function of their codes with exact sums (their mean is then one of the sum of
+    codes, see _affine_numbers), else undefined (then the float path below computes it).
     """
     code_of = _code_of(values)
     undefined_code = len(values)
     offset = em.max_seq_len * len(source.values) + 1
-    numbers = _affine_numbers(source)
+    numbers = _affine_numbers(source, em.max_seq_len)
     by_sum = [undefined_code] * (em.max_seq_len * (offset + len(source.values)) + 1)
     by_sum[0] = code_of(node.default)
     for code, value in enumerate(source.values):
         by_sum[offset + code] = code_of(value)
     for count in range(2, em.max_seq_len + 1) if numbers else ():
         for codes in range(count * len(source.values)):
-            mean = numbers[0] + (numbers[1] - numbers[0]) * codes / count
+            # The exact sum over the count, rounded once: tracr's float sum is exact here.
+            mean = float((count * numbers[0] + numbers[1] * codes) / count)
             by_sum[count * offset + codes] = _nearest_code(mean, values)
     shifted = [float(offset + code) for code in range(len(source.values) + 1)]
     undefined_is_pad = source.pad_undefined and not source.maybe_undefined
@@ -871,27 +871,40 @@ def _codes_aggregate_codes(em, node, var, selector, source, values) -> None:
         em.line(f"    {var} = torch.where({var}_several, {means}, {var})")
 
 
-def _affine_numbers(source: _Tensor) -> list[float] | None:
-    """The source's values as floats where every live position holds a number and the numbers
-    are `a + b * code` (two values always are): else None."""
+def _affine_numbers(source: _Tensor, max_seq_len: int) -> tuple[Fraction, Fraction] | None:
+    """(first, step) where every live position holds a number, the numbers (as the floats tracr
+    sums) are exactly `first + step * code`, and every sum of up to max_seq_len of them is
+    exact in float64: a sum of codes then gives the exact sum, and the mean tracr computes is
+    that sum over the count, rounded once. Else None (means then come from the float path).
+
+    Nearly affine is not enough: a mean computed from the formula can differ from tracr's in
+    the last bit, and a table may hold both neighbours."""
     if source.maybe_undefined or not source.values or not all(map(_is_number, source.values)):
         return None
-    numbers = [float(v) for v in source.values]
-    if len(numbers) == 1:
-        return [numbers[0], numbers[0]]
-    step = numbers[1] - numbers[0]
-    if all(math.isclose(x, numbers[0] + step * c, rel_tol=1e-12) for c, x in enumerate(numbers)):
-        return numbers
-    return None
+    try:
+        exact = [Fraction(float(v)) for v in source.values]
+    except (OverflowError, ValueError):  # past float range, inf, NaN
+        return None
+    step = exact[1] - exact[0] if len(exact) > 1 else Fraction(0)
+    if any(x != exact[0] + step * code for code, x in enumerate(exact)):
+        return None
+    # Every partial sum is a multiple of 1 / denominator (a power of two) below this bound.
+    denominator = max(x.denominator for x in exact)
+    if max(abs(x) for x in exact) * max_seq_len * denominator >= 2**53:
+        return None
+    return exact[0], step
 
 
 def _nearest_code(number: float, values: tuple) -> int:
-    """The code of the table number within MATCH_TOLERANCE of `number` (else undefined), as the
-    module's _codes_of finds it for a mean computed at run time."""
-    for code, value in enumerate(values):
-        if _is_number(value) and abs(number - value) <= MATCH_TOLERANCE * (1.0 + abs(number)):
-            return code
-    return len(values)
+    """The code of the table number nearest `number` if within MATCH_TOLERANCE (else undefined),
+    as the module's _codes_of finds it for a mean computed at run time: a table may hold numbers
+    a few ulps apart (means summed in different orders), and an exact match must win."""
+    candidates = [
+        (abs(number - float(value)), -float(value), code)
+        for code, value in enumerate(values)
+        if _is_number(value) and abs(number - value) <= MATCH_TOLERANCE * (1.0 + abs(number))
+    ]
+    return min(candidates)[2] if candidates else len(values)
 
 
 GENERATORS: dict[type, Callable[[_Emitter, ast.Node, str], _Tensor]] = {
@@ -921,9 +934,15 @@ def _gather(table, index):
 '''
 
 _CODES_OF = '''
-def _codes_of(x, midpoints, sorted_values, codes, undefined_code):
-    """Floats -> codes of a value table: the nearest table number, if within tolerance."""
-    nearest = torch.searchsorted(midpoints, x.contiguous())
+def _codes_of(x, sorted_values, codes, undefined_code):
+    """Floats -> codes of a value table: the nearest table number, if within tolerance.
+
+    The nearer of the two table numbers around x, compared directly: the midpoint of two
+    adjacent floats rounds onto one of them, and would hide an exact match."""
+    above = torch.searchsorted(sorted_values, x.contiguous()).clamp(max=len(sorted_values) - 1)
+    below = (above - 1).clamp(min=0)
+    closer_below = (x - sorted_values[below]).abs() < (sorted_values[above] - x).abs()
+    nearest = torch.where(closer_below, below, above)
     found = (x - sorted_values[nearest]).abs() <= MATCH_TOLERANCE * (1.0 + x.abs())
     return torch.where(found, codes[nearest], undefined_code)
 '''
