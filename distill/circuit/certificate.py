@@ -45,6 +45,7 @@ class ComponentBound:
     margin: float  # the worst margin met (score gap, or decoding gap)
     bound: float  # how far its output may be from the tabulated value
     failed: str = ""  # the condition that failed, if any
+    note: str = ""  # conditions set aside, and why
 
 
 @dataclass
@@ -70,8 +71,12 @@ class Certificate:
         }
 
 
-def certify(network: Circuit, model: Model) -> Certificate:
-    """Check the conditions of the module doc on `network` (read off `model`'s weights)."""
+def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
+    """Check the conditions of the module doc on `network` (read off `model`'s weights).
+
+    `reachable(label)`, when given, says whether some input can give the output variable
+    that value (a proof, e.g. Z3's); a value no input reaches needs no decoding margin.
+    """
     n = model.config.max_seq_len
     stream = network.stream
     certificate = Certificate(n)
@@ -109,7 +114,7 @@ def certify(network: Circuit, model: Model) -> Certificate:
         epsilon_bos += _bos_mlp_bound(model, layer, bos, epsilon_bos)
         mlp = model.blocks[layer].mlp
         bos = bos + _mlp_output(model, layer, bos[None, :])[0] + _array(mlp.b_out)
-    certificate.components.append(_readout_bound(network, model, stream, known, epsilon))
+    certificate.components.append(_readout_bound(network, model, stream, known, epsilon, reachable))
     certificate.final_bound = epsilon
     return certificate
 
@@ -260,7 +265,7 @@ def _bos_mlp_bound(model, layer: int, bos: np.ndarray, epsilon_bos: float) -> fl
     return _relu_bound(bos @ W_in + b_in, radius, W_in, W_out, epsilon_bos)
 
 
-def _readout_bound(network, model, stream, known, epsilon) -> ComponentBound:
+def _readout_bound(network, model, stream, known, epsilon, reachable) -> ComponentBound:
     W_U, b_U = _array(model.unembed.W_U), _array(model.unembed.b_U)
     output = network.output
     delta = _norm(W_U) * epsilon + _unread_leak(stream, known, {output.name}, W_U)
@@ -274,8 +279,8 @@ def _readout_bound(network, model, stream, known, epsilon) -> ComponentBound:
         margin = float(RESOLUTION - np.nanmax(error) - delta) if np.isfinite(labels).any() else 0.0
         failed = "" if margin > 0 else "a numerical output is not within the resolution"
         return ComponentBound("unembed", len(labels), margin, delta, failed)
-    margins = []
-    for row in logits:
+    margins, unreachable = [], []
+    for code, row in enumerate(logits):
         # The ties rule decodes the first value within RESOLUTION of the maximum: that value
         # must stay within it, and every earlier value out of it, with each logit moved by delta.
         top = row.max()
@@ -283,11 +288,22 @@ def _readout_bound(network, model, stream, known, epsilon) -> ComponentBound:
         others = np.delete(row, chosen)
         stays = row[chosen] - others.max(initial=-np.inf) + RESOLUTION
         earlier_out = np.min(top - RESOLUTION - row[:chosen], initial=np.inf)
-        margins.append(min(stays, earlier_out))
-    margin = float(min(margins)) - 2 * delta
+        margin = min(stays, earlier_out)
+        label = output.values[code]
+        if margin <= 2 * delta and reachable is not None and not reachable(label):
+            unreachable.append(label)
+            continue
+        margins.append(margin)
+    margin = float(min(margins, default=np.inf)) - 2 * delta
     failed = (
         ""
         if margin > 0
-        else f"a decoding margin of {margin + 2 * delta:.3g} does not exceed twice the logit bound {delta:.3g}"
+        else f"a decoding margin of {margin + 2 * delta:.3g} does not exceed twice the logit "
+        f"bound {delta:.3g}"
     )
-    return ComponentBound("unembed", len(margins), margin, delta, failed)
+    note = (
+        f"no input reaches {', '.join(map(repr, unreachable))} (proved): its decoding is not needed"
+        if unreachable
+        else ""
+    )
+    return ComponentBound("unembed", len(logits), margin, delta, failed, note)

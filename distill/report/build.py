@@ -138,7 +138,7 @@ def _verification(result: DistillResult) -> rpt.Verification:
     lines = ()
     if certificate is not None:
         lines = tuple(
-            rpt.CertificateLine(c.component, c.checked, c.margin, c.bound, c.failed)
+            rpt.CertificateLine(c.component, c.checked, c.margin, c.bound, c.failed, c.note)
             for c in certificate.components
         )
     counterexamples = tuple(

@@ -215,14 +215,15 @@ def _certificate(verification: Verification | None) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{_chip(line.component)}</td><td>{line.checked:,}</td>"
-        f"<td>{line.margin:.4g}</td><td>{line.bound:.3g}</td><td>{escape(line.failed)}</td></tr>"
+        f"<td>{line.margin:.4g}</td><td>{line.bound:.3g}</td>"
+        f"<td>{escape(line.failed or line.note)}</td></tr>"
         for line in verification.certificate
     )
     return (
         '<section class="panel" id="certificate"><h2>Certificate</h2>'
         f"<p>{escape(verification.certificate_status)}</p>"
         "<table><tr><th>component</th><th>combinations checked</th><th>worst margin</th>"
-        f"<th>bound</th><th>failed condition</th></tr>{rows}</table></section>"
+        f"<th>bound</th><th>failed condition (or note)</th></tr>{rows}</table></section>"
     )
 
 

@@ -172,6 +172,8 @@ class CertificateLine:
     """How far its output may be from the tabulated value (inf when a condition failed)."""
     failed: str = ""
     """The condition that failed here, if any."""
+    note: str = ""
+    """Conditions set aside, and why (e.g. an output value no input reaches)."""
 
 
 @dataclass(frozen=True)
