@@ -47,6 +47,8 @@ def test_distilled_program_agrees_with_the_model_and_its_source(name, seed):
     )
     result, score = run.result, run.score
     assert result.check.ok, str(result.check)
+    # Every case is read off its weights (complete tables), none falls back to its traces.
+    assert result.weights_reading_failed == "", result.weights_reading_failed
     # What `distill run` writes type-checks: every table is total over its value sets.
     dsl.infer(dsl.parse(dsl.to_source(result.program)), case.vocab, case.max_seq_len)
     assert result.check.level in ("exhaustive", "sampled")

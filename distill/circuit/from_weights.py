@@ -304,9 +304,15 @@ def _numerical_aggregate(name, component, value, values, bos_value, model):
         raise UnsupportedCircuit(f"{component}: its values do not lie on a line (not a mean)")
     if np.abs(bos_value - offset).max() > READ_TOLERANCE * scale:
         raise UnsupportedCircuit(f"{component}: selecting nothing does not write the mean 0")
-    means = {clean_number(float(x)) for x in numbers} | {0}
-    means |= {clean_number(m) for m in aggregate_means(value.values, model.config.max_seq_len)}
-    labels = sorted(means)
+    # The program's values, as tracr's evaluator gives them: one selected key gives its own
+    # value, none the default 0, several the float mean (1.0 is not the value 1).
+    labels: list = []
+    seen = set()
+    means = sorted(aggregate_means(value.values, model.config.max_seq_len))
+    for label in [*value.values, 0, *means]:
+        if (type(label), label) not in seen:
+            seen.add((type(label), label))
+            labels.append(label)
     embedding = np.stack([offset + float(m) * direction for m in labels])
     output = _variable(name, component, NUMERICAL, labels, embedding)
     return output, embedding

@@ -27,22 +27,18 @@ def restrict_to_reached(program: ast.Program, inputs: Sequence[Sequence]) -> ast
     def restrict(node):
         if isinstance(node, ast.Map) and isinstance(node.fn, ast.Table):
             keys = _values(evaluation, node.arg)[evaluation.mask]
-            return dataclasses.replace(node, fn=_keep(node.fn, set(map(_key, keys.tolist()))))
+            return dataclasses.replace(node, fn=_keep(node.fn, set(keys.tolist())))
         if isinstance(node, ast.SequenceMap) and isinstance(node.fn, ast.Table):
             mask = evaluation.mask
             left = _values(evaluation, node.left)[mask].tolist()
             right = _values(evaluation, node.right)[mask].tolist()
-            return dataclasses.replace(
-                node, fn=_keep(node.fn, {(_key(a), _key(b)) for a, b in zip(left, right)})
-            )
+            return dataclasses.replace(node, fn=_keep(node.fn, set(zip(left, right))))
         if isinstance(node, ast.Select) and isinstance(node.predicate, ast.Table):
             keys = _values(evaluation, node.keys)  # [batch, pos]
             queries = _values(evaluation, node.queries)
             pairs = evaluation.mask[:, :, None] & evaluation.mask[:, None, :]  # [batch, q, k]
             batch, query, key = np.nonzero(pairs)
-            seen = set(
-                zip(map(_key, keys[batch, key].tolist()), map(_key, queries[batch, query].tolist()))
-            )
+            seen = set(zip(keys[batch, key].tolist(), queries[batch, query].tolist()))
             return dataclasses.replace(node, predicate=_keep(node.predicate, seen))
         return node
 
@@ -66,15 +62,6 @@ def _values(evaluation: Evaluation, node: ast.Node) -> np.ndarray:
     raise ValueError(f"a table reads {type(node).__name__}; expected a name, tokens or indices")
 
 
-def _key(value):
-    # 1, 1.0 and True are distinct table keys (see dsl.interpreter).
-    return (type(value), value)
-
-
 def _keep(table: ast.Table, reached: set) -> ast.Table:
-    def key_of(entry_key):
-        if isinstance(entry_key, tuple):
-            return tuple(_key(part) for part in entry_key)
-        return _key(entry_key)
-
-    return ast.Table(tuple((k, v) for k, v in table.entries if key_of(k) in reached))
+    # Keys compare as a table looks values up: by equality (0 and 0.0 are one key).
+    return ast.Table(tuple((k, v) for k, v in table.entries if k in reached))
