@@ -190,8 +190,11 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
 
 
 def _leak(n: int, margin: float, delta: float) -> float:
-    """The attention left on n + 1 keys that each lose by at least margin - 2 delta."""
-    return (n + 1) * math.exp(-(margin - 2 * delta))
+    """The attention weight left on the wrong keys: at most n of them (BOS and the keys a
+    query does not select, or every key when it selects none), each losing to the right
+    ones by at least margin - 2 delta, so x = n e^-(margin - 2 delta) against at least 1."""
+    x = n * math.exp(-(margin - 2 * delta))
+    return x / (1 + x)
 
 
 def _max_row_norm(stream, variable, weights) -> float:
