@@ -36,6 +36,7 @@ from distill.circuit.inputs import inputs_to_trace
 from distill.circuit.merge_values import merge_equivalent_values
 from distill.circuit.output import name_output, traced_output_labels
 from distill.circuit.precondition import PRECONDITION
+from distill.circuit.reachability import output_reachability
 from distill.circuit.reached import restrict_to_reached
 from distill.config import DistillConfig
 from distill.errors import DistillError
@@ -258,7 +259,9 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
     certificate = None
     if reader.network is not None:
         with stage("certify"):
-            reachable = _reachability(reader.network, model, config)
+            reachable = output_reachability(
+                reader.network, vocab, max_len, timeout=config.z3_timeout
+            )
             certificate = certify(reader.network, model, reachable)
     components = components_of(candidate, tables.program, tables.components)
     return DistillResult(
@@ -274,42 +277,6 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
         rounds=round_number,
         certificate=certificate,
     )
-
-
-def _reachability(network: Circuit, model: Model, config: DistillConfig):
-    """label -> False when Z3 proves no input (under the precondition) gives the network's
-    output variable that value; True otherwise (reached, or not decided in time)."""
-    vocab, max_len = list(model.config.vocab), model.config.max_seq_len
-    program = table_stage.build(network).program
-    output = network.output
-    answers: dict = {}
-
-    def reachable(label) -> bool:
-        key = (type(label).__name__, repr(label))
-        if key not in answers:
-            hits = ast.Table(
-                tuple((v, type(v) is type(label) and v == label) for v in output.values)
-            )
-            definitions = program.definitions + (
-                ast.Definition("reached", ast.Map(hits, program.output)),
-            )
-            hit = ast.Program(definitions, ast.Name("reached"))
-            never = ast.Program(
-                definitions,
-                ast.Map(ast.Table(tuple((h, False) for h, _ in hits.entries)), program.output),
-            )
-            verdict = equivalent(
-                hit,
-                never,
-                vocab=vocab,
-                max_seq_len=max_len,
-                timeout=config.z3_timeout,
-                precondition=SINGLE_VALUED_AGGREGATES,
-            )
-            answers[key] = verdict.level != "proved"
-        return answers[key]
-
-    return reachable
 
 
 def _readable(program: ast.Program, tables, vocab, max_len: int) -> ast.Program:

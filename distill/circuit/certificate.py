@@ -52,7 +52,6 @@ class ComponentBound:
 class Certificate:
     max_seq_len: int
     components: list[ComponentBound] = field(default_factory=list)
-    final_bound: float = 0.0
 
     @property
     def holds(self) -> bool:
@@ -61,14 +60,6 @@ class Certificate:
     @property
     def failure(self) -> str:
         return "; ".join(f"{c.component}: {c.failed}" for c in self.components if c.failed)
-
-    def to_json(self) -> dict:
-        return {
-            "max_seq_len": self.max_seq_len,
-            "holds": self.holds,
-            "final_bound": self.final_bound,
-            "components": [vars(c) for c in self.components],
-        }
 
 
 def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
@@ -115,7 +106,6 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
         mlp = model.blocks[layer].mlp
         bos = bos + _mlp_output(model, layer, bos[None, :])[0] + _array(mlp.b_out)
     certificate.components.append(_readout_bound(network, model, stream, known, epsilon, reachable))
-    certificate.final_bound = epsilon
     return certificate
 
 

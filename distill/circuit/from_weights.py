@@ -192,7 +192,6 @@ class HeadGeometry:
     values: np.ndarray  # [value values, d_model]: what a key holding each value contributes
     bos_value: np.ndarray  # [d_model]: what the BOS key contributes
     selected: np.ndarray  # [key values, query values] bool
-    tie: float  # score gaps below this are ties
     bos_query_margin: float  # how far BOS's own query prefers the BOS key to every other key
 
 
@@ -228,7 +227,7 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
         embedding = np.stack([(bos_value + w * key_value) / (w + 1) for w in widths])
         output = _variable(name, component, CATEGORICAL, widths, embedding)
         geometry = HeadGeometry(
-            scores, bos_scores, key_value[None, :], bos_value, selected, tie, bos_margin
+            scores, bos_scores, key_value[None, :], bos_value, selected, bos_margin
         )
         reading = _head_reading(
             component, query_var, key_var, None, selected, output, "selector_width"
@@ -245,7 +244,7 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
             f"{component}: some keys score the same as BOS, so an aggregate would mix "
             "BOS's value into theirs"
         )
-    geometry = HeadGeometry(scores, bos_scores, values, bos_value, selected, tie, bos_margin)
+    geometry = HeadGeometry(scores, bos_scores, values, bos_value, selected, bos_margin)
     if value.encoding == NUMERICAL:
         output, embedding = _numerical_aggregate(name, component, value, values, bos_value, model)
         reading = _head_reading(component, query_var, key_var, value, selected, output, "aggregate")
