@@ -21,7 +21,6 @@ import torch
 
 from distill.errors import BadInputError
 from distill.models.family import Model
-from distill.models.training import differentiable_softmax
 
 EXHAUSTIVE_LIMIT = 2_000_000
 SAMPLED_INPUTS = 20_000
@@ -120,8 +119,7 @@ def compress(
             if attempt.agreed:
                 break
             params = compressed_weights(weights, w, config.n_layers)
-            with differentiable_softmax():
-                out = torch.func.functional_call(small, params, (ids, mask))
+            out = torch.func.functional_call(small, params, (ids, mask))
             # A hinge on the margin of the original's output over every other value.
             shortfall = torch.relu(MARGIN - (out.gather(-1, target) - out)).scatter(-1, target, 0)
             loss = (shortfall * keep).sum() / keep.sum()
