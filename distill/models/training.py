@@ -292,6 +292,7 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
     seconds = time.perf_counter() - started
     model.records["training"] = {
         "recipe": task.name,
+        **({"program": task.program} if task.program is not None else {}),
         **asdict(recipe),
         "steps_run": step,
         "final_loss": loss_value,
