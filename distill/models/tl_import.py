@@ -158,6 +158,12 @@ def assemble(
     ids = task.checkpoint_ids(n_input_ids)
     outputs = (*vocab, bos, *task.output_only_tokens())
     over = [name for name in outputs if ids[name] >= n_output_ids]
+    if over and over[0] in task.output_only_tokens():
+        raise CheckpointError(
+            f"readout.subset: {over[0]!r} is no token the model reads, so it is an output-only "
+            f"token, at id {ids[over[0]]}; the checkpoint scores ids 0..{n_output_ids - 1} "
+            "(name its id in `tokens`, or read out the model's output values)"
+        )
     if over:
         raise CheckpointError(
             f"d_vocab_out: expected more than the id {ids[over[0]]} of token {over[0]!r}, "
