@@ -91,7 +91,8 @@ TRAINED = {
     "count-l1h1d32": ("count", 1, 1, 32, 0.0, 8, 3000),
     "count-l2h4d64": ("count", 2, 4, 64, 0.0, 8, 3000),
 }
-# name: (example program, vocab, max_len); compression starts at half of d_model.
+# name: (example program, vocab, max_len); the search for D starts at half of d_model, then
+# the residual rank (`compress.smallest_agreeing`).
 COMPRESSED = {
     "reverse-abc4": ("reverse.rasp", "a,b,c", 4),
     "reverse-abcd4": ("reverse.rasp", "a,b,c,d", 4),
