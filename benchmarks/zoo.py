@@ -2,6 +2,10 @@
 
     python benchmarks/zoo.py --out zoo/            # everything (seeded)
     python benchmarks/zoo.py --out zoo/ --quick    # a subset, minutes on 2 cores
+    python benchmarks/zoo.py --out zoo/ --only tomita1-l1h1d16 hist-abc4
+
+A model whose row (DIR/NAME.row.json) is already there is not built again: an
+interrupted run resumes where it stopped; delete the row to rebuild the model.
 
 Per model, DIR/NAME.safetensors (its task, recipe and training log are records
 in the file), DIR/NAME.task.json, DIR/NAME.log.json and DIR/NAME.accuracy.json
@@ -9,12 +13,25 @@ in the file), DIR/NAME.task.json, DIR/NAME.log.json and DIR/NAME.accuracy.json
 it, up to the model's context); DIR/zoo.md and DIR/zoo.json sum them up: the
 length up to which each model is right on every input, and its sampled accuracy
 at twice that length.
+
+Every trained model GPT-2 can express (LayerNorm, causal attention: all but the
+whole-string tasks sort, reverse and histogram, which read later positions) is
+exported as a Hugging Face GPT-2 directory (DIR/NAME.hf/, with its task.toml),
+imported back with `distill import hf`, and its read-out (what `distill predict`
+prints) compared, input by input and exactly, with the argmax of
+`transformers.GPT2LMHeadModel.from_pretrained` over the same directory, on the
+task's domain (exhaustive while it holds at most `EXPORT_BUDGET` inputs, then
+`SAMPLES` seeded strings per length).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import io
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -37,9 +54,15 @@ from distill.models.training import (  # noqa: E402
 )
 
 EXHAUSTIVE_BUDGET = 2**17
+EXPORT_BUDGET = 2**16
 SAMPLES = 1000
+# The context is 4x the longest training input, so twice a length the model is right on
+# every input up to (at most 2x the training lengths) is within it.
+CONTEXT = 4
+# Copy labels each position with its own token: causal attention suffices (GPT-2 exports it).
+CAUSAL = {"copy": True}
 
-# name: (task, layers, heads, d_model, dropout, max_len, steps); context is 2 * max_len.
+# name: (task, layers, heads, d_model, dropout, max_len, steps); context is CONTEXT * max_len.
 TRAINED = {
     "tomita1-l1h1d16": ("tomita1", 1, 1, 16, 0.0, 12, 1500),
     "tomita2-l1h1d16": ("tomita2", 1, 1, 16, 0.0, 12, 1500),
@@ -68,7 +91,8 @@ TRAINED = {
     "count-l1h1d32": ("count", 1, 1, 32, 0.0, 8, 3000),
     "count-l2h4d64": ("count", 2, 4, 64, 0.0, 8, 3000),
 }
-# name: (example program, vocab, max_len); compression starts at half of d_model.
+# name: (example program, vocab, max_len); the search for D starts at half of d_model, then
+# the residual rank (`compress.smallest_agreeing`).
 COMPRESSED = {
     "reverse-abc4": ("reverse.rasp", "a,b,c", 4),
     "reverse-abcd4": ("reverse.rasp", "a,b,c,d", 4),
@@ -92,11 +116,11 @@ def write_json(path: Path, value) -> None:
 def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
     task_name, layers, heads, d_model, dropout, max_len, steps = spec
     steps = min(steps, 800) if quick else steps
-    context = 2 * max_len
+    context = CONTEXT * max_len
     task = named_task(task_name, context=context)
     recipe = Recipe(layers=layers, heads=heads, d_model=d_model, dropout=dropout,
                     max_len=max_len, context=context, steps=steps, seed=0,
-                    causal=task.causal)  # fmt: skip
+                    causal=CAUSAL.get(task_name, task.causal))  # fmt: skip
     result = train(task, recipe)
     rows = accuracy_by_length(result.model, task, range(1, context + 1), EXHAUSTIVE_BUDGET,
                               SAMPLES)  # fmt: skip
@@ -105,8 +129,10 @@ def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
     write_json(out / f"{name}.task.json", result.model.records["task"])
     write_json(out / f"{name}.log.json", result.log)
     write_json(out / f"{name}.accuracy.json", rows)
+    gpt2 = export_check(result.model, out / f"{name}.hf", out / f"{name}.hf.safetensors")
     right_up_to = correct_up_to(rows)
-    doubled = next((r for r in rows if r["length"] == 2 * right_up_to), None)
+    # Twice the length right everywhere, or the context where that is past it.
+    doubled = next((r for r in rows if r["length"] == min(2 * right_up_to, context)), None)
     return {
         "name": name, "task": task_name, "layers": layers, "heads": heads, "d_model": d_model,
         "dropout": dropout, "train_max_len": max_len, "steps": result.steps,
@@ -115,7 +141,74 @@ def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
         "at_double": None if doubled is None else
         {"length": doubled["length"], "accuracy": doubled["accuracy"],
          "exhaustive": doubled["exhaustive"]},
+        "gpt2": gpt2,
     }  # fmt: skip
+
+
+def export_inputs(task, seed: int = 0) -> tuple[list[list], bool]:
+    """The task's domain, exhaustive while it fits EXPORT_BUDGET, then sampled per length."""
+    rng = random.Random(seed)
+    inputs, whole = [], True
+    for length in range(task.domain["min_len"], task.domain["max_len"] + 1):
+        if whole and len(inputs) + len(task.alphabet) ** length <= EXPORT_BUDGET:
+            inputs += task.inputs(length)
+        else:
+            whole = False
+            inputs += [[rng.choice(task.alphabet) for _ in range(length)] for _ in range(SAMPLES)]
+    return inputs, whole
+
+
+def transformers_read_out(directory: Path, task, inputs: list[list]) -> list[list]:
+    """Per input, `transformers`' argmax over the read-out subset at the read-out positions."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    hf = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
+    ids = task.checkpoint_ids(hf.config.vocab_size)
+    subset = task.readout["subset"]
+    columns = torch.tensor([ids[value] for value in subset])
+    results = {}
+    by_length: dict[int, list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_length.setdefault(len(x), []).append(i)
+    with torch.no_grad():
+        for rows in by_length.values():
+            for start in range(0, len(rows), 4096):
+                chunk = rows[start : start + 4096]
+                batch = torch.tensor([[ids[task.special["bos"]], *(ids[t] for t in inputs[i])]
+                                      for i in chunk])  # fmt: skip
+                best = hf(batch).logits[..., columns].argmax(-1).tolist()
+                for i, row in zip(chunk, best):
+                    results[i] = [subset[row[p]] for p in task.positions_of(inputs[i])]
+    return [results[i] for i in range(len(inputs))]
+
+
+def export_check(model, directory: Path, imported_path: Path) -> dict:
+    """Export as GPT-2, import with the CLI, compare read-outs with transformers' (see top)."""
+    from distill.cli import main as distill_main
+    from distill.models.file_format import load_model
+    from distill.models.hf_import import gpt2_problems, save_hf_gpt2
+    from distill.models.task import Task
+
+    problems = gpt2_problems(model)
+    if problems:
+        return {"exported": False, "why": "; ".join(problems)}
+    task_path = save_hf_gpt2(model, directory)
+    args = ["import", "hf", str(directory), "--task", str(task_path), "-o", str(imported_path)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = distill_main(args)
+    if status != 0:
+        return {"exported": True, "imported": False, "status": status}
+    imported = load_model(imported_path)
+    task = Task.from_record(imported.records["task"])
+    inputs, whole = export_inputs(task)
+    ours = task.read_out(imported, inputs)  # what `distill predict` prints, input by input
+    theirs = transformers_read_out(directory, task, inputs)
+    original = Task.from_record(model.records["task"]).read_out(model, inputs)
+    return {"exported": True, "imported": True, "inputs": len(inputs), "exhaustive": whole,
+            "differ_from_transformers": sum(a != b for a, b in zip(ours, theirs)),
+            "differ_from_original": sum(a != b for a, b in zip(ours, original))}  # fmt: skip
 
 
 def build_compressed(name: str, spec: tuple, out: Path) -> dict:
@@ -140,10 +233,23 @@ def build_compressed(name: str, spec: tuple, out: Path) -> dict:
     return {**row, "d": compressed.config.d_model, "agrees": agrees}
 
 
+def gpt2_cell(gpt2: dict | None) -> str:
+    if gpt2 is None:
+        return "-"
+    if not gpt2["exported"]:
+        return "not exportable: " + gpt2["why"].split(":")[0]
+    if not gpt2["imported"]:
+        return f"import failed (exit {gpt2['status']})"
+    domain = "all" if gpt2["exhaustive"] else "sampled"
+    return (f"{gpt2['differ_from_transformers']} of {gpt2['inputs']} ({domain}) differ "
+            f"({gpt2['differ_from_original']} from the original)")  # fmt: skip
+
+
 def markdown(trained: list[dict], compressed: list[dict]) -> str:
     lines = ["## Trained", "",
              "| model | task | L | H | d | dropout | trained to | steps | s | right on every "
-             "input up to | sampled at 2x |", "|" + "---|" * 11]  # fmt: skip
+             "input up to | sampled at 2x | GPT-2 export: import + predict vs transformers |",
+             "|" + "---|" * 12]  # fmt: skip
     for r in trained:
         double = r["at_double"]
         shown = "-" if double is None else (
@@ -151,36 +257,62 @@ def markdown(trained: list[dict], compressed: list[dict]) -> str:
             f"{', exhaustive' if double['exhaustive'] else ''})")  # fmt: skip
         lines.append(f"| {r['name']} | {r['task']} | {r['layers']} | {r['heads']} | "
                      f"{r['d_model']} | {r['dropout']} | {r['train_max_len']} | {r['steps']} | "
-                     f"{r['seconds']} | {r['correct_up_to']} | {shown} |")  # fmt: skip
+                     f"{r['seconds']} | {r['correct_up_to']} | {shown} | "
+                     f"{gpt2_cell(r.get('gpt2'))} |")  # fmt: skip
     lines += ["", "## Compressed tracr models", "",
-              "| model | d_model | D | D/d_model | inputs | agrees | tried (D, disagreements) |",
-              "|" + "---|" * 7]  # fmt: skip
+              "| model | d_model | D | D/d_model | inputs | agrees | s | tried (D, disagreements) |",
+              "|" + "---|" * 8]  # fmt: skip
     for r in compressed:
         ratio = "-" if r["d"] is None else f"{r['d'] / r['d_model']:.0%}"
         lines.append(f"| {r['name']} | {r['d_model']} | {r['d']} | {ratio} | {r['inputs']}"
-                     f"{'' if r['exhaustive'] else ' sampled'} | {r['agrees']} | {r['tried']} |")  # fmt: skip
+                     f"{'' if r['exhaustive'] else ' sampled'} | {r['agrees']} | {r['seconds']} "
+                     f"| {r['tried']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def built(out: Path, name: str, build) -> dict:
+    """The row of model `name`: read back if an earlier run wrote it, else built and written."""
+    path = out / f"{name}.row.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    row = build()
+    write_json(path, row)
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="a subset with fewer steps")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these models")
     args = parser.parse_args()
     torch.set_num_threads(1)  # seeded runs reproduce; 2 cores are shared anyway
-    args.out.mkdir(parents=True, exist_ok=True)
     trained_names = QUICK_TRAINED if args.quick else tuple(TRAINED)
     compressed_names = QUICK_COMPRESSED if args.quick else tuple(COMPRESSED)
+    if args.only:
+        unknown = sorted(set(args.only) - set(TRAINED) - set(COMPRESSED))
+        if unknown:
+            parser.error(f"--only: unknown model(s) {', '.join(unknown)}; expected names of "
+                         f"{', '.join([*TRAINED, *COMPRESSED])}")  # fmt: skip
+        trained_names = tuple(n for n in TRAINED if n in args.only)
+        compressed_names = tuple(n for n in COMPRESSED if n in args.only)
+    args.out.mkdir(parents=True, exist_ok=True)
     trained, compressed = [], []
+
+    def summarise() -> None:
+        write_json(args.out / "zoo.json", {"trained": trained, "compressed": compressed})
+        with replaced_atomically(args.out / "zoo.md") as temporary:
+            temporary.write_text(markdown(trained, compressed))
+
     for name in trained_names:
-        trained.append(build_trained(name, TRAINED[name], args.out, args.quick))
-        print(json.dumps(trained[-1]), flush=True)
+        build = functools.partial(build_trained, name, TRAINED[name], args.out, args.quick)
+        trained.append(built(args.out, name, build))
+        summarise()
     for name in compressed_names:
-        compressed.append(build_compressed(name, COMPRESSED[name], args.out))
-        print(json.dumps(compressed[-1]), flush=True)
-    write_json(args.out / "zoo.json", {"trained": trained, "compressed": compressed})
-    with replaced_atomically(args.out / "zoo.md") as temporary:
-        temporary.write_text(markdown(trained, compressed))
+        build = functools.partial(build_compressed, name, COMPRESSED[name], args.out)
+        compressed.append(built(args.out, name, build))
+        summarise()
     print(markdown(trained, compressed))
 
 

@@ -35,3 +35,18 @@ def test_compress_at_or_past_d_model_exits_2(tmp_path, capsys):
     assert status == 2
     assert "--compress 999: expected 1 <= D < d_model" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_compression_to_the_residual_rank_agrees_before_any_step(tmp_path):
+    """W = the top-rank principal directions reconstructs every residual vector of the domain:
+    the compressed model agrees on every input with no training (the search starts there)."""
+    from distill.models.compress import compress, domain_inputs, residual_rank
+
+    assert main(compile_args(tmp_path / "hist.safetensors")) == 0
+    model = distill.load_model(tmp_path / "hist.safetensors")
+    inputs, whole = domain_inputs(model)
+    rank = residual_rank(model, inputs)
+    assert whole and rank < model.config.d_model
+    small, attempt = compress(model, rank, inputs)
+    assert attempt.agreed and attempt.steps == 0
+    assert small.predict(inputs) == model.predict(inputs)

@@ -19,20 +19,24 @@ on every shape (asserted, so a weakened check fails rather than passing silently
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
+from safetensors import safe_open  # noqa: E402
+
 from distill.cli import main  # noqa: E402
 from distill.models.file_format import load_model  # noqa: E402
-from distill.models.hf_import import load_hf_gpt2  # noqa: E402
+from distill.models.hf_import import load_hf_gpt2, save_hf_gpt2  # noqa: E402
 from distill.models.numerics import in_float64, output_error_bound  # noqa: E402
 from distill.models.task import Task  # noqa: E402
-from distill.models.tl_import import load_tl, save_tl  # noqa: E402
+from distill.models.tl_import import CheckpointError, load_tl, save_tl  # noqa: E402
 
 ALPHABET = ["a", "b", "c"]
 SCALE = 0.5  # weights ~ SCALE / sqrt(fan-in): logits of order 1 to 30
@@ -208,3 +212,101 @@ def test_tl_ln_pre_and_attention_only(tmp_path):
     assert model.config.d_mlp == 1 and model.config.normalization == "LN"
     assert torch.equal(model.blocks[0].ln1.w, torch.ones(d))
     assert not model.blocks[0].mlp.W_in.any()
+
+
+# --- export to GPT-2, checked against transformers' loads of the exported directory -------------
+
+ZOO = Path(__file__).resolve().parent / "data" / "zoo"
+
+
+def transformers_read_out(directory, task: Task, inputs: list[list]) -> list[list]:
+    """transformers' argmax over the task's read-out subset at its read-out positions."""
+    hf = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
+    ids = task.checkpoint_ids(hf.config.vocab_size)
+    subset = task.readout["subset"]
+    columns = torch.tensor([ids[value] for value in subset])
+    results = {}
+    with torch.no_grad():
+        for n in sorted({len(x) for x in inputs}):  # one batch per length: no padding
+            rows = [i for i, x in enumerate(inputs) if len(x) == n]
+            batch = torch.tensor([[ids[task.special["bos"]], *(ids[t] for t in inputs[i])]
+                                  for i in rows])  # fmt: skip
+            best = hf(batch).logits[..., columns].argmax(-1).tolist()
+            for i, row in zip(rows, best):
+                results[i] = [subset[row[p]] for p in task.positions_of(inputs[i])]
+    return [results[i] for i in range(len(inputs))]
+
+
+def every_input(alphabet, longest: int) -> list[list]:
+    return [list(x) for n in range(1, longest + 1) for x in itertools.product(alphabet, repeat=n)]
+
+
+def test_zoo_model_exported_to_gpt2_imports_and_predicts_as_transformers(tmp_path, capsys):
+    """tests/data/zoo/tomita1 -> GPT-2 directory -> `distill import hf` + `distill predict`:
+    the read-out equals transformers' argmax on every input up to length 8, and the original's."""
+    original = load_model(ZOO / "tomita1.safetensors")
+    task_path = save_hf_gpt2(original, tmp_path / "hf")
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == [
+        "config.json", "model.safetensors", "task.toml"]  # fmt: skip
+    out = tmp_path / "m.safetensors"
+    args = ["import", "hf", str(tmp_path / "hf"), "--task", str(task_path), "-o", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    task = Task.from_toml(task_path)
+    inputs = every_input([0, 1], 8)
+    theirs = transformers_read_out(tmp_path / "hf", task, inputs)
+    for x in (inputs[0], inputs[100], inputs[-1]):
+        assert main(["predict", str(out), *map(str, x)]) == 0
+        assert capsys.readouterr().out.split() == [str(v) for v in theirs[inputs.index(x)]]
+    imported = load_model(out)
+    assert task.read_out(imported, inputs) == theirs
+    assert Task.from_record(original.records["task"]).read_out(original, inputs) == theirs
+
+
+def test_gpt2_export_of_a_classifier_scores_its_labels_as_output_only_tokens(tmp_path):
+    """A Dyck-style classifier (labels that are no input token), and a tied language model
+    (imported from transformers, exported again): transformers agrees on every input."""
+    from distill.models.family import Model, ModelConfig
+    from distill.models.training import initialise
+
+    config = ModelConfig(
+        n_layers=2, d_model=8, n_heads=2, d_head=4, d_mlp=16, n_ctx=7, act_fn="gelu_new",
+        normalization="LN", causal=True, vocab=("(", ")"), bos="BOS", max_seq_len=6,
+        output_kind="categorical", output_values=("invalid", "open", "balanced"),
+    )  # fmt: skip
+    model = Model(config)
+    initialise(model, seed=1)
+    with torch.no_grad():  # weights large enough that outputs vary with the input
+        for parameter in model.parameters():
+            parameter.mul_(40.0 if parameter.dim() > 1 else 1.0).add_(0.3 * (parameter.dim() == 1))
+    model.records["task"] = {"alphabet": ["(", ")"], "special": {"bos": "BOS"},
+                             "domain": {"kind": "strings", "min_len": 1, "max_len": 6}}  # fmt: skip
+    task = Task.from_toml(save_hf_gpt2(model, tmp_path / "dyck"))
+    assert task.output_only_tokens() == ("invalid", "open", "balanced")
+    inputs = every_input(["(", ")"], 6)
+    ours = task.read_out(load_hf_gpt2(tmp_path / "dyck", task), inputs)
+    assert ours == transformers_read_out(tmp_path / "dyck", task, inputs)
+    assert ours == model.predict(inputs)
+    assert len({v for row in ours for v in row}) > 1
+
+    random_gpt2(tmp_path / "ckpt", "1L1H-d16-relu-tied")
+    lm = load_hf_gpt2(tmp_path / "ckpt", Task.from_record(task_record()))
+    assert lm.config.tied_unembed
+    task = Task.from_toml(save_hf_gpt2(lm, tmp_path / "lm"))
+    names = set(safe_open(str(tmp_path / "lm" / "model.safetensors"), "pt").keys())
+    assert "lm_head.weight" not in names
+    inputs = sample_inputs()[:200]
+    ours = task.read_out(load_hf_gpt2(tmp_path / "lm", task), inputs)
+    assert ours == transformers_read_out(tmp_path / "lm", task, inputs)
+    assert ours == lm.predict(inputs)
+
+
+def test_gpt2_export_refuses_what_gpt2_cannot_compute(tmp_path):
+    compressed = load_model(ZOO / "hist-compressed.safetensors")  # tracr: no LayerNorm
+    with pytest.raises(CheckpointError, match="normalization: GPT-2 has LayerNorm"):
+        save_hf_gpt2(compressed, tmp_path / "a")
+    bidirectional = load_model(ZOO / "tomita1.safetensors")
+    bidirectional.config = dataclasses.replace(bidirectional.config, causal=False)
+    with pytest.raises(CheckpointError, match="causal: GPT-2's attention is causal"):
+        save_hf_gpt2(bidirectional, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -103,3 +103,15 @@ def test_is_trained():
     assert not is_trained(plain)
     plain.records["source"] = {"kind": "trained"}
     assert is_trained(plain)
+
+
+def test_name_and_description_are_notes_that_round_trip(tmp_path):
+    record = {"name": "tomita1", "description": "per prefix: 1 if in 1*", "alphabet": [0, 1],
+              "special": {"bos": "BOS"}, "domain": {"kind": "strings", "max_len": 4}}  # fmt: skip
+    task = Task.from_record(record)
+    assert task.notes == {"name": "tomita1", "description": "per prefix: 1 if in 1*"}
+    assert Task.from_record(task.to_record()) == task
+    (tmp_path / "t.toml").write_text(task.to_toml())
+    assert Task.from_toml(tmp_path / "t.toml") == task
+    with pytest.raises(TaskError, match="name: expected a string, got 3"):
+        Task.from_record({**record, "name": 3})

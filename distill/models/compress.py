@@ -21,7 +21,6 @@ import torch
 
 from distill.errors import BadInputError
 from distill.models.family import Model
-from distill.models.training import differentiable_softmax
 
 EXHAUSTIVE_LIMIT = 2_000_000
 SAMPLED_INPUTS = 20_000
@@ -120,8 +119,7 @@ def compress(
             if attempt.agreed:
                 break
             params = compressed_weights(weights, w, config.n_layers)
-            with differentiable_softmax():
-                out = torch.func.functional_call(small, params, (ids, mask))
+            out = torch.func.functional_call(small, params, (ids, mask))
             # A hinge on the margin of the original's output over every other value.
             shortfall = torch.relu(MARGIN - (out.gather(-1, target) - out)).scatter(-1, target, 0)
             loss = (shortfall * keep).sum() / keep.sum()
@@ -165,6 +163,21 @@ def _disagreements(small: Model, weights, w, n_layers: int, inputs, expected) ->
     return sum(a != b for a, b in zip(got, expected))
 
 
+def residual_rank(model: Model, inputs: list[list]) -> int:
+    """The rank of the residual vectors (input to and output of every half-block) over `inputs`.
+
+    tracr gives each value of each variable its own dimension, so values that never
+    occur together, and variables that are functions of others, leave the rank of what
+    the residual holds below d_model. W = the top-rank principal directions then
+    reconstructs every residual vector (to rounding): compression to the rank agrees
+    by construction, and the search for a smaller D starts from it.
+    """
+    ids, mask = model.encode(inputs)
+    names = _residual_names(model.config.n_layers)
+    _, trace = model.run_with_trace(ids, mask, names=names)
+    return int(torch.linalg.matrix_rank(torch.cat([trace[name][mask] for name in names])))
+
+
 def smallest_agreeing(
     model: Model,
     d: int,
@@ -175,11 +188,14 @@ def smallest_agreeing(
 ) -> tuple[Model | None, list[Attempt]]:
     """The compressed model at the smallest D >= d that agrees exactly (None if none < d_model).
 
-    Tries d, then d + 1, d + 2, d + 4, ... up to d_model - 1, then halves the gap between
-    the last failure and the first success; so it assumes more dimensions never hurt.
+    Tries d; if it fails, the residual rank r over `inputs` (`residual_rank`; d_model - 1
+    at most), then, should r fail too, r + 1, r + 2, r + 4, ... up to d_model - 1; then
+    halves the gap between the last failure and the first success. So it assumes more
+    dimensions never hurt.
     """
     attempts: list[Attempt] = []
     found: dict[int, Model] = {}
+    d_model = model.config.d_model
 
     def attempt(size: int) -> bool:
         compressed, outcome = compress(model, size, inputs, steps=steps, seed=seed)
@@ -190,11 +206,12 @@ def smallest_agreeing(
             found[size] = compressed
         return outcome.agreed
 
-    failed, gap, size = d - 1, 1, d
-    while size < model.config.d_model and not attempt(size):
-        failed, size, gap = size, min(size + gap, model.config.d_model - 1), gap * 2
-        if size == failed:
-            break
+    failed = d - 1
+    if not attempt(d):
+        failed, gap = d, 1
+        size = min(max(residual_rank(model, inputs), d + 1), d_model - 1)
+        while size > failed and not attempt(size):
+            failed, size, gap = size, min(size + gap, d_model - 1), gap * 2
     if not found:
         return None, attempts
     succeeded = min(found)
@@ -207,4 +224,11 @@ def smallest_agreeing(
     return found[succeeded], attempts
 
 
-__all__ = ["Attempt", "compress", "compressed_weights", "domain_inputs", "smallest_agreeing"]
+__all__ = [
+    "Attempt",
+    "compress",
+    "compressed_weights",
+    "domain_inputs",
+    "residual_rank",
+    "smallest_agreeing",
+]

@@ -255,6 +255,8 @@ class Attention(torch.nn.Module):
 
 
 def _softmax(scores: torch.Tensor) -> torch.Tensor:
+    if scores.requires_grad:  # training: autograd cannot differentiate the in-place version
+        return torch.softmax(scores, dim=-1)
     # torch.softmax's CPU kernel pays per row: on rows of a dozen keys this is 4x faster.
     exp = (scores - scores.amax(-1, keepdim=True)).exp_()
     return exp.div_(exp.sum(-1, keepdim=True))

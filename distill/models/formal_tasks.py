@@ -68,7 +68,6 @@ class Task:
             "special": {"bos": "BOS"},
             "domain": domain,
             "readout": {"positions": self.readout, "kind": "argmax"},
-            **({"program": self.program} if self.program is not None else {}),
         }
 
 

@@ -13,6 +13,7 @@ ids the task does not name are dropped (the read-out is over the task's tokens).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -221,4 +222,171 @@ def to_tl_layout(hf: dict, c: dict, prefix: str) -> dict:
     return state
 
 
-__all__ = ["load_hf_gpt2"]
+# --- export ---------------------------------------------------------------------------------------
+
+HF_ACT_FNS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_new"}
+
+
+def gpt2_problems(model: Model) -> list[str]:
+    """Why GPT-2's architecture cannot compute `model` (empty: it can), field by field."""
+    config = model.config
+    problems = []
+    if config.normalization != "LN":
+        problems.append(
+            "normalization: GPT-2 has LayerNorm before attention, MLP and unembedding; "
+            "this model has none"
+        )
+    if not config.causal:
+        problems.append("causal: GPT-2's attention is causal; this model's is bidirectional")
+    if config.n_heads * config.d_head != config.d_model:
+        problems.append(
+            f"d_head: GPT-2's is d_model / n_heads = {config.d_model / config.n_heads:g}, "
+            f"this model's is {config.d_head}"
+        )
+    if config.output_kind != "categorical":
+        problems.append("output_kind: GPT-2 scores tokens; this model's output is numerical")
+        return problems
+    named = [v for v in config.output_values if not _is_token_name(v)]
+    if named:
+        problems.append(
+            f"output_values: GPT-2 scores tokens, and {named[0]!r} cannot name one "
+            "(a token is a non-empty string or an integer)"
+        )
+    task = model.records.get("task", {})
+    if task.get("readout", {}).get("kind") == "multilabel":
+        problems.append(
+            "readout.kind: a multi-label read-out (logit > 0) needs the unembedding bias, "
+            "which GPT-2's lm_head lacks"
+        )
+    elif bool(model.unembed.b_U.detach().any()):
+        rank = int(torch.linalg.matrix_rank(model.unembed.W_U.detach().double()))
+        if rank < config.d_out:
+            problems.append(
+                f"unembed.b_U: GPT-2's lm_head has no bias, and this one cannot move into "
+                f"ln_f's bias (W_U has rank {rank}, below its {config.d_out} outputs)"
+            )
+    return problems
+
+
+def _is_token_name(value) -> bool:
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
+def save_hf_gpt2(model: Model, directory) -> Path:
+    """Write `model` as a Hugging Face GPT-2 directory; return the task file written beside.
+
+    The directory holds config.json, model.safetensors (Conv1D weights `[in, out]`;
+    no lm_head.weight when the model's unembedding is tied) and task.toml, the task
+    file that `distill import hf DIR --task DIR/task.toml` reads it back with. Token
+    ids are the family's: the vocab, then BOS, then the output values that are no
+    token (a classifier's labels) as output-only tokens; their embedding rows are
+    zero (never read), and the task reads out the argmax over the output values.
+    GPT-2's lm_head has no bias: the unembedding bias b_U moves into ln_f's bias,
+    b_f + delta with W_U^T delta = b_U (solved in float64; it needs W_U of full
+    column rank), so the logits are the model's up to rounding. Only models GPT-2
+    computes are written (`gpt2_problems`); others are refused with the reason.
+    """
+    from safetensors.torch import save_file
+
+    from distill.files import replaced_directory
+
+    problems = gpt2_problems(model)
+    if problems:
+        raise CheckpointError("cannot write a GPT-2 checkpoint: " + "; ".join(problems))
+    config = model.config
+    task = _export_task(model)
+    state = {name: t.detach() for name, t in model.state_dict().items()}
+    tokens = (*config.vocab, config.bos)
+    extra = task.output_only_tokens()
+    n_ids = len(tokens) + len(extra)
+    d = config.d_model
+    wte = torch.cat(
+        [state["embed.W_E"][: len(tokens)], state["embed.W_E"].new_zeros(len(extra), d)]
+    )
+    ids = {value: i for i, value in enumerate((*tokens, *extra))}
+    scored = [j for j, value in enumerate(config.output_values) if value in ids]  # read out
+    W_U, b_U = state["unembed.W_U"], state["unembed.b_U"]
+    delta = torch.linalg.lstsq(W_U.double().T, b_U.double()[:, None]).solution[:, 0]
+    hf = {
+        "transformer.wte.weight": wte,
+        "transformer.wpe.weight": state["pos_embed.W_pos"],
+        "transformer.ln_f.weight": state["ln_final.w"],
+        "transformer.ln_f.bias": (state["ln_final.b"].double() + delta).to(wte.dtype),
+    }
+    for layer in range(config.n_layers):
+        t, g = f"blocks.{layer}", f"transformer.h.{layer}"
+        qkv = [state[f"{t}.attn.W_{n}"].permute(1, 0, 2).reshape(d, d) for n in "QKV"]
+        hf.update({
+            f"{g}.ln_1.weight": state[f"{t}.ln1.w"], f"{g}.ln_1.bias": state[f"{t}.ln1.b"],
+            f"{g}.attn.c_attn.weight": torch.cat(qkv, dim=1),
+            f"{g}.attn.c_attn.bias": torch.cat([state[f"{t}.attn.b_{n}"].reshape(d) for n in "QKV"]),
+            f"{g}.attn.c_proj.weight": state[f"{t}.attn.W_O"].reshape(d, d),
+            f"{g}.attn.c_proj.bias": state[f"{t}.attn.b_O"],
+            f"{g}.ln_2.weight": state[f"{t}.ln2.w"], f"{g}.ln_2.bias": state[f"{t}.ln2.b"],
+            f"{g}.mlp.c_fc.weight": state[f"{t}.mlp.W_in"], f"{g}.mlp.c_fc.bias": state[f"{t}.mlp.b_in"],
+            f"{g}.mlp.c_proj.weight": state[f"{t}.mlp.W_out"],
+            f"{g}.mlp.c_proj.bias": state[f"{t}.mlp.b_out"],
+        })  # fmt: skip
+    if not config.tied_unembed:
+        head = W_U.new_zeros(n_ids, d)
+        head[[ids[config.output_values[j]] for j in scored]] = W_U.T[scored]
+        hf["lm_head.weight"] = head
+    fields = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": n_ids,
+        "n_positions": config.n_ctx,
+        "n_embd": d,
+        "n_layer": config.n_layers,
+        "n_head": config.n_heads,
+        "n_inner": config.d_mlp,
+        "activation_function": HF_ACT_FNS[config.act_fn],
+        "layer_norm_epsilon": config.ln_eps,
+        "tie_word_embeddings": config.tied_unembed,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "bos_token_id": ids[config.bos],
+    }
+    directory = Path(directory)
+    with replaced_directory(directory) as folder:
+        save_file(
+            {name: t.contiguous() for name, t in hf.items()},
+            str(folder / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        (folder / "config.json").write_text(json.dumps(fields, indent=2) + "\n")
+        (folder / "task.toml").write_text(task.to_toml(), encoding="utf-8")
+    return directory / "task.toml"
+
+
+def _export_task(model: Model):
+    """The task of an exported model: its own (or every string up to max_seq_len, read at
+    every position), with ids in the family's order and the argmax over its output values."""
+    from distill.models.task import Task
+
+    config = model.config
+    record = dict(model.records.get("task") or {
+        "alphabet": list(config.vocab),
+        "domain": {"kind": "strings", "min_len": 1, "max_len": config.max_seq_len},
+    })  # fmt: skip
+    record.pop("tokens", None)  # ids are renumbered: the family's order
+    record["special"] = {**record.get("special", {}), "bos": config.bos}
+    record["special"].pop("pad", None)  # PAD gets no id: GPT-2 masks padding itself
+    readout = dict(record.get("readout", {}))
+    if readout.get("kind", "argmax") == "argmax":
+        readout["kind"] = "subset_argmax"
+        readout["subset"] = list(config.output_values)
+    record["readout"] = readout
+    task = Task.from_record(record)
+    if task.family_tokens() != (config.vocab, config.bos):
+        raise CheckpointError(
+            f"task: its tokens {list(task.family_tokens()[0])} (the alphabet, then SEP and EOS) "
+            f"are not the model's vocab {list(config.vocab)}: the exported ids would not match"
+        )
+    return task
+
+
+__all__ = ["gpt2_problems", "load_hf_gpt2", "save_hf_gpt2"]

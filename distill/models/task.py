@@ -7,6 +7,8 @@ are parsed with `dsl.parse`, never evaluated as Python) and is stored in the
 model file as the record "task", a JSON object:
 
     alphabet = ["a", "b"]               # input tokens, a subset of the model's vocab
+    name = "tomita1"                    # optional: what the task is called, and what it is
+    description = "per prefix: 1 if in 1*, else 0"
     tokens = ["a", "b", "BOS"]          # optional, for importers: checkpoint id -> token
     [special]                           # optional names: bos, sep, eos, pad
     bos = "BOS"
@@ -27,7 +29,11 @@ relative to the TOML file instead; its text is stored in the record.
 
 `tokens` maps a checkpoint's integer ids to token names: a list whose index is
 the id, or a table `{name = id}`. Without it, ids follow the family's order: the
-vocab (the alphabet, then SEP and EOS), then BOS, then PAD (see `family_tokens`).
+vocab (the alphabet, then SEP and EOS), then BOS, then PAD if named, then the
+output-only tokens (see `family_tokens`, `output_only_tokens`). Output-only
+tokens are the `subset` tokens that are no input token: a checkpoint scores them
+(a classifier's labels, e.g. "open" and "balanced" for a Dyck model) but never
+reads them.
 
 Positions are 1-based over the input tokens (BOS, at position 0, is never read
 out). "after_sep" reads the outputs at SEP and after it, except at the last
@@ -51,7 +57,8 @@ POSITION_NAMES = ("all", "last", "after_sep")
 READOUT_KINDS = ("argmax", "subset_argmax", "multilabel")
 SPECIAL_NAMES = ("bos", "sep", "eos", "pad")
 TRAINED_SOURCES = ("hf", "tl", "trained")
-TOP_KEYS = ("alphabet", "tokens", "special", "domain", "readout")
+TOP_KEYS = ("name", "description", "alphabet", "tokens", "special", "domain", "readout")
+NOTE_KEYS = ("name", "description")
 DOMAIN_KEYS = ("kind", "min_len", "max_len", "membership", "reference", "y")
 READOUT_KEYS = ("positions", "kind", "subset")
 
@@ -74,6 +81,8 @@ class Task:
     """kind, min_len, max_len, and membership / reference source text and y where given."""
     readout: dict
     """positions ("all", "last", "after_sep" or a tuple of positions), kind, subset (a tuple)."""
+    notes: dict = field(default_factory=dict)
+    """name and description where given: for people, no part of the task's meaning."""
     _programs: dict = field(default_factory=dict, compare=False, repr=False)
 
     # --- building ------------------------------------------------------------------------------
@@ -123,7 +132,8 @@ class Task:
         if isinstance(readout["positions"], list):
             readout["positions"] = tuple(readout["positions"])
         readout["subset"] = tuple(readout.get("subset", ()))
-        task = cls(tuple(record["alphabet"]), special, tokens, domain, readout)
+        notes = {key: record[key] for key in NOTE_KEYS if key in record}
+        task = cls(tuple(record["alphabet"]), special, tokens, domain, readout, notes)
         for key in ("membership", "reference"):
             if key in domain:
                 task._programs[key] = _parse(domain[key], f"domain.{key}")
@@ -131,7 +141,7 @@ class Task:
 
     def to_record(self) -> dict:
         """The JSON object stored as the model's "task" record (`from_record` reads it back)."""
-        record: dict = {"alphabet": list(self.alphabet)}
+        record: dict = {**self.notes, "alphabet": list(self.alphabet)}
         if self.token_ids is not None:
             record["tokens"] = dict(self.token_ids)
         if self.special:
@@ -146,6 +156,17 @@ class Task:
         record["readout"] = readout
         return record
 
+    def to_toml(self) -> str:
+        """The task as a task file (`from_toml` reads it back to an equal task)."""
+        record = self.to_record()
+        tables = {key: record.pop(key) for key in ("tokens", "special", "domain", "readout")
+                  if isinstance(record.get(key), dict)}  # fmt: skip
+        lines = [f"{key} = {_toml_value(value)}" for key, value in record.items()]
+        for name, table in tables.items():
+            lines += ["", f"[{name}]"]
+            lines += [f"{_toml_value(str(key))} = {_toml_value(v)}" for key, v in table.items()]
+        return "\n".join(lines) + "\n"
+
     # --- the model's tokens --------------------------------------------------------------------
 
     def family_tokens(self) -> tuple[tuple, str]:
@@ -159,10 +180,18 @@ class Task:
         vocab = tuple(self.alphabet) + tuple(t for t in extra if t not in self.alphabet)
         return vocab, self.special["bos"]
 
+    def output_only_tokens(self) -> tuple:
+        """The read-out subset's tokens that are no input token (scored, never read)."""
+        vocab, bos = self.family_tokens()
+        read = (*vocab, bos, *([self.special["pad"]] if "pad" in self.special else []))
+        return tuple(v for v in self.readout["subset"] if v not in read)
+
     def checkpoint_ids(self, n_ids: int) -> dict:
-        """Checkpoint id of each token of the family model (vocab, BOS and, if named, PAD)."""
+        """Checkpoint id of each token of the family model (vocab, BOS and, if named, PAD)
+        and of each output-only token; the tokens read must have ids below `n_ids`."""
         vocab, bos = self.family_tokens()
         names = [*vocab, bos] + ([self.special["pad"]] if "pad" in self.special else [])
+        extra = list(self.output_only_tokens())
         if self.token_ids is None:
             if len(names) > n_ids:
                 specials = len(names) - len(self.alphabet)
@@ -171,17 +200,17 @@ class Task:
                     f"{n_ids} token ids, {specials} of them for special tokens), got "
                     f"{len(self.alphabet)}: {_shown(self.alphabet)}"
                 )
-            ids = {name: i for i, name in enumerate(names)}
+            ids = {name: i for i, name in enumerate(names + extra)}
         else:
             by_text = {str(name): i for name, i in self.token_ids.items()}
-            missing = [name for name in names if str(name) not in by_text]
+            missing = [name for name in names + extra if str(name) not in by_text]
             if missing:
                 raise TaskError(
                     f"tokens: expected an id for every token of the task, got none for "
                     f"{', '.join(map(repr, missing))}"
                 )
-            ids = {name: by_text[str(name)] for name in names}
-        over = {name: i for name, i in ids.items() if i >= n_ids}
+            ids = {name: by_text[str(name)] for name in names + extra}
+        over = {name: ids[name] for name in names if ids[name] >= n_ids}
         if over:
             name, i = next(iter(over.items()))
             raise TaskError(
@@ -363,6 +392,9 @@ def _record_problems(record) -> list[str]:
 
     for key in sorted(set(record) - set(TOP_KEYS)):
         bad(key, f"one of the keys {', '.join(TOP_KEYS)}", key)
+    for key in NOTE_KEYS:
+        if key in record and not isinstance(record[key], str):
+            bad(key, "a string", record[key])
     alphabet = record.get("alphabet")
     if not (
         isinstance(alphabet, list)
@@ -528,6 +560,20 @@ def _greedy(model, prefixes: list[list], steps: int, eos) -> list[list]:
             seq.append(value)
             done[row] = value == eos
     return sequences
+
+
+def _toml_value(value) -> str:
+    """A string, integer or list of them as TOML (a JSON string is a TOML basic string, but
+    for DEL, which TOML wants escaped)."""
+    import json
+
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml_value, value)) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if _is_int(value):
+        return str(value)
+    raise TaskError(f"cannot write {value!r} into a task file (strings and integers only)")
 
 
 def _is_int(value) -> bool:

@@ -151,12 +151,19 @@ def assemble(
 ) -> Model:
     """A family model from TL-layout weights (`tl_config` already checked: d_model, n_heads,
     d_head, d_mlp, n_ctx, act_fn, normalization, causal, eps), token rows and unembedding
-    columns put in the family's order for `task`. An unembedding equal to the embedding's
-    rows (GPT-2's tied one) is marked tied."""
+    columns put in the family's order for `task`: the output values are the vocab, BOS, then
+    the task's output-only tokens. An unembedding equal to the embedding's rows (GPT-2's tied
+    one) is marked tied."""
     vocab, bos = task.family_tokens()
     ids = task.checkpoint_ids(n_input_ids)
-    outputs = (*vocab, bos)
+    outputs = (*vocab, bos, *task.output_only_tokens())
     over = [name for name in outputs if ids[name] >= n_output_ids]
+    if over and over[0] in task.output_only_tokens():
+        raise CheckpointError(
+            f"readout.subset: {over[0]!r} is no token the model reads, so it is an output-only "
+            f"token, at id {ids[over[0]]}; the checkpoint scores ids 0..{n_output_ids - 1} "
+            "(name its id in `tokens`, or read out the model's output values)"
+        )
     if over:
         raise CheckpointError(
             f"d_vocab_out: expected more than the id {ids[over[0]]} of token {over[0]!r}, "
@@ -190,9 +197,12 @@ def assemble(
     )
     state = dict(state)
     state["embed.W_E"] = torch.cat([W_E[rows], pad])
-    state["unembed.W_U"] = state["unembed.W_U"][:, rows]
-    state["unembed.b_U"] = state["unembed.b_U"][rows]
-    tied = torch.equal(state["unembed.W_U"], state["embed.W_E"][: len(outputs)].T)
+    columns = torch.tensor([ids[name] for name in outputs])
+    state["unembed.W_U"] = state["unembed.W_U"][:, columns]
+    state["unembed.b_U"] = state["unembed.b_U"][columns]
+    tied = len(outputs) < len(state["embed.W_E"]) and torch.equal(
+        state["unembed.W_U"], state["embed.W_E"][: len(outputs)].T
+    )
     if tied:
         config = _replace(config, tied_unembed=True)
     model = Model(config, dtype=W_E.dtype)

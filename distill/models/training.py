@@ -22,8 +22,7 @@ random initial embeddings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from distill.errors import BadInputError
-from distill.models import family
 from distill.models.family import Model, ModelConfig
 from distill.models.formal_tasks import UNLABELLED, Task
 
@@ -220,21 +218,6 @@ def string_accuracy(model: Model, ids: torch.Tensor, targets: np.ndarray) -> flo
 # -------------------------------------------------------------------------- training
 
 
-@contextmanager
-def differentiable_softmax() -> Iterator[None]:
-    """Run the family's attention with torch.softmax while gradients flow.
-
-    The family's softmax works in place (fast inference on short rows), which autograd
-    cannot differentiate; evaluation and the saved model keep the family's own.
-    """
-    inference_softmax = family._softmax
-    family._softmax = lambda scores: torch.softmax(scores, dim=-1)
-    try:
-        yield
-    finally:
-        family._softmax = inference_softmax
-
-
 def _dropout_hooks(model: Model, p: float) -> list:
     def drop(module, args, output):
         return F.dropout(output, p, training=model.training)
@@ -282,8 +265,7 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
             targets = label_batch(task, tokens, lengths)
             targets[targets == UNLABELLED] = IGNORED
             ids = encode(tokens, lengths, config)
-            with differentiable_softmax():
-                out = model(ids, ids != config.pad_id)[:, 1:]
+            out = model(ids, ids != config.pad_id)[:, 1:]
             loss = F.cross_entropy(
                 out.reshape(-1, config.d_out),
                 torch.from_numpy(targets).reshape(-1),
@@ -310,6 +292,7 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
     seconds = time.perf_counter() - started
     model.records["training"] = {
         "recipe": task.name,
+        **({"program": task.program} if task.program is not None else {}),
         **asdict(recipe),
         "steps_run": step,
         "final_loss": loss_value,
