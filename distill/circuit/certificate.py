@@ -147,7 +147,7 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
         wrong = np.where(selected, np.inf, -gaps)  # unselected keys lose to BOS by this
         margin = float(wrong.min(initial=np.inf))
         spread_in = float(np.where(selected, np.abs(gaps), 0).max(initial=0.0))
-        uneven = math.expm1(2 * delta + 2 * spread_in)
+        uneven = _expm1(2 * delta + 2 * spread_in)
     else:
         above = np.where(selected, gaps, np.inf).min(axis=0)  # selected beat BOS by
         below = np.where(selected, np.inf, -gaps).min(axis=0)  # unselected lose to BOS by
@@ -155,7 +155,7 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
         lo = np.where(selected, g.scores, np.inf).min(axis=0)
         spread_in = float(np.nan_to_num(hi - lo, neginf=0.0, posinf=0.0).max(initial=0.0))
         margin = float(min(above.min(initial=np.inf), below.min(initial=np.inf)))
-        uneven = math.expm1(2 * delta + spread_in) if reading.value is not None else 0.0
+        uneven = _expm1(2 * delta + spread_in) if reading.value is not None else 0.0
     # BOS's own row attends to BOS itself, ahead of every key by bos_query_margin: that
     # bounds what BOS holds; the other rows bound every other position.
     checked = int(selected.size)
@@ -179,11 +179,16 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
     return ComponentBound(reading.component, checked, worst_margin, bound), bos_bound
 
 
+def _expm1(x: float) -> float:
+    """e^x - 1, infinite past what a float holds (a bound too loose to certify anything)."""
+    return math.expm1(x) if x < 700 else math.inf
+
+
 def _leak(n: int, margin: float, delta: float) -> float:
     """The attention weight left on the wrong keys: at most n of them (BOS and the keys a
     query does not select, or every key when it selects none), each losing to the right
     ones by at least margin - 2 delta, so x = n e^-(margin - 2 delta) against at least 1."""
-    x = n * math.exp(-(margin - 2 * delta))
+    x = n * math.exp(min(-(margin - 2 * delta), 700.0))
     return x / (1 + x)
 
 
