@@ -3,7 +3,8 @@
 Two goals share one search (synth.expressions):
 
 - `closed_form(table)`: the outputs are real values; a lambda must give exactly
-  them (floats to 9 decimals).
+  them, floats to the last bit (the search itself compares floats to 9 decimals,
+  so a lambda found there is confirmed bit for bit before it is returned).
 - `relabeling_forms(table)`: the outputs are opaque labels whose meaning is free;
   a lambda fits when it separates the keys exactly as the labels do, and then
   it *defines* the labels (old label -> the lambda's value).
@@ -11,6 +12,7 @@ Two goals share one search (synth.expressions):
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -73,6 +75,9 @@ def _contains(values: Sequence, value) -> bool:
 
 
 def _identical(a, b) -> bool:
+    """The same value of the same type; floats to the bit (0.0 is not -0.0)."""
+    if type(a) is float and type(b) is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return type(a) is type(b) and a == b
 
 
@@ -83,18 +88,18 @@ def closed_form(
     budget: Budget = DEFAULT_BUDGET,
     extra_constants: Sequence = (),
     params: tuple[str, ...] | None = None,
-    bit_exact: bool = False,
 ) -> ast.Lambda | None:
     """The smallest lambda equal to `table` on every key, or None when none is within budget.
 
-    Floats agree to 9 decimals, or to the last bit with `bit_exact` (needed where
-    a table downstream looks the values up: `x + (x + y)` is not `2 * x + y` there).
+    Equal means the same values as the DSL computes them, floats to the last bit:
+    `x + (x + y)` is not `2 * x + y` in floating point, and a lambda that rounds
+    differently from the table would change the program's function.
     """
     arguments, outputs = table_points(table, arity)
     constants = search_constants(arguments, outputs, extra_constants)
     params = params or PARAMS[arity]
     for fn, values in _fitting(arguments, outputs, params, constants, budget, exact=True):
-        if not bit_exact or all(_identical(v, o) for v, o in zip(values, outputs)):
+        if all(_identical(v, o) for v, o in zip(values, outputs)):
             return fn
     return None
 

@@ -15,7 +15,6 @@ from synth.closed_forms import closed_form
 from synth.comparisons import name_predicate
 from synth.graph import (
     encoding_of,
-    references,
     replace_definitions,
     substitute_program,
     without,
@@ -44,7 +43,6 @@ def closed_form_maps(
     program: ast.Program, *, budget: Budget, extra_constants: Sequence
 ) -> ast.Program:
     """Every map and sequence_map with a table given the smallest agreeing lambda, if any."""
-    looked_up = _read_by_tables(program)
     nodes: dict[str, ast.Node] = {}
     for definition in program.definitions:
         node = definition.node
@@ -54,28 +52,10 @@ def closed_form_maps(
                 len(node.children),
                 budget=budget,
                 extra_constants=extra_constants,
-                bit_exact=definition.name in looked_up,
             )
             if found is not None:
                 nodes[definition.name] = dataclasses.replace(node, fn=found)
     return replace_definitions(program, nodes)
-
-
-def _read_by_tables(program: ast.Program) -> set[str]:
-    """Names whose exact values matter: a table looks them up or a select compares them
-    (directly or through aggregates)."""
-    lookup = program.lookup()
-    read: set[str] = set()
-    for definition in program.definitions:
-        node = definition.node
-        if isinstance(node, ast.Select) or isinstance(getattr(node, "fn", None), ast.Table):
-            read.update(references(node))
-    # An aggregate passes its values on: what it reads is looked up too.
-    for definition in reversed(program.definitions):
-        node = definition.node
-        if definition.name in read and isinstance(node, ast.Aggregate):
-            read.update(references(node.sop))
-    return {name for name in read if name in lookup}
 
 
 def is_identity(fn: ast.Function) -> bool:

@@ -131,3 +131,14 @@ def test_labels_never_become_none():
     labels = {"a": 0, "b": 1}
     for form in relabeling_forms(table(labels), 1):
         assert None not in form.new_labels.values()
+
+
+def test_a_closed_form_gives_the_tables_floats_to_the_last_bit():
+    # 2 * (4/3) + 1 is 3.6666666666666665 but 4/3 + (4/3 + 1) is 3.666666666666666:
+    # the same to 9 decimals, so only a bit-for-bit check tells them apart.
+    mapping = {(x, y): 2 * x + y for x in (0, 2 / 3, 1 + 1 / 3) for y in (0, 1)}
+    found = closed_form(table(mapping), 2)
+    assert found is not None
+    call = make_callable(found)
+    for (x, y), value in mapping.items():
+        assert repr(call(x, y)) == repr(value)

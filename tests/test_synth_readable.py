@@ -161,3 +161,20 @@ def test_free_labels_take_the_values_a_map_reads_them_as():
     result = readable(scramble(source, free, seed=2), vocab=VOCAB, max_seq_len=4, free=free)
     assert operation_count(result.program) == operation_count(source) - 1
     assert_same_function(source, result.program, all_inputs())
+
+
+def test_closed_forms_round_floats_as_the_table_does():
+    # Found by hypothesis: `x + (x + y)` agrees with the table of `2 * x + y` to 9
+    # decimals but not to the last bit (x = 4/3, y = 1), so it must not replace it.
+    source, table_program, free = hidden(
+        """
+is_a = numerical map(lambda t: 1 if t == "a" else 0, tokens)
+frac = numerical aggregate(select(indices, indices, true), is_a, default=0)
+more = numerical sequence_map(lambda x, y: x + y, frac, is_a)
+out = numerical sequence_map(lambda x, y: 2 * x + y, more, is_a)
+return out
+""",
+        max_len=3,
+    )
+    result = readable(table_program, vocab=VOCAB, max_seq_len=3, free=free)
+    assert_same_function(source, result.program, all_inputs(max_len=3))
