@@ -193,8 +193,11 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
     vocab, max_len = list(model.config.vocab), model.config.max_seq_len
     traced = inputs_to_trace(vocab, max_len, config)
     candidate = None
+    bind_all = False  # set once the readable form was undefined where the tables are not
     for round_number in range(1, config.max_rounds + 1):
         tables, bound = reader.read(traced, stage)
+        if bind_all:
+            bound = tables.program
         with stage("synthesize"):
             candidate = _readable(bound, tables, vocab, max_len)
             if bound is not tables.program and not _type_checks(candidate, vocab, max_len):
@@ -220,6 +223,9 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
                 )
             failure = proof
             if proof.level == "refuted":
+                # A readable form undefined where the tables are defined guessed a free entry
+                # that leads nowhere: every entry binds from now on.
+                bind_all |= any(c.expected is None for c in proof.counterexamples)
                 if round_number < config.max_rounds:
                     # An input the samples missed tells the two apart: its entries bind next.
                     traced = traced + [list(c.input) for c in proof.counterexamples]
