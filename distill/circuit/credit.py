@@ -15,7 +15,7 @@ def components_of(
     is credited to the readable definition that absorbed it.
     """
     kept = {d.name for d in program.definitions}
-    reads = {d.name: _names_read(d.node) for d in table_program.definitions}
+    reads = {d.name: names_read(d.node) for d in table_program.definitions}
     components = {}
     for name in kept:
         found, stack, seen = [], [name], set()
@@ -31,10 +31,11 @@ def components_of(
     return components
 
 
-def _names_read(node: ast.Node) -> set[str]:
+def names_read(node: ast.Node) -> set[str]:
+    """The definition names `node` reads."""
     if isinstance(node, ast.Name):
         return {node.id}
     names: set[str] = set()
     for child in node.children:
-        names |= _names_read(child)
+        names |= names_read(child)
     return names

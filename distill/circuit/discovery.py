@@ -147,7 +147,7 @@ def _discover(model: Model, evidence: Evidence, unmerged: set[int]) -> Circuit:
                 variables.append(reading.output)
     output = _output_variable(model, evidence, variables)
     circuit = Circuit(variables, heads, mlps, output, causal=config.causal)
-    circuit.graph = _graph(circuit)
+    circuit.graph = circuit_graph(circuit)
     return circuit
 
 
@@ -198,7 +198,7 @@ def _sample_index(evidence: Evidence, n_ctx: int) -> np.ndarray:
     return index
 
 
-def _single(read: list[Variable], what: str, component: str) -> Variable | None:
+def single_read(read: list[Variable], what: str, component: str) -> Variable | None:
     if len(read) > 1:
         names = ", ".join(v.name for v in read)
         raise UnsupportedCircuit(f"{component}: its {what} reads several variables ({names})")
@@ -221,9 +221,9 @@ def _read_head(
     W_Q = attn.W_Q.detach().double().numpy()[head.head]
     W_K = attn.W_K.detach().double().numpy()[head.head]
     W_V = attn.W_V.detach().double().numpy()[head.head]
-    query = _single(variables_read(W_Q, available), "query", head.id)
-    key = _single(variables_read(W_K, available), "key", head.id)
-    value = _single(variables_read(W_V, available), "value", head.id)
+    query = single_read(variables_read(W_Q, available), "query", head.id)
+    key = single_read(variables_read(W_K, available), "key", head.id)
+    value = single_read(variables_read(W_V, available), "value", head.id)
     _check_whole_read(W_V, value)
     query = query or available[0]  # a query that reads nothing compares with a constant
     key = key or available[0]
@@ -408,7 +408,7 @@ def _split_units(
     W_out = mlp.W_out[firing]
     W_out = W_out / np.maximum(np.linalg.norm(W_out, axis=1, keepdims=True), 1e-12)
     overlap = np.abs(W_out @ W_out.T) > WRITE_OVERLAP_TOLERANCE
-    n_groups, labels = _connected_components(overlap)
+    n_groups, labels = connected_components(overlap)
     groups = [firing[labels == g] for g in range(n_groups)]
 
     outputs = [mlp.activations[:, g] @ mlp.W_out[g] for g in groups]
@@ -485,7 +485,7 @@ def _written(active, chosen) -> np.ndarray:
     return written
 
 
-def _connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:
+def connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:
     graph = nx.Graph()
     graph.add_nodes_from(range(adjacency.shape[0]))
     graph.add_edges_from(zip(*np.nonzero(np.triu(adjacency, k=1))))
@@ -505,7 +505,7 @@ def _connected_components(adjacency: np.ndarray) -> tuple[int, np.ndarray]:
 # --------------------------------------------------------------------------
 
 
-def _graph(circuit: Circuit) -> nx.DiGraph:
+def circuit_graph(circuit: Circuit) -> nx.DiGraph:
     """Components as nodes; an edge from writer to reader, labelled with the role read."""
     graph = nx.DiGraph()
     graph.add_node("embed", kind="embed", layer=-1)

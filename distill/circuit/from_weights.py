@@ -36,9 +36,9 @@ from distill.circuit.discovery import (
     HeadReading,
     MLPReading,
     UnsupportedCircuit,
-    _connected_components,
-    _graph,
-    _single,
+    circuit_graph,
+    connected_components,
+    single_read,
 )
 from distill.circuit.evidence import orthonormal_row_basis
 from distill.circuit.variables import (
@@ -135,7 +135,7 @@ def read_circuit(model: Model) -> Circuit:
         names = ", ".join(v.source for v in read) or "nothing"
         raise UnsupportedCircuit(f"the unembedding reads {names}; expected exactly one variable")
     circuit = Circuit(stream.variables, heads, mlps, read[0], causal=config.causal)
-    circuit.graph = _graph(circuit)
+    circuit.graph = circuit_graph(circuit)
     circuit.stream = stream
     return circuit
 
@@ -200,9 +200,9 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
     W_Q, W_K, W_V, W_O = (_array(w)[head] for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O))
     b_Q, b_K, b_V = (_array(b)[head] for b in (attn.b_Q, attn.b_K, attn.b_V))
     component = f"L{layer}.H{head}"
-    query = _single(variables_read(W_Q, available), "query", component)
-    key = _single(variables_read(W_K, available), "key", component)
-    value = _single(variables_read(W_V, available), "value", component)
+    query = single_read(variables_read(W_Q, available), "query", component)
+    key = single_read(variables_read(W_K, available), "key", component)
+    value = single_read(variables_read(W_V, available), "value", component)
     query_var = query or available[0]  # a query that reads nothing compares with a constant
     key_var = key or available[0]
     scale = attn.scale
@@ -356,7 +356,7 @@ def _read_mlp(model: Model, layer: int, stream: Stream):
     if not len(live):
         return []
     rows = W_out[live] / np.linalg.norm(W_out[live], axis=1, keepdims=True)
-    n_groups, labels = _connected_components(np.abs(rows @ rows.T) > WRITE_OVERLAP)
+    n_groups, labels = connected_components(np.abs(rows @ rows.T) > WRITE_OVERLAP)
     readers = _later_readers(model, layer)
     parts: dict[tuple, list[int]] = {}
     for g in range(n_groups):

@@ -10,6 +10,7 @@ in time.
 from __future__ import annotations
 
 from distill.circuit import tables as table_stage
+from distill.circuit.credit import names_read
 from distill.circuit.discovery import DEFAULT_LABEL, Circuit
 from dsl import ast
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
@@ -79,14 +80,5 @@ def _cone(program: ast.Program, name: str) -> tuple[ast.Definition, ...]:
         if current in needed or current not in by_name:
             continue
         needed.add(current)
-        stack.extend(_names(by_name[current].node))
+        stack.extend(names_read(by_name[current].node))
     return tuple(d for d in program.definitions if d.name in needed)
-
-
-def _names(node: ast.Node) -> set[str]:
-    if isinstance(node, ast.Name):
-        return {node.id}
-    found: set[str] = set()
-    for child in node.children:
-        found |= _names(child)
-    return found
