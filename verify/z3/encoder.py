@@ -53,6 +53,7 @@ class Encoder:
         self.wants_single_valued = single_valued
         self.single_valued: list[z3.BoolRef] = []
         self._by_node: dict[int, EncodedSOp | Matrix] = {}
+        self._matches: dict[tuple, z3.BoolRef] = {}
         self.by_name: dict[str, EncodedSOp | Matrix] = {}
 
     def node(self, node: ast.Node):
@@ -123,6 +124,15 @@ class Encoder:
 
     def matches(self, sop: EncodedSOp, cell: Cell, value) -> z3.BoolRef:
         """The cell holds `value` (None included)."""
+        # Tables ask for the same (cell, value) test once per entry: build each term once.
+        # The sop and the cell live as long as the encoder, so their ids are stable keys.
+        key = (id(sop), id(cell), type(value).__name__, value)
+        term = self._matches.get(key)
+        if term is None:
+            term = self._matches[key] = self._match_term(sop, cell, value)
+        return term
+
+    def _match_term(self, sop: EncodedSOp, cell: Cell, value) -> z3.BoolRef:
         if value is None:
             return cell.none
         if sop.kind == REAL:

@@ -104,21 +104,56 @@ def _tabulated_predicate(enc: Encoder, function, keys, queries, with_none: bool)
         elif outcome:
             true_pairs.append((kv, qv))
 
-    def pairs_hold(pairs, k, q):
-        key_cell, query_cell = keys.cells[k], queries.cells[q]
-        return z3.Or(
-            [
-                z3.And(enc.matches(keys, key_cell, kv), enc.matches(queries, query_cell, qv))
-                for kv, qv in pairs
-            ]
-        )
+    holds, raises = _pair_test(enc, keys, queries, true_pairs), None
+    if raising_pairs:
+        raises = _pair_test(enc, keys, queries, raising_pairs)
 
     def predicate(k, q):
-        if raising_pairs:
-            enc.fail_when(pairs_hold(raising_pairs, k, q))
-        return pairs_hold(true_pairs, k, q) if true_pairs else FALSE
+        if raises is not None:
+            enc.fail_when(raises(k, q))
+        return holds(k, q)
 
     return predicate
+
+
+def _pair_test(enc: Encoder, keys: EncodedSOp, queries: EncodedSOp, pairs: list[tuple]):
+    """(k, q) -> "the key at k and the query at q form one of `pairs`".
+
+    Query values with the same set of keys form one class, so an entry is
+    `Or over classes: query in class and key in its set`, built from per-position
+    terms shared by every entry: O(length^2 x classes) terms, not O(length^2 x pairs).
+    """
+    # Keyed with their types: 1, 1.0 and True are different values to `matches`.
+    keys_of: dict = {}
+    for kv, qv in pairs:
+        keys_of.setdefault(_typed(qv), []).append(kv)
+    classes: dict[tuple, tuple[list, list]] = {}
+    for (_, qv), kvs in keys_of.items():
+        classes.setdefault(tuple(map(_typed, kvs)), (kvs, []))[1].append(qv)
+    classes_list = list(classes.values())
+
+    def member(sop: EncodedSOp, position: int, values) -> z3.BoolRef:
+        cell = sop.cells[position]
+        return simplify(z3.Or([enc.matches(sop, cell, v) for v in values]))
+
+    key_in: dict[tuple[int, int], z3.BoolRef] = {}
+    query_in: dict[tuple[int, int], z3.BoolRef] = {}
+
+    def test(k: int, q: int) -> z3.BoolRef:
+        terms = []
+        for j, (kvs, qvs) in enumerate(classes_list):
+            if (q, j) not in query_in:
+                query_in[q, j] = member(queries, q, qvs)
+            if (k, j) not in key_in:
+                key_in[k, j] = member(keys, k, kvs)
+            terms.append(z3.And(query_in[q, j], key_in[k, j]))
+        return z3.Or(terms) if terms else FALSE
+
+    return test
+
+
+def _typed(value) -> tuple:
+    return type(value).__name__, value
 
 
 def encode_select_and(enc: Encoder, node: ast.SelectAnd) -> Matrix:
