@@ -122,7 +122,7 @@ def bench_command(
             typer.echo(
                 f"{case.name} seed {seed}: distill {score.distill_seconds:.2f} s, "
                 f"compile {score.compile_seconds:.2f} s (warm {score.warm_compile_seconds:.2f} s), "
-                f"{result.verification}, proof {result.proof}, "
+                f"{result.verification} ({result.certificate_status}), proof {result.proof}, "
                 f"source: {score.agreement}; Z3 vs source: {score.proof}",
                 err=True,
             )
