@@ -21,12 +21,20 @@ of the *ideal* residual, the sum of its variables' embeddings (what
   by at most the final bound (argmax with the ties rule, or a number within the
   resolution).
 
+The error each component adds lies in the space it writes (the row space of
+its W_O, or of its units' W_out: its tabulated values lie there too), so the
+bound is kept per writer (`Errors`): a reader sees a writer's error only
+through its weights restricted to that space. In a tracr model a component's
+error then reaches only the components that read its variable, rather than
+compounding through every later layer.
+
 Bounds come from the weights only (norms, margins), never from samples. When a
 condition fails, the certificate names it and where; the level then falls back.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -62,6 +70,64 @@ class Certificate:
         return "; ".join(f"{c.component}: {c.failed}" for c in self.components if c.failed)
 
 
+class Errors:
+    """How far the residual may be from the ideal one, per writer (module doc).
+
+    A writer's deviation is `c @ M` for its output matrix M (W_O of a head, W_out of
+    its units) and some coefficients c, with norm at most `bound`. Split along M's row
+    space: the part in its leading directions B is seen by `weights` as at most
+    bound x ||B^T weights||; the part in its negligible directions (singular values
+    at most sigma_tail) has norm at most ||c|| sigma_tail, with `coefficients` a (crude)
+    bound on ||c||. Every deviation so far also has norm at most `total`.
+    """
+
+    def __init__(self):
+        self.writers: list[tuple[np.ndarray, float, float]] = []  # (B, bound, tail norm bound)
+        self.total = 0.0
+
+    def add(self, writes: np.ndarray, bound: float, coefficients: float) -> None:
+        """A writer of deviation `c @ writes` ([k, d_model]), norm <= bound, ||c|| <= coefficients."""
+        self.total += bound
+        if bound == 0.0:
+            return
+        if not math.isfinite(bound):
+            self.writers.append((np.eye(writes.shape[1]), bound, 0.0))
+            return
+        basis, tail = _leading_row_space(writes)
+        self.writers.append((basis, bound, min(coefficients * tail, bound)))
+
+    def through(self, weights: np.ndarray) -> float:
+        """Bound on the norm of (deviation @ weights)."""
+        norm = _norm(weights)
+        return sum(_times(b, _norm(basis.T @ weights)) + t * norm for basis, b, t in self.writers)
+
+    def per_column(self, weights: np.ndarray) -> np.ndarray:
+        """Bound on each entry of (deviation @ weights)."""
+        columns = np.linalg.norm(weights, axis=0)
+        total = np.zeros(weights.shape[1])
+        for basis, bound, tail in self.writers:
+            seen = np.linalg.norm(basis.T @ weights, axis=0)
+            total += np.where(seen > 0, bound * seen, 0.0) + tail * columns
+        return total
+
+
+def _times(bound: float, seen: float) -> float:
+    """bound x seen, where weights that see nothing see nothing of an infinite bound."""
+    return bound * seen if seen > 0 else 0.0
+
+
+def _leading_row_space(writes: np.ndarray) -> tuple[np.ndarray, float]:
+    """[d_model, r] an orthonormal basis of the row space of `writes` [k, d_model], without
+    directions whose singular value is negligible, and the largest singular value left out."""
+    if not writes.size:
+        return np.zeros((writes.shape[-1], 0)), 0.0
+    _, singular, vt = np.linalg.svd(writes, full_matrices=False)
+    # The cut is for speed only: what it leaves out is bounded by `tail` (Errors.add).
+    keep = singular > singular[0] * 1e-9
+    tail = float(singular[~keep].max(initial=0.0))
+    return vt[keep].T, tail
+
+
 def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
     """Check the conditions of the module doc on `network` (read off `model`'s weights).
 
@@ -71,8 +137,7 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
     n = model.config.max_seq_len
     stream = network.stream
     certificate = Certificate(n)
-    epsilon = 0.0  # residual bound at non-BOS positions
-    epsilon_bos = 0.0
+    errors, errors_bos = Errors(), Errors()  # at non-BOS positions; at the BOS position
     readings = sorted(network.heads + network.mlps, key=lambda r: network.variables.index(r.output))
     by_layer: dict[int, list] = {}
     for reading in readings:
@@ -80,33 +145,66 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
     known = {"tokens", "indices"}
     config = model.config
     bos = _array(model.embed.W_E)[config.bos_id] + _array(model.pos_embed.W_pos)[0]
+    ideal_reach = _ideal_reach(model, stream)
     for layer in range(model.config.n_layers):
         heads = [r for r in by_layer.get(layer, []) if hasattr(r, "selector")]
         mlps = [r for r in by_layer.get(layer, []) if not hasattr(r, "selector")]
-        added = added_bos = 0.0
+        attn, mlp = model.blocks[layer].attn, model.blocks[layer].mlp
+        # Any residual of this layer has at most this norm (for the coefficient bounds).
+        reach = max(ideal_reach, float(np.linalg.norm(bos))) + max(errors.total, errors_bos.total)
+        written = []
         for reading in heads:
-            bound, bos_bound = _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n)
+            bound, bos_bound = _head_bound(reading, model, stream, known, errors, errors_bos, n)
             certificate.components.append(bound)
-            added += bound.bound
-            added_bos += bos_bound
+            head = int(reading.component.split(".")[1][1:])
+            coefficients = 2 * _norm(_array(attn.W_V)[head]) * reach
+            written.append((_array(attn.W_O)[head], bound.bound, bos_bound, coefficients))
+        for writes, bound, bos_bound, coefficients in written:
+            errors.add(writes, bound, coefficients)
+            errors_bos.add(writes, bos_bound, coefficients)
         known |= {r.output.name for r in heads}
-        epsilon += added
-        epsilon_bos += added_bos
-        added = 0.0
+        reach = max(ideal_reach, float(np.linalg.norm(bos))) + max(errors.total, errors_bos.total)
+        written = []
         for reading in mlps:
-            bound = _mlp_bound(reading, model, stream, known, epsilon)
+            bound = _mlp_bound(reading, model, stream, known, errors)
             certificate.components.append(bound)
-            added += bound.bound
+            units = reading.units
+            written.append(
+                (_array(mlp.W_out)[units], bound.bound, _mlp_coefficients(mlp, units, reach))
+            )
+        for writes, bound, coefficients in written:
+            errors.add(writes, bound, coefficients)
         known |= {r.output.name for r in mlps}
-        epsilon += added
         # What BOS holds before this MLP: its heads' BOS outputs (each attends to BOS).
-        attn = model.blocks[layer].attn
         bos = bos + sum(r.geometry.bos_value for r in heads) + _array(attn.b_O)
-        epsilon_bos += _bos_mlp_bound(model, layer, bos, epsilon_bos)
-        mlp = model.blocks[layer].mlp
+        errors_bos.add(
+            _array(mlp.W_out),
+            _bos_mlp_bound(model, layer, bos, errors_bos),
+            _mlp_coefficients(mlp, slice(None), reach),
+        )
         bos = bos + _mlp_output(model, layer, bos[None, :])[0] + _array(mlp.b_out)
-    certificate.components.append(_readout_bound(network, model, stream, known, epsilon, reachable))
+    certificate.components.append(_readout_bound(network, model, stream, known, errors, reachable))
     return certificate
+
+
+def _ideal_reach(model, stream) -> float:
+    """A bound on the norm of any ideal residual at a non-BOS position: every variable's
+    largest embedding and every bias, whichever subset a layer holds."""
+    total = sum(
+        float(np.linalg.norm(t, axis=-1).max(initial=0.0)) for t in stream.embeddings.values()
+    )
+    for block in model.blocks:
+        total += float(
+            np.linalg.norm(_array(block.attn.b_O)) + np.linalg.norm(_array(block.mlp.b_out))
+        )
+    return total
+
+
+def _mlp_coefficients(mlp, units, reach: float) -> float:
+    """A bound on how far the activations of `units` may be from any other activations
+    they take on residuals of norm at most `reach` (ReLU and GELU: |act(x)| <= |x|)."""
+    W_in, b_in = _array(mlp.W_in)[:, units], _array(mlp.b_in)[units]
+    return 2 * (_norm(W_in) * reach + float(np.linalg.norm(b_in)))
 
 
 def _norm(matrix: np.ndarray) -> float:
@@ -125,7 +223,7 @@ def _unread_leak(stream, known: set[str], read: set[str], weights: np.ndarray) -
     return total
 
 
-def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> ComponentBound:
+def _head_bound(reading, model, stream, known, errors, errors_bos, n) -> ComponentBound:
     layer, head = (int(part[1:]) for part in reading.component.split("."))
     attn = model.blocks[layer].attn
     W_Q, W_K, W_V, W_O = (_array(w)[head] for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O))
@@ -133,9 +231,8 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
     read_q = {reading.query.name} if reading.query is not None else set()
     read_k = {reading.key.name} if reading.key is not None else set()
     read_v = {reading.value.name} if reading.value is not None else set()
-    worst = max(epsilon, epsilon_bos)
-    delta_q = _norm(W_Q) * worst + _unread_leak(stream, known, read_q, W_Q)
-    delta_k = _norm(W_K) * worst + _unread_leak(stream, known, read_k, W_K)
+    delta_q = _worst(errors, errors_bos, W_Q) + _unread_leak(stream, known, read_q, W_Q)
+    delta_k = _worst(errors, errors_bos, W_K) + _unread_leak(stream, known, read_k, W_K)
     q_norm = max(float(np.linalg.norm(stream.bos @ W_Q)), 1e-300)
     q_norm = max(q_norm, _max_row_norm(stream, reading.query, W_Q))
     k_norm = max(float(np.linalg.norm(stream.bos @ W_K)), _max_row_norm(stream, reading.key, W_K))
@@ -172,11 +269,16 @@ def _head_bound(reading, model, stream, known, epsilon, epsilon_bos, n) -> Compo
     values = np.concatenate([g.values, g.bos_value[None, :]])
     spread = float(np.linalg.norm(values[:, None, :] - values[None, :, :], axis=-1).max())
     W_OV = W_V @ W_O
-    through = _norm(W_OV) * worst + _unread_leak(stream, known, read_v, W_OV)
+    through = _worst(errors, errors_bos, W_OV) + _unread_leak(stream, known, read_v, W_OV)
     numerical = reading.kind == "selector_width" or reading.output.encoding == "numerical"
     bound = _leak(n, margin, delta) * spread + through + (uneven * spread if numerical else 0.0)
-    bos_bound = _leak(n, g.bos_query_margin, delta) * spread + _norm(W_OV) * epsilon_bos
+    bos_bound = _leak(n, g.bos_query_margin, delta) * spread + errors_bos.through(W_OV)
     return ComponentBound(reading.component, checked, worst_margin, bound), bos_bound
+
+
+def _worst(errors: Errors, errors_bos: Errors, weights: np.ndarray) -> float:
+    """What `weights` see of the deviation at the worse of a non-BOS and the BOS position."""
+    return max(errors.through(weights), errors_bos.through(weights))
 
 
 def _expm1(x: float) -> float:
@@ -199,7 +301,7 @@ def _max_row_norm(stream, variable, weights) -> float:
     return float(np.linalg.norm(residual @ weights, axis=-1).max(initial=0.0))
 
 
-def _mlp_bound(reading, model, stream, known, epsilon) -> ComponentBound:
+def _mlp_bound(reading, model, stream, known, errors: Errors) -> ComponentBound:
     layer = int(reading.component.split(".")[0][1:])
     mlp = model.blocks[layer].mlp
     units = reading.units
@@ -211,7 +313,7 @@ def _mlp_bound(reading, model, stream, known, epsilon) -> ComponentBound:
     read = {v.name for v in reading.inputs}
     residual, combos = stream.residuals(reading.inputs)
     pre = residual @ W_in + b_in
-    radius = np.linalg.norm(W_in, axis=0) * epsilon + _per_unit_leak(stream, known, read, W_in)
+    radius = errors.per_column(W_in) + _per_unit_leak(stream, known, read, W_in)
     points = _activation(model.config.act_fn, pre) @ W_out
     centres = stream.embeddings[reading.output.name]
     codes = np.array([reading.table[tuple(c)] for c in combos])
@@ -220,12 +322,13 @@ def _mlp_bound(reading, model, stream, known, epsilon) -> ComponentBound:
         return ComponentBound(
             reading.component, len(combos), 0.0, math.inf, "only ReLU MLPs are certified"
         )
-    worst = 0.0
-    for row in pre:
-        bound = _relu_bound(row, radius, W_in, W_out, epsilon)
-        on = row - radius > 0
-        bound += _unread_leak(stream, known, read, W_in[:, on] @ W_out[on])
-        worst = max(worst, bound)
+
+    def sees(linear: np.ndarray) -> float:
+        """How far `linear` moves with the deviation and the variables not read."""
+        return errors.through(linear) + _unread_leak(stream, known, read, linear)
+
+    cache: dict = {}
+    worst = max((_relu_bound(row, radius, W_in, W_out, sees, cache) for row in pre), default=0.0)
     margin = float(np.min(np.abs(pre) - radius[None, :], initial=np.inf))
     return ComponentBound(reading.component, len(combos), margin, worst + clustering)
 
@@ -240,33 +343,56 @@ def _per_unit_leak(stream, known, read, W_in) -> np.ndarray:
     return total
 
 
-def _relu_bound(pre: np.ndarray, radius: np.ndarray, W_in, W_out, epsilon: float) -> float:
-    """How far ReLU units at pre-activations `pre` [units] move their output when the input
-    moves by epsilon (each pre-activation by at most `radius`): units on throughout form one
-    linear map (its spectral norm: tracr's paired units cancel there), units the move can
-    switch count in full, units off throughout not at all."""
+# Up to this many units whose state the deviation can change are bounded exactly (every
+# on/off choice, 2^k linear maps); past it each counts in full.
+EXACT_CROSSINGS = 6
+
+
+def _relu_bound(pre: np.ndarray, radius: np.ndarray, W_in, W_out, sees, cache: dict) -> float:
+    """How far ReLU units at pre-activations `pre` [units] move their output when each
+    pre-activation moves by at most `radius`; `sees(linear)` bounds what a linear map
+    makes of the input's deviation.
+
+    relu(p + d) - relu(p) = s d for some s in [0, 1]: 1 for units on throughout, 0 for
+    units off throughout, anything between for units the move can switch (`crossing`).
+    The output's deviation is linear in s, so its largest norm is at a vertex: a choice
+    of crossing units that act as on, with the on units one linear map (tracr's paired
+    units cancel there)."""
     on = pre - radius > 0
-    crossing = np.abs(pre) <= radius
-    bound = _norm(W_in[:, on] @ W_out[on]) * epsilon
-    return bound + float(
+    crossing = np.flatnonzero(np.abs(pre) <= radius)
+
+    def through(units: np.ndarray) -> float:
+        key = units.tobytes()
+        if key not in cache:
+            cache[key] = sees(W_in[:, units] @ W_out[units])
+        return cache[key]
+
+    if len(crossing) <= EXACT_CROSSINGS:
+        worst = 0.0
+        for chosen in itertools.product((False, True), repeat=len(crossing)):
+            units = on.copy()
+            units[crossing] = chosen
+            worst = max(worst, through(units))
+        return worst
+    return through(on) + float(
         (np.abs(pre[crossing]) + radius[crossing]) @ np.linalg.norm(W_out[crossing], axis=1)
     )
 
 
-def _bos_mlp_bound(model, layer: int, bos: np.ndarray, epsilon_bos: float) -> float:
+def _bos_mlp_bound(model, layer: int, bos: np.ndarray, errors_bos: Errors) -> float:
     """The MLP's move at the BOS position, whose residual is the single point `bos`."""
     mlp = model.blocks[layer].mlp
     W_in, b_in, W_out = _array(mlp.W_in), _array(mlp.b_in), _array(mlp.W_out)
     if model.config.act_fn != "relu":
         return math.inf
-    radius = np.linalg.norm(W_in, axis=0) * epsilon_bos
-    return _relu_bound(bos @ W_in + b_in, radius, W_in, W_out, epsilon_bos)
+    radius = errors_bos.per_column(W_in)
+    return _relu_bound(bos @ W_in + b_in, radius, W_in, W_out, errors_bos.through, {})
 
 
-def _readout_bound(network, model, stream, known, epsilon, reachable) -> ComponentBound:
+def _readout_bound(network, model, stream, known, errors, reachable) -> ComponentBound:
     W_U, b_U = _array(model.unembed.W_U), _array(model.unembed.b_U)
     output = network.output
-    delta = _norm(W_U) * epsilon + _unread_leak(stream, known, {output.name}, W_U)
+    delta = errors.through(W_U) + _unread_leak(stream, known, {output.name}, W_U)
     residual, _ = stream.residuals([output])
     logits = residual @ W_U + b_U
     if model.config.output_kind == "numerical":
