@@ -42,6 +42,7 @@ import numpy as np
 
 from distill.circuit.discovery import Circuit
 from distill.circuit.from_weights import _activation, _array, _mlp_output
+from distill.circuit.variables import clean_number
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION
 
@@ -396,11 +397,12 @@ def _readout_bound(network, model, stream, known, errors, reachable) -> Componen
     residual, _ = stream.residuals([output])
     logits = residual @ W_U + b_U
     if model.config.output_kind == "numerical":
-        labels = np.array(
-            [float(v) if isinstance(v, (int, float)) else np.nan for v in output.values]
-        )
+        # A value's own number is a coordinate inside the network (its sign and scale are
+        # the writer's); what the program outputs for it is the number it decodes to
+        # (`from_weights.output_labels`), and the logit must stay within the resolution of it.
+        labels = np.array([clean_number(float(logit)) for logit in logits[:, 0]])
         error = np.abs(logits[:, 0] - labels)
-        margin = float(RESOLUTION - np.nanmax(error) - delta) if np.isfinite(labels).any() else 0.0
+        margin = float(RESOLUTION - np.max(error, initial=0.0) - delta)
         failed = "" if margin > 0 else "a numerical output is not within the resolution"
         return ComponentBound("unembed", len(labels), margin, delta, failed)
     margins, unreachable = [], []
