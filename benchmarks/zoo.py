@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from distill.cli.compile import compile_sop, load_program  # noqa: E402
 from distill.files import replaced_atomically  # noqa: E402
-from distill.models.compress import domain_inputs, smallest_agreeing  # noqa: E402
+from distill.models.compress import domain_inputs, read_rank, smallest_agreeing  # noqa: E402
 from distill.models.formal_tasks import named_task  # noqa: E402
 from distill.models.tracr_import import from_tracr  # noqa: E402
 from distill.models.training import (  # noqa: E402
@@ -95,8 +95,9 @@ TRAINED = {
     "count-l1h1d32": ("count", 1, 1, 32, 0.0, 8, 3000),
     "count-l2h4d64": ("count", 2, 4, 64, 0.0, 8, 3000),
 }
-# name: (example program, vocab, max_len); the search for D starts at half of d_model, then
-# the residual rank (`compress.smallest_agreeing`).
+# name: (example program, vocab, max_len); the search for D starts one below the rank of what
+# the weights read (`compress.read_rank`, where compression agrees before any step), or at half
+# of d_model if that is less, and trains W below it (`compress.smallest_agreeing`).
 COMPRESSED = {
     "reverse-abc4": ("reverse.rasp", "a,b,c", 4),
     "reverse-abcd4": ("reverse.rasp", "a,b,c,d", 4),
@@ -235,7 +236,9 @@ def build_compressed(name: str, spec: tuple, out: Path) -> dict:
     original = from_tracr(compile_sop(load_program(source, vocab, max_len), vocab, max_len, False))
     inputs, whole = domain_inputs(original)
     started = time.perf_counter()
-    compressed, attempts = smallest_agreeing(original, original.config.d_model // 2, inputs)
+    rank = read_rank(original, inputs)
+    start = max(1, min(original.config.d_model // 2, rank - 1))
+    compressed, attempts = smallest_agreeing(original, start, inputs)
     row = {"name": name, "program": program, "vocab": vocab_text, "max_len": max_len,
            "d_model": original.config.d_model, "inputs": len(inputs), "exhaustive": whole,
            "tried": [(a.d, a.disagreements) for a in attempts],
