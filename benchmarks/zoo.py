@@ -14,12 +14,17 @@ it, up to the model's context); DIR/zoo.md and DIR/zoo.json sum them up: the
 length up to which each model is right on every input, and its sampled accuracy
 at twice that length.
 
+Dyck models are next-symbol-set language models (multi-label: the tokens whose logit is
+> 0; a string is right when every set is), and copy models read `x SEP y` and predict
+y (teacher forcing), as the task records say (`distill/models/formal_tasks.py`).
+
 Every trained model GPT-2 can express (LayerNorm, causal attention: all but the
 whole-string tasks sort, reverse and histogram, which read later positions) is
 exported as a Hugging Face GPT-2 directory (DIR/NAME.hf/, with its task.toml),
 imported back with `distill import hf`, and its read-out (what `distill predict`
 prints) compared, input by input and exactly, with the argmax of
-`transformers.GPT2LMHeadModel.from_pretrained` over the same directory, on the
+`transformers.GPT2LMHeadModel.from_pretrained` over the same directory (or, multi-label,
+the tokens its logits score > 0), on the
 task's domain (exhaustive while it holds at most `EXPORT_BUDGET` inputs, then
 `SAMPLES` seeded strings per length).
 """
@@ -43,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from distill.cli.compile import compile_sop, load_program  # noqa: E402
 from distill.files import replaced_atomically  # noqa: E402
-from distill.models.compress import domain_inputs, smallest_agreeing  # noqa: E402
+from distill.models.compress import domain_inputs, read_rank, smallest_agreeing  # noqa: E402
 from distill.models.formal_tasks import named_task  # noqa: E402
 from distill.models.tracr_import import from_tracr  # noqa: E402
 from distill.models.training import (  # noqa: E402
@@ -59,8 +64,6 @@ SAMPLES = 1000
 # The context is 4x the longest training input, so twice a length the model is right on
 # every input up to (at most 2x the training lengths) is within it.
 CONTEXT = 4
-# Copy labels each position with its own token: causal attention suffices (GPT-2 exports it).
-CAUSAL = {"copy": True}
 
 # name: (task, layers, heads, d_model, dropout, max_len, steps); context is CONTEXT * max_len.
 TRAINED = {
@@ -85,14 +88,16 @@ TRAINED = {
     "sort-l3h2d64-drop": ("sort", 3, 2, 64, 0.1, 6, 3000),
     "reverse-l2h2d32": ("reverse", 2, 2, 32, 0.0, 6, 3000),
     "reverse-l4h4d64": ("reverse", 4, 4, 64, 0.0, 6, 3000),
-    "copy-l1h1d16": ("copy", 1, 1, 16, 0.0, 8, 1000),
+    "copy-l2h2d32": ("copy", 2, 2, 32, 0.0, 8, 2000),
+    "copy-l2h1d16-drop": ("copy", 2, 1, 16, 0.1, 6, 3000),
     "histogram-l1h2d32": ("histogram", 1, 2, 32, 0.0, 8, 3000),
     "histogram-l2h2d32-drop": ("histogram", 2, 2, 32, 0.1, 8, 3000),
     "count-l1h1d32": ("count", 1, 1, 32, 0.0, 8, 3000),
     "count-l2h4d64": ("count", 2, 4, 64, 0.0, 8, 3000),
 }
-# name: (example program, vocab, max_len); the search for D starts at half of d_model, then
-# the residual rank (`compress.smallest_agreeing`).
+# name: (example program, vocab, max_len); the search for D starts one below the rank of what
+# the weights read (`compress.read_rank`, where compression agrees before any step), or at half
+# of d_model if that is less, and trains W below it (`compress.smallest_agreeing`).
 COMPRESSED = {
     "reverse-abc4": ("reverse.rasp", "a,b,c", 4),
     "reverse-abcd4": ("reverse.rasp", "a,b,c,d", 4),
@@ -103,7 +108,7 @@ COMPRESSED = {
     "shift-abc4": ("shift_by.rasp", "a,b,c", 4),
     "sort_unique-1234": ("sort_unique.rasp", "1,2,3,4", 4),
 }
-QUICK_TRAINED = ("tomita1-l1h1d16", "tomita4-l1h1d16-drop", "parity-l1h1d16", "copy-l1h1d16",
+QUICK_TRAINED = ("tomita1-l1h1d16", "tomita4-l1h1d16-drop", "parity-l1h1d16", "copy-l2h2d32",
                  "binmaj-l1h1d16", "majority-l1h2d32")  # fmt: skip
 QUICK_COMPRESSED = ("hist-abc4", "reverse-ab5")
 
@@ -120,7 +125,7 @@ def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
     task = named_task(task_name, context=context)
     recipe = Recipe(layers=layers, heads=heads, d_model=d_model, dropout=dropout,
                     max_len=max_len, context=context, steps=steps, seed=0,
-                    causal=CAUSAL.get(task_name, task.causal))  # fmt: skip
+                    causal=task.causal)  # fmt: skip
     result = train(task, recipe)
     rows = accuracy_by_length(result.model, task, range(1, context + 1), EXHAUSTIVE_BUDGET,
                               SAMPLES)  # fmt: skip
@@ -154,20 +159,26 @@ def export_inputs(task, seed: int = 0) -> tuple[list[list], bool]:
             inputs += task.inputs(length)
         else:
             whole = False
-            inputs += [[rng.choice(task.alphabet) for _ in range(length)] for _ in range(SAMPLES)]
+            xs = [[rng.choice(task.alphabet) for _ in range(length)] for _ in range(SAMPLES)]
+            inputs += task.inputs_of(xs)
     return inputs, whole
 
 
 def transformers_read_out(directory: Path, task, inputs: list[list]) -> list[list]:
-    """Per input, `transformers`' argmax over the read-out subset at the read-out positions."""
+    """Per input, `transformers`' read-out at the read-out positions: the argmax over the
+    read-out subset, or, multi-label, the tokens whose logit is > 0 (in token-id order)."""
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     hf = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
     ids = task.checkpoint_ids(hf.config.vocab_size)
-    subset = task.readout["subset"]
-    columns = torch.tensor([ids[value] for value in subset])
+    if task.readout["kind"] == "multilabel":
+        names = {i: name for name, i in ids.items()}
+        subset = [names.get(i) for i in range(hf.config.vocab_size)]
+    else:
+        subset = task.readout["subset"]
+    columns = torch.tensor([ids[value] for value in subset if value is not None])
     results = {}
     by_length: dict[int, list[int]] = {}
     for i, x in enumerate(inputs):
@@ -178,7 +189,14 @@ def transformers_read_out(directory: Path, task, inputs: list[list]) -> list[lis
                 chunk = rows[start : start + 4096]
                 batch = torch.tensor([[ids[task.special["bos"]], *(ids[t] for t in inputs[i])]
                                       for i in chunk])  # fmt: skip
-                best = hf(batch).logits[..., columns].argmax(-1).tolist()
+                logits = hf(batch).logits
+                if task.readout["kind"] == "multilabel":
+                    on = (logits > 0).tolist()
+                    for i, row in zip(chunk, on):
+                        results[i] = [tuple(subset[j] for j, yes in enumerate(row[p]) if yes)
+                                      for p in task.positions_of(inputs[i])]  # fmt: skip
+                    continue
+                best = logits[..., columns].argmax(-1).tolist()
                 for i, row in zip(chunk, best):
                     results[i] = [subset[row[p]] for p in task.positions_of(inputs[i])]
     return [results[i] for i in range(len(inputs))]
@@ -218,7 +236,9 @@ def build_compressed(name: str, spec: tuple, out: Path) -> dict:
     original = from_tracr(compile_sop(load_program(source, vocab, max_len), vocab, max_len, False))
     inputs, whole = domain_inputs(original)
     started = time.perf_counter()
-    compressed, attempts = smallest_agreeing(original, original.config.d_model // 2, inputs)
+    rank = read_rank(original, inputs)
+    start = max(1, min(original.config.d_model // 2, rank - 1))
+    compressed, attempts = smallest_agreeing(original, start, inputs)
     row = {"name": name, "program": program, "vocab": vocab_text, "max_len": max_len,
            "d_model": original.config.d_model, "inputs": len(inputs), "exhaustive": whole,
            "tried": [(a.d, a.disagreements) for a in attempts],

@@ -37,16 +37,28 @@ def test_compress_at_or_past_d_model_exits_2(tmp_path, capsys):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-def test_compression_to_the_residual_rank_agrees_before_any_step(tmp_path):
-    """W = the top-rank principal directions reconstructs every residual vector of the domain:
-    the compressed model agrees on every input with no training (the search starts there)."""
-    from distill.models.compress import compress, domain_inputs, residual_rank
+def test_compression_to_the_read_rank_agrees_before_any_step(tmp_path):
+    """W = the top principal directions of what the weights read reconstructs every read of
+    the domain: at that rank the compressed model agrees on every input with no training,
+    and the rank is below the whole residual's (hist never reads the indices tracr embeds)."""
+    import torch
+
+    from distill.models.compress import compress, domain_inputs, read_basis, read_rank
 
     assert main(compile_args(tmp_path / "hist.safetensors")) == 0
     model = distill.load_model(tmp_path / "hist.safetensors")
     inputs, whole = domain_inputs(model)
-    rank = residual_rank(model, inputs)
-    assert whole and rank < model.config.d_model
+    rank = read_rank(model, inputs)
+    ids, mask = model.encode(inputs)
+    names = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post"]
+    _, trace = model.run_with_trace(ids, mask, names=names)
+    residuals = torch.cat([trace[name][mask] for name in names])
+    indices_only = model.pos_embed.W_pos.detach()[1:5]  # what positions write, BOS aside
+    weights = {name: t.detach() for name, t in model.state_dict().items()}
+    read = read_basis(weights, model.config.n_layers)
+    rounding = model.config.d_model * torch.finfo(indices_only.dtype).eps  # of the SVD
+    assert torch.linalg.norm(indices_only @ read) <= rounding * torch.linalg.norm(indices_only)
+    assert whole and rank < int(torch.linalg.matrix_rank(residuals))
     small, attempt = compress(model, rank, inputs)
     assert attempt.agreed and attempt.steps == 0
     assert small.predict(inputs) == model.predict(inputs)

@@ -301,6 +301,41 @@ def test_gpt2_export_of_a_classifier_scores_its_labels_as_output_only_tokens(tmp
     assert ours == lm.predict(inputs)
 
 
+def test_trained_copy_exports_to_gpt2_and_predicts_as_transformers(tmp_path):
+    """tests/data/zoo/copy-ab (causal, `bos x sep y`): exported as a GPT-2 directory and
+    imported back, its read-out equals transformers' argmax and the copy, on every input."""
+    model = load_model(ZOO / "copy-ab.safetensors")
+    assert model.config.causal
+    task = Task.from_toml(save_hf_gpt2(model, tmp_path / "hf"))
+    inputs = [x for n in range(1, 5) for x in task.inputs(n)]
+    imported = task.read_out(load_hf_gpt2(tmp_path / "hf", task), inputs)
+    copies = [x[: (len(x) - 1) // 2] for x in inputs]
+    assert imported == transformers_read_out(tmp_path / "hf", task, inputs) == copies
+
+
+def test_multilabel_model_exports_to_gpt2_with_the_same_sets(tmp_path):
+    """tests/data/zoo/dyck1-d2 (multi-label): its unembedding bias moves into ln_f's bias, so
+    transformers' logits have the signs of ours: the same sets (logit > 0) on every input."""
+    model = load_model(ZOO / "dyck1-d2.safetensors")
+    assert model.unembed.b_U.detach().any()  # the bias is there to move
+    task = Task.from_toml(save_hf_gpt2(model, tmp_path / "hf"))
+    assert task.readout["kind"] == "multilabel"
+    inputs = every_input(["(", ")"], 8)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    ids = task.checkpoint_ids(hf.config.vocab_size)
+    names = {i: name for name, i in ids.items()}
+    theirs = []
+    with torch.no_grad():
+        for x in inputs:
+            logits = hf(torch.tensor([[ids["BOS"], *(ids[t] for t in x)]])).logits[0]
+            theirs.append([tuple(names[i] for i in torch.nonzero(row > 0)[:, 0].tolist())
+                           for row in logits[1:]])  # fmt: skip
+    imported = task.read_out(load_hf_gpt2(tmp_path / "hf", task), inputs)
+    original = Task.from_record(model.records["task"]).read_out(model, inputs)
+    assert imported == theirs == original
+    assert len({s for row in theirs for s in row}) > 2  # the sets vary with the input
+
+
 def test_gpt2_export_refuses_what_gpt2_cannot_compute(tmp_path):
     compressed = load_model(ZOO / "hist-compressed.safetensors")  # tracr: no LayerNorm
     with pytest.raises(CheckpointError, match="normalization: GPT-2 has LayerNorm"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ import torch
 import distill
 from distill.cli import main
 from distill.models.formal_tasks import named_task
-from distill.models.training import Recipe, train
+from distill.models.task import Task
+from distill.models.training import IGNORED, Recipe, accuracy_by_length, label_batch, train
 
 # Tomita's languages written independently of the DFAs: regular expressions and counts.
 TOMITA_DEFINITIONS = {
@@ -58,15 +60,25 @@ def dyck_state(text: str, pairs: dict, depth: int) -> str:
     return "balanced" if not stack else "open"
 
 
-def test_dyck_labels_follow_a_stack():
+def test_dyck_labels_are_the_next_symbol_sets_of_a_stack():
+    """After each prefix: the tokens t with prefix + t still a valid prefix, and EOS when the
+    prefix is balanced (none once it is invalid)."""
     task = named_task("dyck2-d2")
     pairs = {"(": ")", "[": "]"}
+    assert task.multilabel and task.output_values == ("(", ")", "[", "]", "EOS")
     tokens = all_strings(4, 7)
     labels = task.label(tokens)
     for row, label in zip(tokens.tolist(), labels.tolist()):
         text = "".join(task.alphabet[i] for i in row)
-        expected = [dyck_state(text[: i + 1], pairs, 2) for i in range(len(text))]
-        assert [task.output_values[i] for i in label] == expected, text
+        for i, scores in enumerate(label):
+            prefix = text[: i + 1]
+            expected = {t for t in task.alphabet if dyck_state(prefix + t, pairs, 2) != "invalid"}
+            if dyck_state(prefix, pairs, 2) == "balanced":
+                expected.add("EOS")
+            if dyck_state(prefix, pairs, 2) == "invalid":
+                assert expected == set(), prefix  # the definition agrees: nothing continues it
+            got = {v for v, on in zip(task.output_values, scores) if on}
+            assert got == expected, prefix
 
 
 def test_sequence_task_labels():
@@ -75,7 +87,7 @@ def test_sequence_task_labels():
     for name, definition in {
         "sort": lambda s: sorted(s),
         "reverse": lambda s: s[::-1],
-        "copy": lambda s: s,
+        "copy": lambda s: s,  # y of `x sep y`
         "histogram": lambda s: [s.count(t) for t in s],
         "count": lambda s: [s[: i + 1].count(t) for i, t in enumerate(s)],
         "majority": lambda s: [max(range(3), key=lambda t: (s[: i + 1].count(t), -t))
@@ -156,3 +168,68 @@ def test_bad_train_options_exit_2(tmp_path, capsys, args, message):
     assert status == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+ZOO = Path(__file__).resolve().parent / "data" / "zoo"
+
+
+def next_symbol_sets(text: str, pairs: dict, depth: int) -> list[set]:
+    """Per prefix, the tokens that may follow it (EOS when balanced): the stack definition."""
+    closers = set(pairs.values())
+    alphabet = [c for pair in pairs.items() for c in pair]
+    sets = []
+    for i in range(1, len(text) + 1):
+        prefix = text[:i]
+        nexts = {t for t in alphabet if dyck_state(prefix + t, pairs, depth) != "invalid"}
+        assert closers | set(pairs) >= nexts
+        sets.append(nexts | ({"EOS"} if dyck_state(prefix, pairs, depth) == "balanced" else set()))
+    return sets
+
+
+def test_multilabel_dyck_reads_out_sets_and_scores_whole_sets(capsys):
+    """tests/data/zoo/dyck1-d2 (a multi-label language model): its task reads out the set of
+    tokens with logit > 0, training's accuracy counts a string right only when every set is
+    right, and `distill predict` prints the sets."""
+    path = ZOO / "dyck1-d2.safetensors"
+    model = distill.load_model(path)
+    record = model.records["task"]
+    assert record["readout"] == {"positions": "all", "kind": "multilabel"}
+    assert record["special"] == {"bos": "BOS", "eos": "EOS"}
+    task = Task.from_record(record)
+    named = named_task("dyck1-d2", context=8)
+    rows = accuracy_by_length(model, named, range(1, 9))
+    for row in rows:
+        inputs = [list(x) for x in itertools.product("()", repeat=row["length"])]
+        got = task.read_out(model, inputs)
+        expected = [next_symbol_sets("".join(x), {"(": ")"}, 2) for x in inputs]
+        right = sum([set(s) for s in sets] == truth for sets, truth in zip(got, expected))
+        assert row["right"] == right, row
+        if row["length"] <= record["domain"]["max_len"]:  # trained to 100% on these
+            assert right == len(inputs), row
+    text = "(()"
+    assert main(["predict", str(path), *text]) == 0
+    printed = capsys.readouterr().out.split()
+    truth = next_symbol_sets(text, {"(": ")"}, 2)
+    assert [set(cell.strip("{}").split(",")) - {""} for cell in printed] == truth
+
+
+def test_copy_is_trained_as_bos_x_sep_y():
+    """Copy reads x, SEP, then y = x (teacher forcing) and is scored on each next token of y:
+    the batch the trainer builds is the task record's domain (its reference program run by
+    the DSL), and its scored positions are the record's read-out positions."""
+    task = named_task("copy", alphabet=("a", "b", "c"))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(50, 5))
+    lengths = rng.integers(1, 6, size=50)
+    read, read_lengths, targets = label_batch(task, x, lengths)
+    record = Task.from_record(task.record(1, 5))
+    vocab = task.vocab
+    assert vocab == ("a", "b", "c", "SEP")
+    for row in range(50):
+        n = int(lengths[row])
+        letters = [task.alphabet[i] for i in x[row, :n]]
+        sequence = [vocab[i] for i in read[row, : read_lengths[row]]]
+        assert record.inputs_of([letters]) == [sequence] == [letters + ["SEP"] + letters]
+        scored = [p + 1 for p in np.flatnonzero(targets[row] != IGNORED)]
+        assert scored == record.positions_of(sequence)
+        assert [task.output_values[targets[row, p - 1]] for p in scored] == letters

@@ -21,7 +21,9 @@ def train_command(
             metavar="TASK",
             help="A .rasp program (its outputs at every position are the labels) or a named "
             "task: tomita1..tomita7, dyck1..dyck4 (depth bound: dyck2-d3), binary-majority, "
-            "parity, majority, sort, reverse, copy, histogram, count.",
+            "parity, majority, sort, reverse, copy, histogram, count. Dyck trains a "
+            "next-symbol-set model (multi-label: the tokens whose logit is > 0); copy reads "
+            "`x SEP y` and predicts y.",
         ),
     ],
     output: Annotated[

@@ -3,11 +3,21 @@
 A task is an alphabet, the output values, a labelling function and a read-out.
 Labels are computed on whole arrays of token indices (`[n, length]`, one length
 per array), so the exhaustive check of every binary string up to length 20 (2
-million strings) labels in seconds. Every label is an index into
-`output_values`; a task reads either every position ("all") or only the last
-("last"). Per-prefix tasks (a label at position i says something about the
-first i tokens) train with causal attention by default; whole-string tasks
-(sort, reverse, histogram) read the whole input and train without it.
+million strings) labels in seconds. A task reads either every position ("all")
+or only the last ("last"). Per-prefix tasks (a label at position i says
+something about the first i tokens) train with causal attention by default;
+whole-string tasks (sort, reverse, histogram) read the whole input and train
+without it. A label takes one of three forms:
+
+- an index into `output_values` per position (read out by argmax);
+- multi-label (`multilabel`): a 0/1 vector over `output_values` per position,
+  read out as the set of values whose logit is > 0. Dyck is trained so, as a
+  next-symbol-set language model: after each prefix, the tokens that may come
+  next (EOS when the prefix is balanced; nothing after an invalid prefix);
+- `bos x sep y` (`sep`): the model reads x, SEP, then y (teacher forcing), and
+  the label of x is y, as indices into the alphabet: the model is scored on
+  predicting each token of y from SEP and the y tokens before it. Copy is
+  trained so (y = x), as a causal language model.
 
 The `task` record written into a model file follows the task-file schema
 (`alphabet`, `special`, `domain`, `readout`) that `distill/models/task.py` reads.
@@ -28,9 +38,11 @@ LETTERS = ("a", "b", "c")
 DIGITS = (0, 1, 2, 3)
 # Membership labels: 0 = the prefix is not in the language, 1 = it is.
 MEMBERSHIP = (0, 1)
-DYCK_LABELS = ("invalid", "open", "balanced")
 DYCK_BRACKETS = ("()", "[]", "{}", "<>")
 DEFAULT_DYCK_DEPTH = 4
+BOS_NAME = "BOS"
+SEP_NAME = "SEP"
+EOS_NAME = "EOS"
 # Every rasp output outside the program's value set is labelled so (never a real index).
 UNLABELLED = -1
 
@@ -44,30 +56,66 @@ class Task:
     alphabet: tuple
     """Input tokens, in token-id order."""
     output_values: tuple
-    """What an output index decodes to."""
+    """What an output index decodes to (multi-label: what each 0/1 entry says is next)."""
     readout: str
-    """"all": every position is an output; "last": only the last position is."""
+    """"all": every position is an output; "last": only the last position is (for `sep`
+    tasks, y is read: the outputs at SEP and after it, but for the last token)."""
     causal: bool
     """The attention the task suits by default (prefix labels: causal)."""
     max_len: int
     """Default longest training input."""
     label: Callable[[np.ndarray], np.ndarray]
-    """token indices [n, length] -> output indices [n, length] (UNLABELLED if outside)."""
+    """token indices [n, length] -> output indices [n, length] (UNLABELLED if outside);
+    multi-label: 0/1 [n, length, len(output_values)]; sep: y as alphabet indices."""
     description: str
     """One line saying what the label is."""
     program: str | None = None
     """The `.rasp` source the labels come from, for a program task."""
+    multilabel: bool = False
+    """Read out the set of output values whose logit is > 0 (trained with a per-value BCE)."""
+    sep: bool = False
+    """The model reads `x SEP y` and predicts y (teacher forcing); `reference` says y."""
+    reference: str | None = None
+    """For a `sep` task: the `.rasp` program that computes y from x (stored in the record)."""
+
+    @property
+    def special(self) -> dict:
+        """The special tokens: BOS, SEP for `x sep y`, EOS for a multi-label language."""
+        names = {"bos": BOS_NAME}
+        if self.sep:
+            names["sep"] = SEP_NAME
+        if self.multilabel and EOS_NAME in self.output_values:
+            names["eos"] = EOS_NAME
+        return names
+
+    @property
+    def vocab(self) -> tuple:
+        """The tokens the model reads: the alphabet, then SEP and EOS (the task file's order)."""
+        extra = tuple(self.special[n] for n in ("sep", "eos") if n in self.special)
+        return tuple(self.alphabet) + extra
+
+    def sequence_length(self, length: int) -> int:
+        """Tokens the model reads for an x of `length` tokens (x, SEP and y for `sep`)."""
+        return 2 * length + 1 if self.sep else length
 
     def record(self, min_len: int, max_len: int) -> dict:
         """The model file's `task` record (the task-file schema)."""
         domain = {"kind": "strings", "min_len": min_len, "max_len": max_len}
+        positions = self.readout
+        if self.sep:
+            domain = {**domain, "kind": "bos_x_sep_y", "reference": self.reference,
+                      "y": "reference"}  # fmt: skip
+            positions = "after_sep"
         return {
             "name": self.name,
             "description": self.description,
             "alphabet": list(self.alphabet),
-            "special": {"bos": "BOS"},
+            "special": self.special,
             "domain": domain,
-            "readout": {"positions": self.readout, "kind": "argmax"},
+            "readout": {
+                "positions": positions,
+                "kind": "multilabel" if self.multilabel else "argmax",
+            },
         }
 
 
@@ -127,15 +175,24 @@ def tomita(number: int) -> Task:
 
 
 def dyck(pairs: int, depth: int) -> Task:
-    """Dyck-`pairs` with nesting at most `depth`: per prefix, invalid / open / balanced."""
+    """Dyck-`pairs` with nesting at most `depth`, as a next-symbol-set language model.
+
+    After each prefix, the set of tokens that may follow it in a Dyck word of nesting at
+    most `depth`: every opener while the nesting is below `depth`, the closer of the
+    innermost open bracket, and EOS when the prefix is balanced; the empty set once the
+    prefix is invalid (a wrong or unmatched closer, or nesting past `depth`). A string is
+    a Dyck word exactly when each token is in the set after the prefix before it, and
+    EOS is in the last set.
+    """
     alphabet = tuple(c for pair in DYCK_BRACKETS[:pairs] for c in pair)
+    n_outputs = len(alphabet) + 1  # the brackets, then EOS
 
     def label(tokens: np.ndarray) -> np.ndarray:
         n, length = tokens.shape
         stack = np.zeros((n, depth + 1), dtype=np.int64)  # the open bracket kinds, bottom first
         height = np.zeros(n, dtype=np.int64)
         valid = np.ones(n, dtype=bool)
-        labels = np.empty((n, length), dtype=np.int64)
+        labels = np.zeros((n, length, n_outputs), dtype=np.int64)
         rows = np.arange(n)
         for position in range(length):
             token = tokens[:, position]
@@ -147,21 +204,28 @@ def dyck(pairs: int, depth: int) -> Task:
             push = valid & opening
             stack[rows[push], height[push]] = kind[push]
             height = height + push - (valid & closing)
-            labels[:, position] = np.where(~valid, 0, np.where(height == 0, 2, 1))
+            may_open = valid & (height < depth)
+            labels[:, position, 0 : 2 * pairs : 2] = may_open[:, None]
+            inner = stack[rows, np.maximum(height - 1, 0)]
+            closer = valid & (height > 0)
+            labels[rows[closer], position, 2 * inner[closer] + 1] = 1
+            labels[:, position, -1] = valid & (height == 0)
         return labels
 
     return Task(
         name=f"dyck{pairs}-d{depth}",
         alphabet=alphabet,
-        output_values=DYCK_LABELS,
+        output_values=(*alphabet, EOS_NAME),
         readout="all",
         causal=True,
         max_len=16,
         label=label,
         description=(
-            f"per prefix over {' '.join(alphabet)}: 'invalid' (a wrong or unmatched closer, or "
-            f"nesting past {depth}), 'open' (brackets left open) or 'balanced'"
+            f"per prefix over {' '.join(alphabet)}: the set of tokens that may come next in a "
+            f"Dyck word of nesting at most {depth} (EOS: the prefix is balanced; none: it is "
+            "invalid)"
         ),
+        multilabel=True,
     )
 
 
@@ -199,12 +263,15 @@ def _free_alphabet_task(name: str, alphabet: tuple, context: int) -> Task:
                      "at the last position, the most frequent token (a tie: earliest in the alphabet)"),
         "sort": (alphabet, "all", False, _sort, "the input sorted (by alphabet order)"),
         "reverse": (alphabet, "all", False, _reverse, "the input reversed"),
-        "copy": (alphabet, "all", False, lambda t: t.copy(), "each position's own token"),
         "histogram": (counts, "all", False, lambda t: _histogram(t, n),
                       "how often each position's token occurs in the input"),
         "count": (counts, "all", True, lambda t: _count(t, n),
                   "how often each position's token has occurred so far, itself included"),
     }  # fmt: skip
+    if name == "copy":
+        return Task(name, alphabet, alphabet, "all", True, DEFAULT_MAX_LEN, lambda t: t.copy(),
+                    "bos x sep y with y = x: after SEP, each next token of the copy",
+                    sep=True, reference="return tokens\n")  # fmt: skip
     output_values, readout, causal, label, description = tasks[name]
     return Task(name, alphabet, output_values, readout, causal, DEFAULT_MAX_LEN, label, description)
 

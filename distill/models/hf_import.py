@@ -252,13 +252,7 @@ def gpt2_problems(model: Model) -> list[str]:
             f"output_values: GPT-2 scores tokens, and {named[0]!r} cannot name one "
             "(a token is a non-empty string or an integer)"
         )
-    task = model.records.get("task", {})
-    if task.get("readout", {}).get("kind") == "multilabel":
-        problems.append(
-            "readout.kind: a multi-label read-out (logit > 0) needs the unembedding bias, "
-            "which GPT-2's lm_head lacks"
-        )
-    elif bool(model.unembed.b_U.detach().any()):
+    if bool(model.unembed.b_U.detach().any()):
         rank = int(torch.linalg.matrix_rank(model.unembed.W_U.detach().double()))
         if rank < config.d_out:
             problems.append(
@@ -285,7 +279,9 @@ def save_hf_gpt2(model: Model, directory) -> Path:
     zero (never read), and the task reads out the argmax over the output values.
     GPT-2's lm_head has no bias: the unembedding bias b_U moves into ln_f's bias,
     b_f + delta with W_U^T delta = b_U (solved in float64; it needs W_U of full
-    column rank), so the logits are the model's up to rounding. Only models GPT-2
+    column rank), so the logits are the model's up to rounding: their argmax, and for a
+    multi-label read-out their signs (a zero lm_head row scores an output-only or BOS id
+    exactly 0: never in the set). Only models GPT-2
     computes are written (`gpt2_problems`); others are refused with the reason.
     """
     from safetensors.torch import save_file

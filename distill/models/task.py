@@ -296,6 +296,14 @@ class Task:
                 f"{dsl_limits.MAX_ENUMERATED_INPUTS:,} (dsl.limits.MAX_ENUMERATED_INPUTS)"
             )
         xs = [list(x) for x in itertools.product(self.alphabet, repeat=length)]
+        return self.inputs_of(xs, model)
+
+    def inputs_of(self, xs: Sequence[Sequence], model=None) -> list[list]:
+        """The domain's inputs made from the strings `xs` (see `inputs`): those the membership
+        program accepts, or x + [SEP] + y; a sample of the domain from a sample of xs."""
+        xs = [list(x) for x in xs]
+        if not xs:
+            return []
         if self.domain["kind"] == "strings":
             if "membership" not in self._programs:
                 return xs
@@ -311,7 +319,13 @@ class Task:
             return [x + [sep] + list(y) for x, y in zip(xs, ys)]
         if model is None:
             raise TaskError("domain.y: 'greedy' needs the model to continue x + [sep]")
-        return _greedy(model, [x + [sep] for x in xs], length, self.special.get("eos"))
+        results: list = [None] * len(xs)
+        for n in sorted({len(x) for x in xs}):
+            rows = [i for i, x in enumerate(xs) if len(x) == n]
+            done = _greedy(model, [xs[i] + [sep] for i in rows], n, self.special.get("eos"))
+            for i, seq in zip(rows, done):
+                results[i] = seq
+        return results
 
     # --- the read-out --------------------------------------------------------------------------
 

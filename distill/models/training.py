@@ -16,7 +16,13 @@ and are removed afterwards, so the saved model is a plain family model.
 The model's context is longer than the training lengths (`context`, twice the
 longest training length by default) so that length generalisation can be
 measured on the same model: positions past the training lengths keep their
-random initial embeddings.
+random initial embeddings. Lengths and the context count x's tokens: a
+`bos x sep y` task's model reads 2 * context + 1.
+
+The loss is cross-entropy over the output values at each read-out position, or,
+for a multi-label task, a binary cross-entropy per output value (its logit > 0
+says "in the set"). A string is right when every read-out position is: the
+argmax is the label, or the whole set is the label's set.
 """
 
 from __future__ import annotations
@@ -31,13 +37,12 @@ import torch.nn.functional as F
 
 from distill.errors import BadInputError
 from distill.models.family import Model, ModelConfig
-from distill.models.formal_tasks import UNLABELLED, Task
+from distill.models.formal_tasks import BOS_NAME, UNLABELLED, Task
 
 IGNORED = -100  # cross_entropy's ignore_index: positions that are no read-out
 INIT_STD = 0.02  # GPT-2's initialisation
 WARMUP_FRACTION = 0.05
 EVAL_BATCH = 16_384
-BOS_NAME = "BOS"
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Recipe:
     max_len: int = 8
     """Longest training input."""
     context: int = 16
-    """Longest input the model accepts (evaluation of length generalisation goes up to it)."""
+    """Longest input (x) the model accepts (evaluation of length generalisation goes up to it)."""
     steps: int = 3000
     """Most optimiser steps (fewer when the held-out set is all right first)."""
     seed: int = 0
@@ -141,13 +146,13 @@ def build_model(task: Task, recipe: Recipe) -> Model:
         n_heads=recipe.heads,
         d_head=recipe.d_model // recipe.heads,
         d_mlp=recipe.hidden,
-        n_ctx=recipe.context + 1,
+        n_ctx=task.sequence_length(recipe.context) + 1,
         act_fn=recipe.activation,
         normalization="LN" if recipe.ln else None,
         causal=recipe.causal,
-        vocab=task.alphabet,
+        vocab=task.vocab,
         bos=BOS_NAME,
-        max_seq_len=recipe.context,
+        max_seq_len=task.sequence_length(recipe.context),
         output_kind="categorical",
         output_values=task.output_values,
     )
@@ -174,9 +179,28 @@ def sample_tokens(
     return tokens, lengths
 
 
-def label_batch(task: Task, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Targets [count, max_len]: output indices at read-out positions, IGNORED elsewhere."""
-    targets = np.full(tokens.shape, IGNORED, dtype=np.int64)
+def label_batch(
+    task: Task, tokens: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the model reads for the strings x (`tokens` [count, max_len], `lengths`), and
+    what it should output: (tokens [count, T], their lengths [count], targets [count, T],
+    or [count, T, output values] for a multi-label task), T = max_len, or 2 * max_len + 1
+    for `x sep y` (x, SEP, then y). Targets are IGNORED at positions that are no read-out."""
+    count, longest = tokens.shape
+    if task.sep:
+        read = np.zeros((count, task.sequence_length(longest)), dtype=np.int64)
+        targets = np.full(read.shape, IGNORED, dtype=np.int64)
+        sep = task.vocab.index(task.special["sep"])
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            y = task.label(tokens[rows, :length])
+            read[rows, :length] = tokens[rows, :length]
+            read[rows, length] = sep
+            read[rows, length + 1 : 2 * length + 1] = y
+            targets[rows, length : 2 * length] = y  # SEP predicts y's first token, and so on
+        return read, 2 * lengths + 1, targets
+    extra = (len(task.output_values),) if task.multilabel else ()
+    targets = np.full(tokens.shape + extra, IGNORED, dtype=np.int64)
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         labels = task.label(tokens[rows, :length])
@@ -184,7 +208,7 @@ def label_batch(task: Task, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarr
             targets[rows, length - 1] = labels[:, -1]
         else:
             targets[rows, :length] = labels
-    return targets
+    return tokens, lengths, targets
 
 
 def encode(tokens: np.ndarray, lengths: np.ndarray, config: ModelConfig) -> torch.Tensor:
@@ -196,23 +220,30 @@ def encode(tokens: np.ndarray, lengths: np.ndarray, config: ModelConfig) -> torc
     return torch.from_numpy(ids)
 
 
-def predicted_indices(model: Model, ids: torch.Tensor) -> np.ndarray:
-    """Decoded output indices [count, positions] after BOS (the family's argmax rule)."""
+def predicted_indices(model: Model, ids: torch.Tensor, multilabel: bool = False) -> np.ndarray:
+    """Decoded output indices [count, positions] after BOS (the family's argmax rule), or,
+    multi-label, [count, positions, output values]: 1 where the logit is > 0."""
     rows = []
     with torch.no_grad():
         for start in range(0, ids.shape[0], EVAL_BATCH):
             chunk = ids[start : start + EVAL_BATCH]
-            out = model(chunk, chunk != model.config.pad_id)
-            rows.append(model.output_indices(out)[:, 1:].numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, ids.shape[1] - 1), dtype=np.int64)
+            out = model(chunk, chunk != model.config.pad_id)[:, 1:]
+            rows.append((out > 0).long().numpy() if multilabel else
+                        model.output_indices(out).numpy())  # fmt: skip
+    return np.concatenate(rows)
+
+
+def right_strings(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per string, whether it is right at every read-out position (the whole set, for a
+    multi-label one; UNLABELLED is never right)."""
+    right = (predicted == targets) | (targets == IGNORED)
+    return right.reshape(right.shape[0], -1).all(axis=1)
 
 
 def string_accuracy(model: Model, ids: torch.Tensor, targets: np.ndarray) -> float:
-    """The fraction of strings right at every read-out position (UNLABELLED is never right)."""
-    predicted = predicted_indices(model, ids)
-    scored = targets != IGNORED
-    right = (predicted == targets) | ~scored
-    return float(right.all(axis=1).mean())
+    """The fraction of strings right at every read-out position (`right_strings`)."""
+    predicted = predicted_indices(model, ids, multilabel=targets.ndim == 3)
+    return float(right_strings(predicted, targets).mean())
 
 
 # -------------------------------------------------------------------------- training
@@ -240,11 +271,10 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
     n_tokens = len(task.alphabet)
     data = np.random.default_rng([recipe.seed, 0])
     held_rng = np.random.default_rng([recipe.seed, 1])
-    held_tokens, held_lengths = sample_tokens(
-        held_rng, n_tokens, recipe.min_len, recipe.max_len, recipe.held_out
+    held_tokens, held_lengths, held_targets = label_batch(
+        task, *sample_tokens(held_rng, n_tokens, recipe.min_len, recipe.max_len, recipe.held_out)
     )
     held_ids = encode(held_tokens, held_lengths, config)
-    held_targets = label_batch(task, held_tokens, held_lengths)
 
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=recipe.weight_decay
@@ -259,18 +289,13 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
     try:
         for step in range(1, recipe.steps + 1):
             model.train()
-            tokens, lengths = sample_tokens(
-                data, n_tokens, recipe.min_len, recipe.max_len, recipe.batch_size
+            tokens, lengths, targets = label_batch(
+                task,
+                *sample_tokens(data, n_tokens, recipe.min_len, recipe.max_len, recipe.batch_size),
             )
-            targets = label_batch(task, tokens, lengths)
-            targets[targets == UNLABELLED] = IGNORED
             ids = encode(tokens, lengths, config)
             out = model(ids, ids != config.pad_id)[:, 1:]
-            loss = F.cross_entropy(
-                out.reshape(-1, config.d_out),
-                torch.from_numpy(targets).reshape(-1),
-                ignore_index=IGNORED,
-            )
+            loss = _loss(out, targets, task.multilabel)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -304,6 +329,16 @@ def train(task: Task, recipe: Recipe, progress: Progress | None = None) -> Train
     model.records["source"] = {"kind": "trained", "task": task.name}
     model.records["task"] = task.record(recipe.min_len, recipe.max_len)
     return TrainingResult(model, step, loss_value, accuracy, log, seconds)
+
+
+def _loss(out: torch.Tensor, targets: np.ndarray, multilabel: bool) -> torch.Tensor:
+    """Cross-entropy over the output values, or one binary cross-entropy per value."""
+    labels = torch.from_numpy(targets)
+    if multilabel:
+        scored = labels != IGNORED
+        return F.binary_cross_entropy_with_logits(out[scored], labels[scored].to(out.dtype))
+    labels = labels.masked_fill(labels == UNLABELLED, IGNORED)
+    return F.cross_entropy(out.reshape(-1, out.shape[-1]), labels.reshape(-1), ignore_index=IGNORED)
 
 
 # ------------------------------------------------------------------------ evaluation
@@ -358,11 +393,9 @@ def accuracy_by_length(
 
 
 def _right(model: Model, task: Task, tokens: np.ndarray) -> int:
-    lengths = np.full(tokens.shape[0], tokens.shape[1])
-    targets = label_batch(task, tokens, lengths)
-    predicted = predicted_indices(model, encode(tokens, lengths, model.config))
-    scored = targets != IGNORED
-    return int(((predicted == targets) | ~scored).all(axis=1).sum())
+    read, lengths, targets = label_batch(task, tokens, np.full(tokens.shape[0], tokens.shape[1]))
+    predicted = predicted_indices(model, encode(read, lengths, model.config), task.multilabel)
+    return int(right_strings(predicted, targets).sum())
 
 
 def correct_up_to(rows: list[dict]) -> int:
