@@ -146,11 +146,25 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
     except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
         # Outside what the weights can be read as (e.g. soft attention): read the traces.
         reason = str(error)
-    result = _synthesize_and_check(
-        model, config, _FromTraces(model, oracle), oracle, stage, timings
-    )
+    try:
+        result = _synthesize_and_check(
+            model, config, _FromTraces(model, oracle), oracle, stage, timings
+        )
+    except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
+        raise _neither_reading(reason, error) from error
     result.weights_reading_failed = reason
     return result
+
+
+def _neither_reading(weights: str, traces: Exception) -> DistillError:
+    """The error when neither the weights nor the traces give a program: both reasons."""
+    message = str(traces) if str(traces) == weights else f"weights: {weights}; traces: {traces}"
+    if isinstance(traces, UnsupportedCircuit):
+        return UnsupportedCircuit(message)
+    if isinstance(traces, DistillFailed):
+        return DistillFailed(message, traces.candidate, traces.verdict)
+    # A table program that does not type-check is no program found, not bad input.
+    return DistillFailed(message)
 
 
 class _FromWeights:

@@ -347,7 +347,7 @@ def _read_mlp(
         output = variable_from_points(name, component, points, defined)
         output.members = _distinct_directions(mlp.W_out[local])
         output.layer = mlp.layer
-        table = _function_table(inputs, output, component)
+        table = _function_table(inputs, output, component, evidence)
         readings.append(MLPReading(component, inputs, table, output, np.asarray(units)))
     return readings
 
@@ -373,7 +373,15 @@ def _check_whole_read(reader: np.ndarray, variable: Variable | None) -> None:
         raise _SplitLayer(variable.layer)
 
 
-def _function_table(inputs: list[Variable], output: Variable, component: str) -> dict:
+def _function_table(
+    inputs: list[Variable], output: Variable, component: str, evidence: Evidence
+) -> dict:
+    """(input codes) -> output code, over the samples where all are defined.
+
+    Two samples that agree on every variable read but get different outputs show
+    the component reads something no variable carries (e.g. a head's weighted
+    mean where the program has a uniform one): the error names them.
+    """
     if len(inputs) > 2:
         raise UnsupportedCircuit(
             f"{component} reads {len(inputs)} variables; at most two are supported"
@@ -381,18 +389,32 @@ def _function_table(inputs: list[Variable], output: Variable, component: str) ->
     defined = output.defined.copy()
     for variable in inputs:
         defined &= variable.defined
-    columns = [v.codes[defined] for v in inputs] + [output.codes[defined]]
+    samples = np.flatnonzero(defined)
+    columns = [v.codes[samples] for v in inputs] + [output.codes[samples]]
     stacked = np.stack(columns, axis=1) if columns else np.zeros((0, 1), dtype=np.int64)
-    unique = np.unique(stacked, axis=0)
+    unique, first = np.unique(stacked, axis=0, return_index=True)
     table: dict = {}
-    for row in unique.tolist():
+    witness: dict = {}
+    for row, sample in zip(unique.tolist(), samples[first].tolist()):
         key, value = tuple(row[:-1]), row[-1]
         if key in table and table[key] != value:
+            reads = (
+                ", ".join(f"{v.name} = {v.values[code]!r}" for v, code in zip(inputs, key))
+                or "nothing"
+            )
             raise UnsupportedCircuit(
-                f"{component}: its output is not a function of the variables it reads"
+                f"{component}: its output is not a function of the variables it reads: "
+                f"with {reads} it writes different values at "
+                f"{_sample_text(evidence, witness[key])} and {_sample_text(evidence, sample)}"
             )
         table[key] = value
+        witness[key] = sample
     return table
+
+
+def _sample_text(evidence: Evidence, sample: int) -> str:
+    """An input and 0-based position, as counterexamples are shown."""
+    return f"input {evidence.inputs[evidence.input_of[sample]]} position {evidence.pos[sample] - 1}"
 
 
 def _split_units(
