@@ -48,12 +48,19 @@ def is_number(value) -> bool:
 
 def real_literal(value) -> z3.ArithRef:
     """A number as an exact Z3 rational."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unsupported(f"the float {value!r} has no exact value")
+    return _real_literal(value)
+
+
+# Tables name the same numbers at every position of every length: build each once. Keys
+# that compare equal (1, 1.0, True) are the same number, so they may share a term.
+@functools.lru_cache(maxsize=1 << 16)
+def _real_literal(value) -> z3.ArithRef:
     if isinstance(value, bool):
         return z3.RealVal(int(value))
     if isinstance(value, int):
         return z3.RealVal(value)
-    if not math.isfinite(value):
-        raise Unsupported(f"the float {value!r} has no exact value")
     exact = fraction(value)
     return z3.Q(exact.numerator, exact.denominator)
 
@@ -226,6 +233,27 @@ def symbolic_inputs(
 
 def simplify(term):
     return z3.simplify(term)
+
+
+def conjunction(terms: Sequence[z3.BoolRef]) -> z3.BoolRef:
+    """z3.And of Bool terms, built without z3's per-argument coercion (tables make
+    hundreds of thousands of them)."""
+    return _connective(z3.Z3_mk_and, terms, TRUE)
+
+
+def disjunction(terms: Sequence[z3.BoolRef]) -> z3.BoolRef:
+    """z3.Or of Bool terms (see `conjunction`)."""
+    return _connective(z3.Z3_mk_or, terms, FALSE)
+
+
+def _connective(make, terms: Sequence[z3.BoolRef], empty: z3.BoolRef) -> z3.BoolRef:
+    if not terms:
+        return empty
+    if len(terms) == 1:
+        return terms[0]
+    context = terms[0].ctx
+    arguments = (z3.Ast * len(terms))(*(t.as_ast() for t in terms))
+    return z3.BoolRef(make(context.ref(), len(terms), arguments), context)
 
 
 def if_chain(cases: list[tuple[z3.BoolRef, z3.ExprRef]], otherwise: z3.ExprRef) -> z3.ExprRef:

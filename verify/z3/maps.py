@@ -20,6 +20,8 @@ from verify.z3.cells import (
     Cell,
     EncodedSOp,
     Unsupported,
+    conjunction,
+    disjunction,
     fraction,
     if_chain,
     is_number,
@@ -91,9 +93,9 @@ def _table_lookup(fn: ast.Table, args: list[EncodedSOp]):
     def encode_position(enc: Encoder, position: int, none_in) -> Cell:
         cases = []
         for key, value in entries:
-            hit = z3.And([enc.matches(a, a.cells[position], k) for a, k in zip(args, key)])
+            hit = conjunction([enc.matches(a, a.cells[position], k) for a, k in zip(args, key)])
             cases.append((hit, value))
-        hits = z3.Or([hit for hit, _ in cases]) if cases else FALSE
+        hits = disjunction([hit for hit, _ in cases])
         enc.fail_when(z3.And(z3.Not(none_in), z3.Not(hits)))
         return _result_cell(enc, kind, cases, none_in)
 
@@ -109,9 +111,11 @@ def _result_cell(enc: Encoder, kind: str, cases, none_in: z3.BoolRef) -> Cell:
             none_cases.append(condition)
         else:
             grouped.setdefault(value, []).append(condition)
-    chain = [(z3.Or(conditions), enc.literal(kind, value)) for value, conditions in grouped.items()]
+    chain = [
+        (disjunction(conditions), enc.literal(kind, value)) for value, conditions in grouped.items()
+    ]
     otherwise = z3.RealVal(0) if kind == REAL else z3.IntVal(0)
-    return Cell(simplify(if_chain(chain, otherwise)), simplify(z3.Or([none_in, *none_cases])))
+    return Cell(simplify(if_chain(chain, otherwise)), simplify(disjunction([none_in, *none_cases])))
 
 
 def _tabulated_map(function: Callable, args: list[EncodedSOp]):
@@ -142,13 +146,13 @@ def _tabulated_map(function: Callable, args: list[EncodedSOp]):
             return affine_cell(enc, position, none_in)
         cases, raises = [], []
         for combo, result in outcomes:
-            hit = z3.And([enc.matches(a, a.cells[position], v) for a, v in zip(args, combo)])
+            hit = conjunction([enc.matches(a, a.cells[position], v) for a, v in zip(args, combo)])
             if result is RAISES:
                 raises.append(hit)
             else:
                 cases.append((hit, result))
         if raises:
-            enc.fail_when(z3.And(z3.Not(none_in), z3.Or(raises)))
+            enc.fail_when(z3.And(z3.Not(none_in), disjunction(raises)))
         for arg, domain in zip(args, domains):
             escape_outside(enc, arg, domain, position, none_in, "lambda")
         cell = _result_cell(enc, kind, cases, none_in)
@@ -225,7 +229,7 @@ def escape_outside(enc: Encoder, arg: EncodedSOp, domain, position, none_in, wha
     if arg.exact:
         return
     cell = arg.cells[position]
-    inside = z3.Or([enc.matches(arg, cell, v) for v in domain]) if domain else FALSE
+    inside = disjunction([enc.matches(arg, cell, v) for v in domain])
     enc.escape_when(
         z3.And(z3.Not(none_in), z3.Not(inside)),
         f"a {what} applied to a mean outside the values it was tabulated over",

@@ -10,7 +10,19 @@ import z3
 from dsl import ast
 from dsl.functions import make_callable
 from verify.z3.arithmetic import COMPARE, Arithmetic, is_arithmetic, truthy
-from verify.z3.cells import BOOL, FALSE, RAISES, REAL, TRUE, Cell, EncodedSOp, Matrix, simplify
+from verify.z3.cells import (
+    BOOL,
+    FALSE,
+    RAISES,
+    REAL,
+    TRUE,
+    Cell,
+    EncodedSOp,
+    Matrix,
+    conjunction,
+    disjunction,
+    simplify,
+)
 from verify.z3.encoder import Encoder, cells_equal
 from verify.z3.maps import check_table_size, escape_outside, finite_values
 from verify.z3.tables import guarded
@@ -134,7 +146,7 @@ def _pair_test(enc: Encoder, keys: EncodedSOp, queries: EncodedSOp, pairs: list[
 
     def member(sop: EncodedSOp, position: int, values) -> z3.BoolRef:
         cell = sop.cells[position]
-        return simplify(z3.Or([enc.matches(sop, cell, v) for v in values]))
+        return simplify(disjunction([enc.matches(sop, cell, v) for v in values]))
 
     key_in: dict[tuple[int, int], z3.BoolRef] = {}
     query_in: dict[tuple[int, int], z3.BoolRef] = {}
@@ -146,8 +158,8 @@ def _pair_test(enc: Encoder, keys: EncodedSOp, queries: EncodedSOp, pairs: list[
                 query_in[q, j] = member(queries, q, qvs)
             if (k, j) not in key_in:
                 key_in[k, j] = member(keys, k, kvs)
-            terms.append(z3.And(query_in[q, j], key_in[k, j]))
-        return z3.Or(terms) if terms else FALSE
+            terms.append(conjunction([query_in[q, j], key_in[k, j]]))
+        return disjunction(terms)
 
     return test
 
