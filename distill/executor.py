@@ -10,7 +10,8 @@ reading results) cancels what is still running.
 - `RayExecutor(workers=N)`: a local Ray bound to loopback (no dashboard, no
   usage statistics) with N worker processes; `RayExecutor(address=...)` joins a
   running cluster (`ray start --head` on one machine, `ray start --address=...`
-  on the others; the toolkit must be importable on every node).
+  on the others; the toolkit must be importable on every node). Local workers
+  import from this process's sys.path, so they run the same code.
 
 The function (with the models and programs it carries) goes to the object store
 once per map and each worker deserialises it once, not once per item. A worker
@@ -22,6 +23,7 @@ item and, for a local Ray, shuts it down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import deque
@@ -109,12 +111,13 @@ class RayExecutor:
         quiet = {"log_to_driver": show_logs, "configure_logging": show_logs}
         if address is None:
             _loopback_only(ray)
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                _node_ip_address=LOOPBACK,
-                **quiet,
-            )
+            with _driver_path_for_workers():
+                ray.init(
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    _node_ip_address=LOOPBACK,
+                    **quiet,
+                )
             bound = ray.nodes()[0]["NodeManagerAddress"]
             if bound != LOOPBACK:
                 ray.shutdown()
@@ -207,6 +210,22 @@ def _loopback_only(ray) -> None:
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
         constants.ENABLE_RAY_CLUSTER = False
+
+
+@contextlib.contextmanager
+def _driver_path_for_workers():
+    """Local workers import what this process imports: its sys.path (the current directory
+    for '') as their PYTHONPATH, read by Ray's processes when they start."""
+    before = os.environ.get("PYTHONPATH")
+    paths = [os.path.abspath(p or os.curdir) for p in sys.path]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if os.path.isdir(p))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def import_ray():
