@@ -15,7 +15,7 @@ demo: $(INSTALLED)
 	$(BIN)/distill demo -o demo-out
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dsl synth verify distill tests benchmarks

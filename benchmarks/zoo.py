@@ -298,6 +298,7 @@ def sweep(
     from distill.executor import InProcess
 
     executor = executor or InProcess()
+    out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict] = {}
     for _, name, _ in jobs:
         path = out / f"{name}.row.json"

@@ -94,13 +94,6 @@ class RayExecutor:
             raise ValueError("give either the number of local workers or a cluster address")
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
-        if address is None:
-            # Ray on Linux advertises (and binds its servers to) a routable address unless this
-            # is off; with it off a local instance is loopback only (read when ray is imported,
-            # and inherited by Ray's own processes).
-            os.environ[_LOCAL_ONLY] = "0"
-        # No usage statistics are sent, whether Ray starts here or is joined.
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
         ray = import_ray()
         self.notify = notify or (lambda message: print(message, file=sys.stderr, flush=True))
         self.max_retries = max_retries
@@ -109,9 +102,10 @@ class RayExecutor:
         if ray.is_initialized():
             raise ExecutorError("Ray is already started in this process")
         quiet = {"log_to_driver": show_logs, "configure_logging": show_logs}
+        # No usage statistics are sent, whether Ray starts here or is joined.
+        no_statistics = {"RAY_USAGE_STATS_ENABLED": "0"}
         if address is None:
-            _loopback_only(ray)
-            with _driver_path_for_workers():
+            with _loopback_only(ray), _environment(no_statistics, _worker_path()):
                 ray.init(
                     num_cpus=workers,
                     include_dashboard=False,
@@ -127,7 +121,8 @@ class RayExecutor:
             self.description = f"a local Ray with {workers} workers"
         else:
             try:
-                ray.init(address=address, **quiet)
+                with _environment(no_statistics):
+                    ray.init(address=address, **quiet)
             except (ConnectionError, ValueError, RuntimeError) as error:
                 raise RayUnavailable(f"cannot join the Ray cluster at {address}: {error}") from None
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -202,30 +197,47 @@ class RayExecutor:
 
 
 LOOPBACK = "127.0.0.1"
-_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def _loopback_only(ray) -> None:
-    """Keep a local Ray on loopback even when ray was imported before the variable was set."""
-    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
-    if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
-        constants.ENABLE_RAY_CLUSTER = False
 
 
 @contextlib.contextmanager
-def _driver_path_for_workers():
+def _loopback_only(ray):
+    """Ray on Linux advertises (and binds its servers to) a routable address unless its
+    ENABLE_RAY_CLUSTER is off: off while a local instance starts, it is loopback only (the
+    variable is for the processes Ray starts, the constant for this one)."""
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if not hasattr(constants, "ENABLE_RAY_CLUSTER"):
+        yield  # another Ray version: the address it binds is checked once it is up
+        return
+    before = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with _environment({constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}):
+            yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before
+
+
+def _worker_path() -> dict[str, str]:
     """Local workers import what this process imports: its sys.path (the current directory
-    for '') as their PYTHONPATH, read by Ray's processes when they start."""
-    before = os.environ.get("PYTHONPATH")
+    for '') as their PYTHONPATH."""
     paths = [os.path.abspath(p or os.curdir) for p in sys.path]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if os.path.isdir(p))
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if os.path.isdir(p))}
+
+
+@contextlib.contextmanager
+def _environment(*settings: dict[str, str]):
+    """Environment variables set while Ray starts (its processes keep them), then restored."""
+    changes = {name: value for setting in settings for name, value in setting.items()}
+    before = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def import_ray():

@@ -175,6 +175,7 @@ def check_exhaustively(
     model: Model,
     executor=None,
     progress: Callable[[int, int | None], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[Verdict, Verdict]:
     """`program` against `model` on every input: (on the claimed domain, on the whole domain).
 
@@ -192,10 +193,9 @@ def check_exhaustively(
     executor = executor or InProcess()
     claimed, whole = _Tally(), _Tally()
     check_chunk = functools.partial(_check_chunk, program, reference, model, vocab)
-    spans = chunk_spans(len(vocab), max_len)
-    tallies = executor.map(
-        check_chunk, spans, progress=progress, total=count_chunks(len(vocab), max_len)
-    )
+    spans = chunk_spans(len(vocab), max_len, chunk_size)
+    total = count_chunks(len(vocab), max_len, chunk_size)
+    tallies = executor.map(check_chunk, spans, progress=progress, total=total)
     with contextlib.closing(tallies):
         for chunk_claimed, chunk_whole in tallies:
             claimed.merge(chunk_claimed)
