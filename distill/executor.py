@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -95,6 +96,8 @@ class RayExecutor:
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         ray = import_ray()
+        if address is not None:
+            _check_reachable(address)
         self.notify = notify or (lambda message: print(message, file=sys.stderr, flush=True))
         self.max_retries = max_retries
         self.retried = 0
@@ -238,6 +241,25 @@ def _environment(*settings: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to reach a cluster's head before the address is refused (Ray itself waits minutes)."""
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port address must accept a connection (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        if address == "auto":
+            return  # the cluster `ray start` started on this machine
+        raise RayUnavailable(f"--ray: expected a cluster address HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise RayUnavailable(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}"
+        ) from None
 
 
 def import_ray():

@@ -193,6 +193,8 @@ def test_an_error_in_an_item_is_raised_as_in_process(on_ray):
     [
         (["--workers", "0"], "--workers: expected a positive number"),
         (["--workers", "2", "--ray", "h:1"], "exclude each other"),
+        (["--ray", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+        (["--ray", "nonsense"], "expected a cluster address HOST:PORT"),
     ],
 )
 def test_bad_executor_options_exit_2(options, message, capsys):
