@@ -159,7 +159,7 @@ class RayExecutor:
                     submit(*following, 1)
                 if not window:
                     return
-                index, item, ref, runs = window.popleft()
+                index, item, ref, runs = window[0]  # left in the window until it is done
                 try:
                     result = ray.get(ref)
                 except _worker_lost_errors() as error:
@@ -173,10 +173,11 @@ class RayExecutor:
                         f"note: a worker died running item {index} ({type(error).__name__}); "
                         f"running it again (run {runs + 1} of {self.max_retries + 1})"
                     )
-                    window.appendleft((index, item, self._run.remote(shared, item), runs + 1))
+                    window[0] = (index, item, self._run.remote(shared, item), runs + 1)
                     continue
                 except ray.exceptions.RayTaskError as error:
                     raise _cause(error) from None
+                window.popleft()
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -184,7 +185,8 @@ class RayExecutor:
         finally:
             # Stopped early, failed or interrupted: nothing keeps running for this sweep.
             for _, _, ref, _ in window:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # finished already, or Ray is gone
+                    ray.cancel(ref, force=True)
 
     def close(self) -> None:
         import ray

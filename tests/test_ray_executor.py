@@ -31,7 +31,11 @@ from verify.check import check
 
 ray = pytest.importorskip("ray")
 
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = [
+    pytest.mark.xdist_group("ray"),
+    # Ray starts its processes with subprocess (fork then exec at once), after jax is loaded.
+    pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning"),
+]
 
 CHUNK = 40  # small chunks: the 1,364 inputs make 35 of them, finished in any order
 IDENTITY = "return tokens\n"  # agrees with reverse on palindromes only
@@ -169,17 +173,18 @@ def test_two_model_zoo_sweep_on_ray_writes_the_same_rows(on_ray, tmp_path):
             assert (tmp_path / "there" / f"{name}.{suffix}").read_bytes() == mine
 
 
-def _dies_once(marker: str, item: int) -> int:
-    if item == 2 and not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)  # the worker process dies, as if killed
-    return item * item
-
-
 def test_a_dead_worker_is_retried_and_said(on_ray, tmp_path):
+    marker = str(tmp_path / "died")
+
+    # Defined here, so it travels by value: a fresh worker need not import this test module.
+    def dies_once(item: int) -> int:
+        if item == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies, as if killed
+        return item * item
+
     on_ray.notes.clear()
-    results = list(on_ray.map(functools.partial(_dies_once, str(tmp_path / "died")), range(5)))
-    assert results == [0, 1, 4, 9, 16]
+    assert list(on_ray.map(dies_once, range(5))) == [0, 1, 4, 9, 16]
     assert len(on_ray.notes) == 1 and "worker died running item 2" in on_ray.notes[0]
 
 
