@@ -8,14 +8,14 @@ INSTALLED := $(VENV)/.installed
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/distill demo -o demo-out
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dsl synth verify distill tests benchmarks

@@ -24,11 +24,16 @@ below it are listed at the end. On a batch of a few dozen inputs both forwards
 are per-operation overhead (microseconds each), so the ratio is that of their
 operation counts.
 
-    .venv/bin/python benchmarks/replacement.py [CASE_NAME ...]
+    .venv/bin/python benchmarks/replacement.py [--workers N | --ray ADDRESS] [CASE_NAME ...]
+
+With --workers or --ray the cases run side by side on Ray workers (lines in case
+order); each ratio is still measured within one process, but the times include
+the neighbours' contention for the cores.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 import tempfile
@@ -46,6 +51,7 @@ import dsl
 from distill.circuit.precondition import precondition_holds
 from distill.config import DistillConfig
 from distill.emit.torch_module import CLASS_NAME, torch_module_source
+from distill.executor import executor
 from dsl import ast
 from dsl.domain import count_inputs, enumerate_inputs
 
@@ -149,46 +155,67 @@ def compare(model, module, result) -> tuple[int, float, float, int]:
     return inputs, model_time, module_time, wrong
 
 
-def main(names: list[str]) -> int:
+def replacement_case(name: str) -> tuple:
+    """(name, layers, None, first error line) when no module is emitted, else
+    (name, layers, (inputs, model seconds, module seconds, disagreeing positions), "")."""
     torch.set_num_threads(1)
-    cases = [c for c in distinct_compilable(ALL_CASES) if not names or c.name in names]
+    case = next(c for c in distinct_compilable(ALL_CASES) if c.name == name)
+    model = distill.from_tracr(compiled(case), rotate=0)
+    config = model.config
+    try:
+        result = distill.distill(model, DistillConfig(prove=False))
+        source = torch_module_source(
+            result.program,
+            vocab=config.vocab,
+            bos=config.bos,
+            max_seq_len=config.max_seq_len,
+            output_kind=config.output_kind,
+            output_values=config.output_values,
+            domain_note="benchmark",
+        )
+    except (dsl.DSLError, distill.DistillError) as error:  # no program, or no module for it
+        return name, config.n_layers, None, str(error).splitlines()[0]
+    with tempfile.TemporaryDirectory() as directory, torch.no_grad():
+        module = load_module(source, directory)
+        return name, config.n_layers, compare(model, module, result), ""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="CASE")
+    parser.add_argument("--workers", type=int, metavar="N", help="cases on a local Ray")
+    parser.add_argument("--ray", metavar="ADDRESS", help="cases on the Ray cluster at ADDRESS")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    names = [
+        c.name for c in distinct_compilable(ALL_CASES) if not args.names or c.name in args.names
+    ]
+    try:
+        chosen = executor(args.workers, args.ray)
+    except (distill.DistillError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{'case':34} {'layers':>6} {'inputs':>12} {'model ms':>9} {'module ms':>9} {'ratio':>7}")
     disagreeing, slow, not_emitted, ratios = [], [], [], []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as directory, torch.no_grad():
-        for case in cases:
-            model = distill.from_tracr(compiled(case), rotate=0)
-            config = model.config
-            try:
-                result = distill.distill(model, DistillConfig(prove=False))
-                program = result.program
-                source = torch_module_source(
-                    program,
-                    vocab=config.vocab,
-                    bos=config.bos,
-                    max_seq_len=config.max_seq_len,
-                    output_kind=config.output_kind,
-                    output_values=config.output_values,
-                    domain_note="benchmark",
-                )
-            except (dsl.DSLError, distill.DistillError) as error:  # no program, or no module for it
-                first_line = str(error).splitlines()[0]
-                print(f"{case.name:34} {config.n_layers:>6}  not emitted: {first_line}", flush=True)
-                not_emitted.append(case.name)
+    with chosen:
+        for name, layers, measured, error in chosen.map(replacement_case, names):
+            if measured is None:
+                print(f"{name:34} {layers:>6}  not emitted: {error}", flush=True)
+                not_emitted.append(name)
                 continue
-            module = load_module(source, directory)
-            inputs, model_time, module_time, wrong = compare(model, module, result)
+            inputs, model_time, module_time, wrong = measured
             ratio = model_time / module_time
-            ratios.append((case.name, config.n_layers, ratio))
+            ratios.append((name, layers, ratio))
             note = ""
             if wrong:
                 note = f"  DISAGREES at {wrong} positions"
-                disagreeing.append(case.name)
-            elif config.n_layers >= 2 and ratio < EXPECTED_RATIO:
+                disagreeing.append(name)
+            elif layers >= 2 and ratio < EXPECTED_RATIO:
                 note = f"  below {EXPECTED_RATIO:g}x"
-                slow.append(f"{case.name} ({inputs} inputs, {ratio:.1f}x)")
+                slow.append(f"{name} ({inputs} inputs, {ratio:.1f}x)")
             print(
-                f"{case.name:34} {config.n_layers:>6} {inputs:>12} "
+                f"{name:34} {layers:>6} {inputs:>12} "
                 f"{1000 * model_time:>9.2f} {1000 * module_time:>9.2f} {ratio:>6.1f}x{note}",
                 flush=True,
             )

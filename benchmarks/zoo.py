@@ -3,9 +3,15 @@
     python benchmarks/zoo.py --out zoo/            # everything (seeded)
     python benchmarks/zoo.py --out zoo/ --quick    # a subset, minutes on 2 cores
     python benchmarks/zoo.py --out zoo/ --only tomita1-l1h1d16 hist-abc4
+    python benchmarks/zoo.py --out zoo/ --workers 2            # on a local Ray, 2 workers
+    python benchmarks/zoo.py --out /shared/zoo/ --ray HOST:6379  # on a cluster (shared DIR)
 
 A model whose row (DIR/NAME.row.json) is already there is not built again: an
 interrupted run resumes where it stopped; delete the row to rebuild the model.
+Models are built through distill.executor: one after the other in this process,
+or side by side on Ray workers (--workers N, --ray ADDRESS), each worker writing
+its model's files (on a cluster DIR must be one disk all nodes see); the rows
+and the summary are the same either way (every run is seeded, single-threaded).
 
 Per model, DIR/NAME.safetensors (its task, recipe and training log are records
 in the file), DIR/NAME.task.json, DIR/NAME.log.json and DIR/NAME.accuracy.json
@@ -118,7 +124,7 @@ def write_json(path: Path, value) -> None:
         temporary.write_text(json.dumps(value, indent=1, default=str) + "\n")
 
 
-def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
+def build_trained(name: str, spec: tuple, out: Path, quick: bool, export: bool = True) -> dict:
     task_name, layers, heads, d_model, dropout, max_len, steps = spec
     steps = min(steps, 800) if quick else steps
     context = CONTEXT * max_len
@@ -134,7 +140,11 @@ def build_trained(name: str, spec: tuple, out: Path, quick: bool) -> dict:
     write_json(out / f"{name}.task.json", result.model.records["task"])
     write_json(out / f"{name}.log.json", result.log)
     write_json(out / f"{name}.accuracy.json", rows)
-    gpt2 = export_check(result.model, out / f"{name}.hf", out / f"{name}.hf.safetensors")
+    gpt2 = (
+        export_check(result.model, out / f"{name}.hf", out / f"{name}.hf.safetensors")
+        if export
+        else None
+    )
     right_up_to = correct_up_to(rows)
     # Twice the length right everywhere, or the context where that is past it.
     doubled = next((r for r in rows if r["length"] == min(2 * right_up_to, context)), None)
@@ -290,15 +300,54 @@ def markdown(trained: list[dict], compressed: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def built(out: Path, name: str, build) -> dict:
-    """The row of model `name`: read back if an earlier run wrote it, else built and written."""
-    path = out / f"{name}.row.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    row = build()
-    write_json(path, row)
-    print(json.dumps(row), flush=True)
-    return row
+def build_job(out: Path, quick: bool, export: bool, job: tuple[str, str, tuple]) -> dict:
+    """The row of one model (job = (kind, name, spec)), its files written to `out`."""
+    torch.set_num_threads(1)  # seeded runs reproduce, in this process or on a worker
+    kind, name, spec = job
+    if kind == "trained":
+        return build_trained(name, spec, out, quick, export)
+    return build_compressed(name, spec, out)
+
+
+def sweep(
+    out: Path, jobs: list[tuple[str, str, tuple]], quick: bool, executor=None, export: bool = True
+) -> dict[str, list[dict]]:
+    """Every job's row, in job order: read back where an earlier run wrote DIR/NAME.row.json,
+    else built through `executor` (distill.executor; in-process by default) and written.
+    zoo.json and zoo.md are rewritten as rows arrive, with every row so far in job order."""
+    from distill.executor import InProcess
+
+    executor = executor or InProcess()
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict] = {}
+    for _, name, _ in jobs:
+        path = out / f"{name}.row.json"
+        if path.exists():
+            rows[name] = json.loads(path.read_text())
+    todo = [job for job in jobs if job[1] not in rows]
+
+    def summary() -> dict[str, list[dict]]:
+        done = {"trained": [], "compressed": []}
+        for kind, name, _ in jobs:
+            if name in rows:
+                done[kind].append(rows[name])
+        return done
+
+    def summarise() -> None:
+        done = summary()
+        write_json(out / "zoo.json", done)
+        with replaced_atomically(out / "zoo.md") as temporary:
+            temporary.write_text(markdown(done["trained"], done["compressed"]))
+
+    build = functools.partial(build_job, out, quick, export)
+    for job, row in zip(todo, executor.map(build, todo, total=len(todo))):
+        write_json(out / f"{job[1]}.row.json", row)
+        print(json.dumps(row), flush=True)
+        rows[job[1]] = row
+        summarise()
+    if not todo:
+        summarise()
+    return summary()
 
 
 def main() -> None:
@@ -306,6 +355,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="a subset with fewer steps")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these models")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="build the models on a local Ray with N workers (extra 'ray')",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="build them on the Ray cluster at ADDRESS (DIR on a shared disk)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # seeded runs reproduce; 2 cores are shared anyway
     trained_names = QUICK_TRAINED if args.quick else tuple(TRAINED)
@@ -317,23 +377,23 @@ def main() -> None:
                          f"{', '.join([*TRAINED, *COMPRESSED])}")  # fmt: skip
         trained_names = tuple(n for n in TRAINED if n in args.only)
         compressed_names = tuple(n for n in COMPRESSED if n in args.only)
+    if args.workers is not None and args.ray is not None:
+        parser.error("--workers and --ray exclude each other: give one")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers: expected a positive number, got {args.workers}")
     args.out.mkdir(parents=True, exist_ok=True)
-    trained, compressed = [], []
+    jobs = [("trained", n, TRAINED[n]) for n in trained_names]
+    jobs += [("compressed", n, COMPRESSED[n]) for n in compressed_names]
+    from distill.errors import BadInputError
+    from distill.executor import executor
 
-    def summarise() -> None:
-        write_json(args.out / "zoo.json", {"trained": trained, "compressed": compressed})
-        with replaced_atomically(args.out / "zoo.md") as temporary:
-            temporary.write_text(markdown(trained, compressed))
-
-    for name in trained_names:
-        build = functools.partial(build_trained, name, TRAINED[name], args.out, args.quick)
-        trained.append(built(args.out, name, build))
-        summarise()
-    for name in compressed_names:
-        build = functools.partial(build_compressed, name, COMPRESSED[name], args.out)
-        compressed.append(built(args.out, name, build))
-        summarise()
-    print(markdown(trained, compressed))
+    try:
+        chosen = executor(args.workers, args.ray)
+    except BadInputError as error:
+        parser.exit(2, f"error: {error}\n")
+    with chosen:
+        rows = sweep(args.out, jobs, args.quick, chosen)
+    print(markdown(rows["trained"], rows["compressed"]))
 
 
 if __name__ == "__main__":

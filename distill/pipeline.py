@@ -24,7 +24,12 @@ import torch
 import dsl
 import synth
 import verify
-from distill.checks.against_model import RememberingOracle, check_against_model, extent
+from distill.checks.against_model import (
+    RememberingOracle,
+    batch_map,
+    check_against_model,
+    extent,
+)
 from distill.circuit import tables as table_stage
 from distill.circuit.certificate import Certificate, certify
 from distill.circuit.completion import complete_tables
@@ -107,12 +112,16 @@ def distill(
     model: Model,
     config: DistillConfig = DistillConfig(),
     progress: Callable[[str], None] | None = None,
+    executor=None,
 ) -> DistillResult:
     """A readable program computing what `model` computes, verified against it (and proved
-    equal to the tables read off it when config.prove)."""
+    equal to the tables read off it when config.prove).
+
+    The checks against the model run their chunks through `executor` (distill.executor:
+    in-process by default, or Ray workers); the result does not depend on it."""
     with _single_threaded_torch():
         # The weights are evaluated in float64 (see distill.models.numerics).
-        return _distill(in_float64(model), config, progress)
+        return _distill(in_float64(model), config, progress, executor)
 
 
 @contextmanager
@@ -127,7 +136,7 @@ def _single_threaded_torch():
         torch.set_num_threads(threads)
 
 
-def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
+def _distill(model: Model, config: DistillConfig, progress, executor) -> DistillResult:
     timings: dict[str, float] = {}
 
     @contextmanager
@@ -138,17 +147,22 @@ def _distill(model: Model, config: DistillConfig, progress) -> DistillResult:
         yield
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
+    def chunks_done(done: int, total: int | None) -> None:
+        if progress:
+            progress(f"verify ({done:,}{'' if total is None else f' of {total:,}'} chunks)")
+
+    checking = {"executor": executor, "progress": chunks_done}
     oracle = RememberingOracle(model)
     try:
         with stage("decompose"):
             reader = _FromWeights(model)
-        return _synthesize_and_check(model, config, reader, oracle, stage, timings)
+        return _synthesize_and_check(model, config, reader, oracle, stage, timings, checking)
     except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
         # Outside what the weights can be read as (e.g. soft attention): read the traces.
         reason = str(error)
     try:
         result = _synthesize_and_check(
-            model, config, _FromTraces(model, oracle), oracle, stage, timings
+            model, config, _FromTraces(model, oracle), oracle, stage, timings, checking
         )
     except (UnsupportedCircuit, DistillFailed, TypeCheckError) as error:
         raise _neither_reading(reason, error) from error
@@ -203,7 +217,7 @@ class _FromTraces:
         return tables, tables.program
 
 
-def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> DistillResult:
+def _synthesize_and_check(model, config, reader, oracle, stage, timings, checking) -> DistillResult:
     vocab, max_len = list(model.config.vocab), model.config.max_seq_len
     traced = inputs_to_trace(vocab, max_len, config)
     candidate = None
@@ -219,7 +233,9 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
                 # (e.g. `2 % x` at 0): bind every entry of the complete tables instead.
                 candidate = _readable(tables.program, tables, vocab, max_len)
         with stage("verify"):
-            check, whole = check_against_model(candidate, oracle, model, config, tables.program)
+            check, whole = check_against_model(
+                candidate, oracle, model, config, tables.program, **checking
+            )
         failure = check
         if not check.ok:
             traced = traced + [list(c.input) for c in check.counterexamples]
@@ -274,6 +290,7 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings) -> Dist
                 max_seq_len=max_len,
                 undefined="refute",
                 tolerance=RESOLUTION,
+                map_batches=batch_map(**checking),
                 **extent(vocab, max_len, config),
             )
     certificate = None

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reverse.rasp"
-HEAVY = ("jax", "torch", "tracr", "z3", "networkx", "sympy")
+HEAVY = ("jax", "torch", "tracr", "z3", "networkx", "sympy", "ray")
 
 
 def distill(*args, extra=()) -> subprocess.CompletedProcess:
@@ -49,7 +49,18 @@ def test_help_loads_nothing_heavy():
 
 @pytest.mark.parametrize(
     "command",
-    ["compile", "run", "eval", "equiv", "verify", "predict", "train", "import hf", "import tl"],
+    [
+        "compile",
+        "run",
+        "eval",
+        "equiv",
+        "verify",
+        "bench",
+        "predict",
+        "train",
+        "import hf",
+        "import tl",
+    ],
 )
 def test_command_help_loads_nothing_heavy(command):
     done = distill(*command.split(), "--help", extra=("-X", "importtime"))

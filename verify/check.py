@@ -13,6 +13,7 @@ domain of definition), "refute" counts them as disagreements.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -55,8 +56,14 @@ def check(
     undefined: str = "exclude",
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_counterexamples: int = 5,
+    map_batches: Callable = map,
 ) -> Verdict:
-    """Compare `program` with `oracle` on a bounded domain; exhaustive=None decides by its size."""
+    """Compare `program` with `oracle` on a bounded domain; exhaustive=None decides by its size.
+
+    `map_batches(compare, batches)` runs the comparison of each batch and yields the results
+    in batch order: the builtin `map` by default, or a parallel map (distill's executor),
+    which gives the same verdict since the results are merged in order.
+    """
     if not (isinstance(tolerance, Number) and math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     if undefined not in UNDEFINED_RULES:
@@ -90,24 +97,26 @@ def check(
     covered = 0
     set_aside = 0
     counterexamples: list[Counterexample] = []
-    for batch in batches:
-        program_outputs = _evaluate_marking_undefined(program, batch)
-        oracle_outputs = oracle(batch)
-        if len(oracle_outputs) != len(batch):
-            raise ValueError(
-                f"the oracle returned {len(oracle_outputs)} outputs for {len(batch)} inputs"
-            )
-        for sequence, got, expected in zip(batch, program_outputs, oracle_outputs):
-            expected = tuple(_plain(expected))
-            if got is None and undefined == "exclude":
-                set_aside += 1
-                continue
-            covered += 1
-            example = _disagreement(sequence, expected, got, tolerance)
-            if example is not None and len(counterexamples) < max_counterexamples:
-                counterexamples.append(example)
-        if len(counterexamples) >= max_counterexamples:
-            break
+    compare = functools.partial(
+        _compare_batch,
+        program,
+        oracle,
+        tolerance=tolerance,
+        undefined=undefined,
+        max_counterexamples=max_counterexamples,
+    )
+    results = map_batches(compare, batches)
+    try:
+        for batch_covered, batch_set_aside, examples in results:
+            covered += batch_covered
+            set_aside += batch_set_aside
+            counterexamples += examples[: max_counterexamples - len(counterexamples)]
+            if len(counterexamples) >= max_counterexamples:
+                break
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a parallel map stops the batches still running
 
     if counterexamples:
         level = REFUTED
@@ -126,6 +135,36 @@ def check(
         counterexamples=tuple(counterexamples),
         seconds=time.perf_counter() - start,
     )
+
+
+def _compare_batch(
+    program: dsl.Program,
+    oracle: Oracle,
+    batch: list[list],
+    *,
+    tolerance: float,
+    undefined: str,
+    max_counterexamples: int,
+) -> tuple[int, int, list[Counterexample]]:
+    """(inputs covered, inputs set aside, the first counterexamples) of one batch."""
+    program_outputs = _evaluate_marking_undefined(program, batch)
+    oracle_outputs = oracle(batch)
+    if len(oracle_outputs) != len(batch):
+        raise ValueError(
+            f"the oracle returned {len(oracle_outputs)} outputs for {len(batch)} inputs"
+        )
+    covered = set_aside = 0
+    counterexamples: list[Counterexample] = []
+    for sequence, got, expected in zip(batch, program_outputs, oracle_outputs):
+        expected = tuple(_plain(expected))
+        if got is None and undefined == "exclude":
+            set_aside += 1
+            continue
+        covered += 1
+        example = _disagreement(sequence, expected, got, tolerance)
+        if example is not None and len(counterexamples) < max_counterexamples:
+            counterexamples.append(example)
+    return covered, set_aside, counterexamples
 
 
 def outputs_agree(expected: Sequence, got: Sequence, tolerance: float) -> int | None:

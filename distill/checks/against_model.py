@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import verify
 from distill.checks.sweep import check_exhaustively
 from distill.circuit.precondition import PRECONDITION, precondition_holds
 from distill.config import DistillConfig
+from distill.executor import InProcess
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION
 from dsl.domain import count_inputs, sample_inputs
@@ -19,19 +22,20 @@ def extent(vocab, max_len, config: DistillConfig) -> dict:
 
 
 def check_against_model(
-    program, oracle, model: Model, config: DistillConfig, reference
+    program, oracle, model: Model, config: DistillConfig, reference, executor=None, progress=None
 ) -> tuple[verify.Verdict, verify.Verdict | None]:
     """The program against the model: (on the claimed domain, on the whole domain or None).
 
     The claimed domain is the inputs where `reference` meets the precondition.
     Every input, streamed as arrays, when the domain is within the exhaustive
     limit (both verdicts from one pass); else seeded samples, and the whole-domain
-    verdict is left to the caller.
+    verdict is left to the caller. The chunks or sample batches run through `executor`
+    (distill.executor: in-process by default); `progress(done, total)` counts them.
     """
     vocab, max_len = list(model.config.vocab), model.config.max_seq_len
     how = extent(vocab, max_len, config)
     if how["exhaustive"]:
-        return check_exhaustively(program, reference, model)
+        return check_exhaustively(program, reference, model, executor, progress)
     inputs = sample_inputs(vocab, max_len, config.samples, seed=config.seed)
     # The precondition is read off the program in one batch, not once per input.
     claimed = {tuple(x) for x, ok in zip(inputs, _precondition_batches(reference, inputs)) if ok}
@@ -44,9 +48,17 @@ def check_against_model(
         predicate_description=PRECONDITION,
         undefined="refute",
         tolerance=RESOLUTION,
+        map_batches=batch_map(executor, progress),
         **how,
     )
     return check, None
+
+
+def batch_map(executor=None, progress=None):
+    """verify.check's `map_batches` that runs the batches through `executor`."""
+    if executor is None and progress is None:
+        return map
+    return functools.partial((executor or InProcess()).map, progress=progress)
 
 
 class RememberingOracle:

@@ -11,8 +11,10 @@ counterexamples become Python values.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from numbers import Number
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from distill.circuit.precondition import PRECONDITION, precondition_holds
+from distill.executor import InProcess
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION
 from dsl import ast
@@ -45,16 +48,33 @@ class Chunk:
 def chunks(vocab, max_len: int, size: int = CHUNK_SIZE) -> Iterator[Chunk]:
     """Every input of lengths 1..max_len, shortest first, then lexicographic (dsl.domain's order)."""
     tokens = ordered_vocab(vocab)
-    values = np.empty(len(tokens), dtype=object)
-    values[:] = tokens
-    base = len(tokens)
+    for span in chunk_spans(len(tokens), max_len, size):
+        yield make_chunk(tokens, span)
+
+
+def chunk_spans(base: int, max_len: int, size: int = CHUNK_SIZE) -> Iterator[tuple[int, int, int]]:
+    """(length, start, stop) of every chunk, in enumeration order: inputs number start..stop-1
+    of that length, an input's number read as base-`base` digits being its vocab indices."""
     for length in range(1, max_len + 1):
-        weights = base ** np.arange(length - 1, -1, -1, dtype=np.int64)
         total = base**length
         for start in range(0, total, size):
-            index = np.arange(start, min(start + size, total), dtype=np.int64)
-            digits = (index[:, None] // weights) % base
-            yield Chunk(digits, values[digits].tolist())
+            yield length, start, min(start + size, total)
+
+
+def count_chunks(base: int, max_len: int, size: int = CHUNK_SIZE) -> int:
+    return sum(-(-(base**length) // size) for length in range(1, max_len + 1))
+
+
+def make_chunk(tokens: list, span: tuple[int, int, int]) -> Chunk:
+    """The inputs of one span of chunk_spans, over the ordered vocab `tokens`."""
+    length, start, stop = span
+    base = len(tokens)
+    values = np.empty(base, dtype=object)
+    values[:] = tokens
+    weights = base ** np.arange(length - 1, -1, -1, dtype=np.int64)
+    index = np.arange(start, stop, dtype=np.int64)
+    digits = (index[:, None] // weights) % base
+    return Chunk(digits, values[digits].tolist())
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,12 @@ class _Tally:
             if len(self.counterexamples) < MAX_COUNTEREXAMPLES:
                 self.counterexamples.append(describe(row))
 
+    def merge(self, other: _Tally) -> None:
+        """Add a later chunk's tally (counterexamples stay the first by domain order)."""
+        self.covered += other.covered
+        room = MAX_COUNTEREXAMPLES - len(self.counterexamples)
+        self.counterexamples += other.counterexamples[: max(room, 0)]
+
     def verdict(self, domain: Domain, max_len: int, seconds: float) -> Verdict:
         return Verdict(
             level=REFUTED if self.counterexamples else EXHAUSTIVE,
@@ -144,34 +170,38 @@ class _Tally:
 
 
 def check_exhaustively(
-    program: ast.Program, reference: ast.Program, model: Model
+    program: ast.Program,
+    reference: ast.Program,
+    model: Model,
+    executor=None,
+    progress: Callable[[int, int | None], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[Verdict, Verdict]:
     """`program` against `model` on every input: (on the claimed domain, on the whole domain).
 
     The claimed domain is where `reference` (the table program) meets the
     precondition. An input on which the program is undefined counts as a
     disagreement, as with verify.check(undefined="refute").
+
+    The chunks run through `executor` (distill.executor; in-process by default), their
+    tallies merged in domain order, so the verdicts do not depend on it; `progress(done,
+    total)` hears of each chunk merged.
     """
     start = time.perf_counter()
     spec = model.config
     vocab, max_len = ordered_vocab(spec.vocab), spec.max_seq_len
+    executor = executor or InProcess()
     claimed, whole = _Tally(), _Tally()
-    for chunk in chunks(vocab, max_len):
-        expected = evaluate_model(model, chunk.inputs, chunk.tokens)
-        evaluation = evaluate_arrays(program, chunk.inputs)
-        got = evaluation.output
-        same = agreement_matrix(expected.table, got.table)
-        defined = defined_inputs(evaluation)
-        agree = same[expected.codes, got.codes].all(axis=1) & defined
-        holds = np.asarray(precondition_holds(reference, chunk.inputs), dtype=bool)
-
-        def describe(row, chunk=chunk, evaluation=evaluation, defined=defined):
-            return _counterexample(model, chunk, row, evaluation, defined[row])
-
-        claimed.add(holds, agree, describe)
-        whole.add(np.ones_like(holds), agree, describe)
-        if len(claimed.counterexamples) >= MAX_COUNTEREXAMPLES:
-            break  # refuted either way (the whole domain holds the claimed one), as verify.check
+    check_chunk = functools.partial(_check_chunk, program, reference, model, vocab)
+    spans = chunk_spans(len(vocab), max_len, chunk_size)
+    total = count_chunks(len(vocab), max_len, chunk_size)
+    tallies = executor.map(check_chunk, spans, progress=progress, total=total)
+    with contextlib.closing(tallies):
+        for chunk_claimed, chunk_whole in tallies:
+            claimed.merge(chunk_claimed)
+            whole.merge(chunk_whole)
+            if len(claimed.counterexamples) >= MAX_COUNTEREXAMPLES:
+                break  # refuted either way (the whole domain holds the claimed one), as verify.check
     seconds = time.perf_counter() - start
     domain = Domain(tuple(vocab), max_len)
     return (
@@ -180,6 +210,26 @@ def check_exhaustively(
         ),
         whole.verdict(domain, max_len, seconds),
     )
+
+
+def _check_chunk(program, reference, model: Model, vocab: list, span) -> tuple[_Tally, _Tally]:
+    """One chunk's tallies: (on the claimed domain, on the whole domain)."""
+    chunk = make_chunk(vocab, span)
+    expected = evaluate_model(model, chunk.inputs, chunk.tokens)
+    evaluation = evaluate_arrays(program, chunk.inputs)
+    got = evaluation.output
+    same = agreement_matrix(expected.table, got.table)
+    defined = defined_inputs(evaluation)
+    agree = same[expected.codes, got.codes].all(axis=1) & defined
+    holds = np.asarray(precondition_holds(reference, chunk.inputs), dtype=bool)
+
+    def describe(row):
+        return _counterexample(model, chunk, row, evaluation, defined[row])
+
+    claimed, whole = _Tally(), _Tally()
+    claimed.add(holds, agree, describe)
+    whole.add(np.ones_like(holds), agree, describe)
+    return claimed, whole
 
 
 def _counterexample(model: Model, chunk: Chunk, row: int, evaluation, defined) -> Counterexample:

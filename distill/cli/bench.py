@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from distill.cli.options import RAY_HELP, WORKERS_HELP, sweep_executor
 from distill.config import DistillConfig
 from distill.errors import BadInputError
 
@@ -31,6 +32,8 @@ def bench_command(
         help="Check every input when a domain has at most this many (else 20,000 samples). "
         "13000000 makes every tracr case exhaustive (minutes each for the 12 M-input ones).",
     ),
+    workers: int | None = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
 ) -> None:
     """Compile every program of SUITE with tracr, import it rotated, distill it, score it.
 
@@ -39,17 +42,15 @@ def bench_command(
     ratio to each, the verification level, agreement with the source, size ratio and
     named-comparison recall. Exit 1 if any case fails.
     """
+    import functools
+
     from rich.console import Console
     from rich.table import Table
 
-    from distill.circuit.discovery import UnsupportedCircuit
-    from distill.groundtruth.scoring import run_tracr
-    from distill.pipeline import DistillFailed
+    from distill.groundtruth.bench import COLUMNS, BenchOptions, bench_case, bench_cases
 
     if suite not in SUITES:
         raise BadInputError(f"unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
-    from distill.groundtruth.tracr_suite import distinct_compilable, mlp_exactness, scaled_up
-
     if scale not in ("small", "large"):
         raise BadInputError(f"--scale: expected small or large, got {scale!r}")
     seed_list = parse_seeds(seeds)
@@ -59,90 +60,32 @@ def bench_command(
         )
     if exhaustive_limit < 0:
         raise BadInputError(f"--exhaustive-limit: expected 0 or more, got {exhaustive_limit}")
+    options = BenchOptions(
+        prove=prove, z3_timeout=z3_timeout, exhaustive_limit=exhaustive_limit, scale=scale
+    )
+    tasks = [(name, seed) for name in bench_cases(only) for seed in seed_list]
     table = Table(title=f"distill bench {suite}")
-    for column in (
-        "case",
-        "seed",
-        "layers",
-        "compile s",
-        "warm s",
-        "distill s",
-        "ratio",
-        "warm ratio",
-        "verified",
-        "not certified because",
-        "source",
-        "size",
-        "recall",
-    ):
+    for column in COLUMNS:
         table.add_column(column)
     ratios, warm_ratios, sizes, recalled, named, failures = [], [], [], 0, 0, 0
-    certified = proved = proofs = runs = 0
-    for case in distinct_compilable():
-        if only and only not in case.name:
-            continue
-        if scale == "large":
-            case = scaled_up(case)
-        for seed in seed_list:
-            runs += 1
-            try:
-                run = run_tracr(
-                    case.program,
-                    vocab=case.vocab,
-                    max_seq_len=case.max_seq_len,
-                    rotate=seed,
-                    causal=case.causal,
-                    config=DistillConfig(
-                        prove=prove, z3_timeout=z3_timeout, exhaustive_limit=exhaustive_limit
-                    ),
-                    prove_against_source=prove,
-                    z3_timeout=z3_timeout,
-                    cold_compile=True,
-                    mlp_exactness=mlp_exactness(case.max_seq_len),
-                )
-            except (DistillFailed, UnsupportedCircuit) as error:
-                failures += 1
-                table.add_row(case.name, str(seed), *[""] * 6, f"FAILED: {error}", "", "", "", "")
+    certified = proved = proofs = 0
+    with sweep_executor(workers, ray_address) as executor:
+        # Rows come back in case order whichever worker finishes first: the table is the same.
+        for row in executor.map(functools.partial(bench_case, options), tasks):
+            table.add_row(*row.cells)
+            failures += row.failed
+            if row.log is None:
                 continue
-            score, result = run.score, run.result
-            certified += result.certified
-            if result.proof is not None:
+            typer.echo(row.log, err=True)
+            certified += row.certified
+            if row.proof_level is not None:
                 proofs += 1
-                proved += result.proof.level == "proved"
-            ratio = score.distill_seconds / max(score.compile_seconds, 1e-9)
-            warm_ratio = score.distill_seconds / max(score.warm_compile_seconds, 1e-9)
-            ratios.append(ratio)
-            warm_ratios.append(warm_ratio)
-            sizes.append(score.size_ratio)
-            if score.named_recall is not None:
-                recalled += round(score.named_recall * score.source_named)
-                named += score.source_named
-            ok = result.check.ok and score.agrees and score.covered
-            failures += not ok
-            typer.echo(
-                f"{case.name} seed {seed}: distill {score.distill_seconds:.2f} s, "
-                f"compile {score.compile_seconds:.2f} s (warm {score.warm_compile_seconds:.2f} s), "
-                f"{result.verification} ({result.certificate_status}), proof {result.proof}, "
-                f"source: {score.agreement}; Z3 vs source: {score.proof}",
-                err=True,
-            )
-            table.add_row(
-                case.name,
-                str(seed),
-                str(run.model.config.n_layers),
-                f"{score.compile_seconds:.2f}",
-                f"{score.warm_compile_seconds:.2f}",
-                f"{score.distill_seconds:.2f}",
-                f"{ratio:.2f}",
-                f"{warm_ratio:.1f}",
-                result.verification.split(":")[0],
-                ""
-                if result.certified
-                else result.certificate_status.removeprefix("not certified: "),
-                "agrees" if score.agrees else "DIFFERS",
-                f"{score.size_ratio:.2f}",
-                "-" if score.named_recall is None else f"{score.named_recall:.2f}",
-            )
+                proved += row.proof_level == "proved"
+            ratios.append(row.ratio)
+            warm_ratios.append(row.warm_ratio)
+            sizes.append(row.size_ratio)
+            recalled += row.recalled
+            named += row.named
     # Piped output gets a wide table rather than names cut to fit 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
@@ -154,7 +97,7 @@ def bench_command(
             f"named comparisons recovered {recalled}/{named}; failures {failures}"
         )
         console.print(
-            f"certified {certified}/{runs}; readable = table program proved {proved}/{proofs}"
+            f"certified {certified}/{len(tasks)}; readable = table program proved {proved}/{proofs}"
         )
     if failures:
         raise typer.Exit(1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,3 +146,31 @@ def check_input(tokens: list, vocab: list, max_len: int) -> None:
                 f"token {shorten(repr(token), 60)} at position {position} is not in the "
                 f"vocabulary ({shown})"
             )
+
+
+WORKERS_HELP = (
+    "Run the sweep on a local Ray with N worker processes (loopback only; needs the optional "
+    "extra 'ray'). Results are the same as in-process."
+)
+RAY_HELP = (
+    "Run the sweep on the Ray cluster at ADDRESS (host:port printed by `ray start --head`; "
+    "the toolkit must be installed on every node)."
+)
+
+
+@contextmanager
+def sweep_executor(workers: int | None, ray_address: str | None):
+    """The executor of --workers / --ray (in-process when neither), closed on the way out."""
+    if workers is not None and ray_address is not None:
+        raise BadInputError("--workers and --ray exclude each other: give one")
+    if workers is not None and workers < 1:
+        raise BadInputError(f"--workers: expected a positive number, got {workers}")
+    if ray_address is not None and not ray_address.strip():
+        raise BadInputError("--ray: expected a cluster address like 10.0.0.1:6379, got ''")
+    from distill.executor import executor
+
+    chosen = executor(workers, ray_address, notify=lambda text: print(text, file=sys.stderr))
+    try:
+        yield chosen
+    finally:
+        chosen.close()

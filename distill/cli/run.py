@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from distill.cli.options import RAY_HELP, WORKERS_HELP, sweep_executor
 from distill.cli.progress import stage_progress
 from distill.config import DistillConfig
 from distill.errors import BadInputError
@@ -28,6 +29,8 @@ def run_command(
         True, help="Prove the readable program equal to the table program with Z3."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    workers: int | None = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
 ) -> None:
     """Distill MODEL into a readable program verified against it; write it and the evidence to OUTDIR.
 
@@ -47,9 +50,9 @@ def run_command(
     model = load_model(model_path)
     refuse_trained(model, model_path)
     check_work(model.config, config)
-    with stage_progress(quiet) as progress:
+    with sweep_executor(workers, ray_address) as executor, stage_progress(quiet) as progress:
         try:
-            result = distill(model, config, progress=progress)
+            result = distill(model, config, progress=progress, executor=executor)
         except UnsupportedCircuit as error:
             typer.echo(f"no program: {error}", err=True)
             raise typer.Exit(1) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from distill.cli.options import check_samples, read_program
+from distill.cli.options import RAY_HELP, WORKERS_HELP, check_samples, read_program, sweep_executor
 from distill.errors import BadInputError
 
 
@@ -26,6 +26,8 @@ def verify_command(
         help="Numbers closer than this are equal (default: the numerical resolution, 1e-4, "
         "under which the model's float64 rounding is bounded).",
     ),
+    workers: int | None = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
 ) -> None:
     """Compare PROGRAM with MODEL on the model's vocabulary and lengths 1..max_seq_len.
 
@@ -53,16 +55,18 @@ def verify_command(
     info = dsl.infer(program, list(config.vocab), config.max_seq_len)
     for warning in info.warnings:
         print(f"warning: {warning.render()}", file=sys.stderr)
-    verdict = check(
-        program,
-        model.predict,
-        vocab=config.vocab,
-        max_seq_len=config.max_seq_len,
-        exhaustive=True if exhaustive else (False if samples is not None else None),
-        samples=samples or DEFAULT_SAMPLES,
-        seed=seed,
-        tolerance=RESOLUTION if tolerance is None else tolerance,
-    )
+    with sweep_executor(workers, ray_address) as executor:
+        verdict = check(
+            program,
+            model.predict,
+            vocab=config.vocab,
+            max_seq_len=config.max_seq_len,
+            exhaustive=True if exhaustive else (False if samples is not None else None),
+            samples=samples or DEFAULT_SAMPLES,
+            seed=seed,
+            tolerance=RESOLUTION if tolerance is None else tolerance,
+            map_batches=executor.map,
+        )
     print(verdict)
     for example in verdict.counterexamples:
         print(f"counterexample: {example}")
