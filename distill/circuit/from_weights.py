@@ -344,9 +344,12 @@ def _read_mlp(model: Model, layer: int, stream: Stream):
     """The MLP's sub-MLPs, each one variable, tabulated on its inputs' cross product.
 
     Units whose writes overlap are inseparable (write groups). Groups that read the
-    same variables and are read by the same later components are one variable:
-    what a reader reads together is one value (a categorical map writes one
-    direction per value; a numerical one writes one direction at many strengths).
+    same variables and share a later reader (a head's query, key or value, an MLP,
+    the unembedding) are one variable: what a reader reads together is one value (a
+    categorical map writes one direction per value; a numerical one writes one
+    direction at many strengths). Sharing is transitive: a sort key's largest value
+    is read by the key side of `<` only and its smallest by the query side only, yet
+    both are values of the one key.
     """
     mlp = model.blocks[layer].mlp
     W_in, b_in, W_out = _array(mlp.W_in), _array(mlp.b_in), _array(mlp.W_out)
@@ -358,7 +361,7 @@ def _read_mlp(model: Model, layer: int, stream: Stream):
     rows = W_out[live] / np.linalg.norm(W_out[live], axis=1, keepdims=True)
     n_groups, labels = connected_components(np.abs(rows @ rows.T) > WRITE_OVERLAP)
     readers = _later_readers(model, layer)
-    parts: dict[tuple, list[int]] = {}
+    groups: list[tuple[tuple[str, ...], set[str], list[int]]] = []
     for g in range(n_groups):
         units = live[labels == g]
         read = variables_read(W_in[:, units], stream.variables)
@@ -370,10 +373,9 @@ def _read_mlp(model: Model, layer: int, stream: Stream):
         )
         if not seen_by:
             continue  # nothing later reads it: it cannot change the output
-        signature = (tuple(v.name for v in read), seen_by)
-        parts.setdefault(signature, []).extend(units.tolist())
+        groups.append((tuple(v.name for v in read), set(seen_by), units.tolist()))
 
-    ordered = sorted(parts.items(), key=lambda item: min(item[1]))
+    ordered = sorted(_merge_shared_readers(groups).items(), key=lambda item: min(item[1]))
     results = []
     for index, (signature, units) in enumerate(ordered):
         units = sorted(units)
@@ -394,6 +396,22 @@ def _read_mlp(model: Model, layer: int, stream: Stream):
         table = {tuple(combo): int(code) for combo, code in zip(combos, codes.tolist())}
         results.append((MLPReading(component, read, table, output, np.asarray(units)), centres))
     return results
+
+
+def _merge_shared_readers(groups) -> dict[tuple, list[int]]:
+    """(read variables, readers) -> units: groups reading the same variables are joined
+    whenever some reader reads both (the connected components of that relation)."""
+    count = len(groups)
+    shared = np.array(
+        [[a[0] == b[0] and bool(a[1] & b[1]) for b in groups] for a in groups], dtype=bool
+    ).reshape(count, count)
+    _, labels = connected_components(shared)
+    parts: dict[int, tuple[tuple[str, ...], set[str], list[int]]] = {}
+    for label, (read, seen_by, units) in zip(labels.tolist(), groups):
+        part = parts.setdefault(label, (read, set(), []))
+        part[1].update(seen_by)
+        part[2].extend(units)
+    return {(read, tuple(sorted(seen_by))): units for read, seen_by, units in parts.values()}
 
 
 def _later_readers(model: Model, layer: int) -> list[tuple[str, np.ndarray]]:
