@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distill.circuit.discovery import Circuit
-from distill.circuit.from_weights import _activation, _array, _mlp_output
-from distill.circuit.variables import clean_number
+from distill.circuit.from_weights import _activation, _array, _mlp_output, output_labels
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION
 
@@ -147,31 +146,34 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
     config = model.config
     bos = _array(model.embed.W_E)[config.bos_id] + _array(model.pos_embed.W_pos)[0]
     ideal_reach = _ideal_reach(model, stream)
+
+    def reach() -> float:
+        """Any residual of the layer at hand has at most this norm (for coefficient bounds)."""
+        return max(ideal_reach, float(np.linalg.norm(bos))) + max(errors.total, errors_bos.total)
+
     for layer in range(model.config.n_layers):
         heads = [r for r in by_layer.get(layer, []) if hasattr(r, "selector")]
         mlps = [r for r in by_layer.get(layer, []) if not hasattr(r, "selector")]
         attn, mlp = model.blocks[layer].attn, model.blocks[layer].mlp
-        # Any residual of this layer has at most this norm (for the coefficient bounds).
-        reach = max(ideal_reach, float(np.linalg.norm(bos))) + max(errors.total, errors_bos.total)
         written = []
         for reading in heads:
             bound, bos_bound = _head_bound(reading, model, stream, known, errors, errors_bos, n)
             certificate.components.append(bound)
             head = int(reading.component.split(".")[1][1:])
-            coefficients = 2 * _norm(_array(attn.W_V)[head]) * reach
+            coefficients = 2 * _norm(_array(attn.W_V)[head]) * reach()
             written.append((_array(attn.W_O)[head], bound.bound, bos_bound, coefficients))
         for writes, bound, bos_bound, coefficients in written:
             errors.add(writes, bound, coefficients)
             errors_bos.add(writes, bos_bound, coefficients)
         known |= {r.output.name for r in heads}
-        reach = max(ideal_reach, float(np.linalg.norm(bos))) + max(errors.total, errors_bos.total)
+        mlp_reach = reach()
         written = []
         for reading in mlps:
             bound = _mlp_bound(reading, model, stream, known, errors)
             certificate.components.append(bound)
             units = reading.units
             written.append(
-                (_array(mlp.W_out)[units], bound.bound, _mlp_coefficients(mlp, units, reach))
+                (_array(mlp.W_out)[units], bound.bound, _mlp_coefficients(mlp, units, mlp_reach))
             )
         for writes, bound, coefficients in written:
             errors.add(writes, bound, coefficients)
@@ -181,7 +183,7 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
         errors_bos.add(
             _array(mlp.W_out),
             _bos_mlp_bound(model, layer, bos, errors_bos),
-            _mlp_coefficients(mlp, slice(None), reach),
+            _mlp_coefficients(mlp, slice(None), mlp_reach),
         )
         bos = bos + _mlp_output(model, layer, bos[None, :])[0] + _array(mlp.b_out)
     certificate.components.append(_readout_bound(network, model, stream, known, errors, reachable))
@@ -398,9 +400,10 @@ def _readout_bound(network, model, stream, known, errors, reachable) -> Componen
     logits = residual @ W_U + b_U
     if model.config.output_kind == "numerical":
         # A value's own number is a coordinate inside the network (its sign and scale are
-        # the writer's); what the program outputs for it is the number it decodes to
-        # (`from_weights.output_labels`), and the logit must stay within the resolution of it.
-        labels = np.array([clean_number(float(logit)) for logit in logits[:, 0]])
+        # the writer's); what the program outputs for it is its label, the number it
+        # decodes to, and the logit must stay within the resolution of that.
+        named = output_labels(network, model)
+        labels = np.array([float(named[value]) for value in output.values])
         error = np.abs(logits[:, 0] - labels)
         margin = float(RESOLUTION - np.max(error, initial=0.0) - delta)
         failed = "" if margin > 0 else "a numerical output is not within the resolution"

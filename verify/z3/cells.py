@@ -235,6 +235,11 @@ def simplify(term):
     return z3.simplify(term)
 
 
+def typed(value) -> tuple:
+    """A key for `value` that tells 1, 1.0 and True apart, as CODE cells do."""
+    return type(value).__name__, value
+
+
 def conjunction(terms: Sequence[z3.BoolRef]) -> z3.BoolRef:
     """z3.And of Bool terms, built without z3's per-argument coercion (tables make
     hundreds of thousands of them)."""

@@ -25,7 +25,7 @@ import numpy as np
 import z3
 
 from verify.z3 import limits
-from verify.z3.cells import RAISES, Cell, Finite, Inputs, fraction, rational
+from verify.z3.cells import RAISES, Cell, Finite, Inputs, fraction, rational, typed
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _key_table(finite: Finite | None, key: int, size: int) -> tuple | None:
     if finite is None or not set(finite.support) <= {key}:
         return None
     table = finite.table * size if finite.support == () else finite.table
-    return tuple((type(e), e) for e in table)
+    return tuple(map(typed, table))
 
 
 def _fits_diagonal(cell: Cell, source, query: int, selected, weights, size: int) -> bool:

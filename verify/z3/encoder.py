@@ -28,6 +28,7 @@ from verify.z3.cells import (
     is_number,
     real_literal,
     simplify,
+    typed,
 )
 from verify.z3.tables import FILLER, bool_tree, combine_tables, tree
 
@@ -126,7 +127,7 @@ class Encoder:
         """The cell holds `value` (None included)."""
         # Tables ask for the same (cell, value) test once per entry: build each term once.
         # The sop and the cell live as long as the encoder, so their ids are stable keys.
-        key = (id(sop), id(cell), type(value).__name__, value)
+        key = (id(sop), id(cell), typed(value))
         term = self._matches.get(key)
         if term is None:
             term = self._matches[key] = self._match_term(sop, cell, value)

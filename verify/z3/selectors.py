@@ -22,6 +22,7 @@ from verify.z3.cells import (
     conjunction,
     disjunction,
     simplify,
+    typed,
 )
 from verify.z3.encoder import Encoder, cells_equal
 from verify.z3.maps import check_table_size, escape_outside, finite_values
@@ -138,10 +139,10 @@ def _pair_test(enc: Encoder, keys: EncodedSOp, queries: EncodedSOp, pairs: list[
     # Keyed with their types: 1, 1.0 and True are different values to `matches`.
     keys_of: dict = {}
     for kv, qv in pairs:
-        keys_of.setdefault(_typed(qv), []).append(kv)
+        keys_of.setdefault(typed(qv), []).append(kv)
     classes: dict[tuple, tuple[list, list]] = {}
     for (_, qv), kvs in keys_of.items():
-        classes.setdefault(tuple(map(_typed, kvs)), (kvs, []))[1].append(qv)
+        classes.setdefault(tuple(map(typed, kvs)), (kvs, []))[1].append(qv)
     classes_list = list(classes.values())
 
     def member(sop: EncodedSOp, position: int, values) -> z3.BoolRef:
@@ -162,10 +163,6 @@ def _pair_test(enc: Encoder, keys: EncodedSOp, queries: EncodedSOp, pairs: list[
         return disjunction(terms)
 
     return test
-
-
-def _typed(value) -> tuple:
-    return type(value).__name__, value
 
 
 def encode_select_and(enc: Encoder, node: ast.SelectAnd) -> Matrix:
