@@ -39,7 +39,8 @@ import dsl
 from dsl import limits
 from dsl.domain import Domain, ordered_vocab
 from verify.check import outputs_agree
-from verify.verdict import PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
+from verify.by_parts import NotByParts, prove_by_parts
+from verify.verdict import BY_PARTS, BY_Z3, PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
 from verify.z3 import (
     OutOfTime,
     Universe,
@@ -114,6 +115,16 @@ def equivalent(
             **fields,
         )
 
+    if relation is None:
+        # A pair of the same shape is decided part by part, at every length at once;
+        # any other pair (or a part that cannot be matched) goes to Z3.
+        try:
+            single_valued = precondition == SINGLE_VALUED_AGGREGATES
+            prove_by_parts(p, q, vocab, max_seq_len, single_valued=single_valued, deadline=deadline)
+        except NotByParts:
+            pass
+        else:
+            return verdict(PROVED, method=BY_PARTS)
     universe = Universe()
     for length in range(min_len, max_seq_len + 1):
         if time.perf_counter() >= deadline:
@@ -132,7 +143,7 @@ def equivalent(
             return verdict(REFUTED, counterexamples=(outcome,))
         if outcome is not None:
             return verdict(UNKNOWN, reason=f"{outcome} (at length {length})")
-    return verdict(PROVED)
+    return verdict(PROVED, method=BY_Z3)
 
 
 def _check_length(p, q, vocab, length, universe, deadline, precondition, relation):

@@ -17,6 +17,11 @@ SAMPLED = "sampled"
 REFUTED = "refuted"
 UNKNOWN = "unknown"
 
+# How a proof was reached: part by part (verify.by_parts: each part equals its
+# counterpart on every combination of the values it reads), or by Z3 one length at a time.
+BY_PARTS = "by parts"
+BY_Z3 = "Z3"
+
 LEVELS = (PROVED, EXHAUSTIVE, SAMPLED, REFUTED, UNKNOWN)
 PASSING_LEVELS = (PROVED, EXHAUSTIVE, SAMPLED)
 
@@ -78,6 +83,8 @@ class Verdict:
     """Why the check could not decide (unknown only)."""
     seconds: float = 0.0
     """Wall-clock time the check took."""
+    method: str = ""
+    """How a proof was reached (proved only): BY_PARTS or BY_Z3."""
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -103,6 +110,8 @@ class Verdict:
         lines = [str(self)]
         if self.domain:
             lines.append(f"domain: {self.domain}")
+        if self.method:
+            lines.append(f"method: {self.method}")
         if self.undefined_rule:
             lines.append(f"undefined inputs: {self.undefined_rule}")
         if self.undefined_inputs:
