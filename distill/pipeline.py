@@ -243,14 +243,7 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings, checkin
         proof = None
         if config.prove:
             with stage("prove"):
-                proof = equivalent(
-                    candidate,
-                    tables.program,
-                    vocab=vocab,
-                    max_seq_len=max_len,
-                    timeout=config.z3_timeout,
-                    precondition=SINGLE_VALUED_AGGREGATES,
-                )
+                proof = _prove(candidate, tables.program, vocab, max_len, config)
             failure = proof
             if proof.level == "refuted":
                 # A readable form undefined where the tables are defined guessed a free entry
@@ -280,6 +273,12 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings, checkin
         raise DistillFailed(
             f"no faithful program after {config.max_rounds} rounds: {failure}", candidate, failure
         )
+    if proof is not None and proof.level == "unknown" and bound is not tables.program:
+        # Tables bound on the reached entries only are undefined on combinations the proof
+        # could not rule out; the same synthesis from every entry may be proved at once.
+        every_entry = _from_every_entry(tables, oracle, model, config, stage, checking)
+        if every_entry is not None:
+            candidate, check, whole, proof = every_entry
 
     if whole is None:
         with stage("verify"):
@@ -313,6 +312,35 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings, checkin
         timings=timings,
         rounds=round_number,
         certificate=certificate,
+    )
+
+
+def _from_every_entry(tables, oracle, model, config, stage, checking):
+    """(program, check, whole-domain check, proof) of the readable program synthesized from
+    every entry of the complete tables, when it is proved equal to them and passes the
+    model; else None."""
+    vocab, max_len = list(model.config.vocab), model.config.max_seq_len
+    with stage("synthesize"):
+        candidate = _readable(tables.program, tables, vocab, max_len)
+    with stage("prove"):
+        proof = _prove(candidate, tables.program, vocab, max_len, config)
+    if proof.level != "proved":
+        return None
+    with stage("verify"):
+        check, whole = check_against_model(
+            candidate, oracle, model, config, tables.program, **checking
+        )
+    return (candidate, check, whole, proof) if check.ok else None
+
+
+def _prove(candidate, table_program, vocab, max_len: int, config) -> verify.Verdict:
+    return equivalent(
+        candidate,
+        table_program,
+        vocab=vocab,
+        max_seq_len=max_len,
+        timeout=config.z3_timeout,
+        precondition=SINGLE_VALUED_AGGREGATES,
     )
 
 

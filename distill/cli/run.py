@@ -72,7 +72,8 @@ def run_command(
             f"not certified: {result.certificate.failure or 'the readable form is not proved'}"
         )
     if result.proof is not None:
-        typer.echo(f"readable = table program: {result.proof}")
+        how = f" ({result.proof.method})" if result.proof.method else ""
+        typer.echo(f"readable = table program: {result.proof}{how}")
     typer.echo(f"on the whole domain: {result.whole_domain}")
     typer.echo(f"report: {paths['report.html']}")
     if not result.check.ok:

@@ -133,7 +133,7 @@ def _verification(result: DistillResult) -> rpt.Verification:
     if result.certified:
         level = f"{result.verification}; checked against the model {level}"
     if result.proof is not None and result.proof.ok:
-        level = f"{level}; readable = table program {str(result.proof).split(':')[0]}"
+        level = f"{level}; readable = table program {result.proof} ({result.proof.method})"
     certificate = result.certificate
     lines = ()
     if certificate is not None:
