@@ -221,7 +221,7 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
     if value is None:
         # Selector width: BOS ties with the selected keys, and the head writes
         # (BOS's value + w x a key's value) / (w + 1) for w selected keys.
-        selected = scores >= bos_scores[None, :] - tie
+        selected = bos_scores[None, :] - scores <= _width_tie(bos_scores[None, :] - scores, tie)
         key_value = (stream.base() @ W_V + b_V) @ W_O
         widths = list(range(model.config.max_seq_len + 1))
         embedding = np.stack([(bos_value + w * key_value) / (w + 1) for w in widths])
@@ -266,6 +266,25 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
         reading.default = DEFAULT_LABEL
     reading.geometry = geometry
     return reading, embedding, bos_value  # BOS's query selects nothing (checked)
+
+
+def _width_tie(behind: np.ndarray, tie: float) -> float:
+    """How far behind BOS a key may score and still tie with it, for a selector width.
+
+    A compiled width head scores its selected keys the same as BOS and the others
+    lower; a compiled MLP upstream moves every score a little. When the scores
+    behind BOS fall into two clean clusters (the widest gap is 100 times the spread
+    of the lower cluster, which holds BOS itself), the tie is the middle of the gap;
+    else `tie`. The certificate bounds what the uneven ties do to the output.
+    """
+    levels = np.unique(np.append(behind.ravel(), 0.0))
+    if len(levels) < 2:
+        return tie
+    gaps = np.diff(levels)
+    widest = int(np.argmax(gaps))
+    if levels[widest] - levels[0] >= gaps[widest] / 100:
+        return tie
+    return max(tie, float(levels[widest] + gaps[widest] / 2))
 
 
 def _head_reading(component, query, key, value, selected, output, kind) -> HeadReading:
