@@ -27,7 +27,6 @@ import contextlib
 import os
 import socket
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from distill.errors import BadInputError, DistillError
@@ -35,7 +34,9 @@ from distill.errors import BadInputError, DistillError
 MAX_RETRIES = 3
 """Runs of one item after its worker died, before the sweep fails."""
 IN_FLIGHT_PER_WORKER = 2
-"""Items submitted ahead per worker: one running, one waiting, so no worker idles."""
+"""Items submitted per worker and not yet finished: one running, one waiting, so no worker idles."""
+MAX_AHEAD_PER_WORKER = 64
+"""Finished results held per worker while an earlier item still runs."""
 RAY_EXTRA = "pip install -e '.[ray]'"
 
 Progress = Callable[[int, int | None], None]
@@ -143,25 +144,40 @@ class RayExecutor:
         import ray
 
         shared = [ray.put(function)]  # in a list: the worker fetches it, once per worker
-        window = deque()  # (index, item, ref, runs), in item order
+        running: dict = {}  # ref -> (index, item, runs)
+        finished: dict = {}  # index -> outcome, until every item before it is yielded
         source = iter(enumerate(items))
-        done = 0
+        exhausted = False
+        turn = 0  # the index yielded next
+        limit = IN_FLIGHT_PER_WORKER * self.workers
 
         def submit(index, item, runs):
-            window.append((index, item, self._run.remote(shared, item), runs))
+            running[self._run.remote(shared, item)] = (index, item, runs)
 
         try:
             while True:
-                while len(window) < IN_FLIGHT_PER_WORKER * self.workers:
+                # Every worker stays busy while a long item holds up the order: results
+                # after it wait here (at most MAX_AHEAD_PER_WORKER per worker).
+                while not exhausted and len(running) < limit and len(finished) < (
+                    MAX_AHEAD_PER_WORKER * self.workers
+                ):
                     following = next(source, None)
                     if following is None:
-                        break
-                    submit(*following, 1)
-                if not window:
+                        exhausted = True
+                    else:
+                        submit(*following, 1)
+                while turn in finished:
+                    outcome = finished.pop(turn)
+                    turn += 1
+                    if isinstance(outcome, _Raised):
+                        raise outcome.error
+                    yield outcome
+                if not running:
                     return
-                index, item, ref, runs = window[0]  # left in the window until it is done
+                [ref], _ = ray.wait(list(running), num_returns=1)
+                index, item, runs = running.pop(ref)
                 try:
-                    result = ray.get(ref)
+                    finished[index] = ray.get(ref)
                 except _worker_lost_errors() as error:
                     if runs > self.max_retries:
                         raise ExecutorError(
@@ -173,18 +189,16 @@ class RayExecutor:
                         f"note: a worker died running item {index} ({type(error).__name__}); "
                         f"running it again (run {runs + 1} of {self.max_retries + 1})"
                     )
-                    window[0] = (index, item, self._run.remote(shared, item), runs + 1)
+                    submit(index, item, runs + 1)
                     continue
                 except ray.exceptions.RayTaskError as error:
-                    raise _cause(error) from None
-                window.popleft()
-                done += 1
+                    # Raised in its turn, after the items before it, as in-process.
+                    finished[index] = _Raised(_cause(error))
                 if progress is not None:
-                    progress(done, total)
-                yield result
+                    progress(turn + len(finished), total)  # finished so far
         finally:
             # Stopped early, failed or interrupted: nothing keeps running for this sweep.
-            for _, _, ref, _ in window:
+            for ref in running:
                 with contextlib.suppress(Exception):  # finished already, or Ray is gone
                     ray.cancel(ref, force=True)
 
@@ -297,6 +311,13 @@ def _run_item(shared: list, item):
             _FUNCTIONS.pop(next(iter(_FUNCTIONS)))
         _FUNCTIONS[key] = function
     return function(item)
+
+
+class _Raised:
+    """An item's function raised: re-raised when the item's turn comes."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _worker_lost_errors() -> tuple[type[BaseException], ...]:

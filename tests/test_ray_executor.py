@@ -191,6 +191,39 @@ def test_a_dead_worker_is_retried_and_said(on_ray, tmp_path):
 def test_an_error_in_an_item_is_raised_as_in_process(on_ray):
     with pytest.raises(ZeroDivisionError):
         list(on_ray.map(lambda x: 1 / (x - 3), range(6)))
+    # In its turn: the results before it come first, even when it fails sooner.
+    seen = []
+    with pytest.raises(ZeroDivisionError):
+        for result in on_ray.map(lambda x: 1 / x if x == 0 else x, range(6)):
+            seen.append(result)
+    assert seen == []
+    seen.clear()
+    with pytest.raises(ZeroDivisionError):
+        for result in on_ray.map(lambda x: 1 / 0 if x == 4 else x, range(6)):
+            seen.append(result)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_a_long_first_item_holds_no_worker_idle(on_ray, tmp_path):
+    # The first item runs until the last one has run: with workers waiting for the first
+    # item to finish before they take more, it would never end (it gives up after 120 s).
+    released = str(tmp_path / "released")
+    last = 9
+
+    def waits_for_the_last(item: int) -> int:
+        import time
+
+        if item == last:
+            open(released, "w").close()
+        if item == 0:
+            deadline = time.monotonic() + 120
+            while not os.path.exists(released):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the last item never ran while the first one did")
+                time.sleep(0.05)
+        return item
+
+    assert list(on_ray.map(waits_for_the_last, range(last + 1))) == list(range(last + 1))
 
 
 @pytest.mark.parametrize(
