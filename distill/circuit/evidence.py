@@ -27,20 +27,30 @@ RANK_TOLERANCE = 1e-6
 
 
 def orthonormal_row_basis(matrix: np.ndarray, tolerance: float = RANK_TOLERANCE) -> np.ndarray:
-    """An orthonormal basis [rank, d] of the row space of `matrix` [n, d].
+    """An orthonormal basis [rank, d] of the row space of `matrix` [n, d], leading
+    directions first.
 
-    From the eigenvectors of the small Gram matrix [d, d] (an SVD of a tall
-    matrix costs far more): singular value s is sqrt(eigenvalue).
+    From the eigenvectors of the smaller Gram matrix (an SVD costs far more):
+    [d, d] for a tall matrix; [n, n] for a wide one (a few MLP units' writes in a
+    wide residual stream), whose eigenvectors map to the rows' directions.
+    Singular value s is sqrt(eigenvalue).
     """
     if matrix.size == 0:
         return np.zeros((0, matrix.shape[-1]))
-    gram = matrix.T @ matrix
+    wide = matrix.shape[0] < matrix.shape[1]
+    gram = matrix @ matrix.T if wide else matrix.T @ matrix
     eigenvalues, eigenvectors = np.linalg.eigh(gram)
     largest = eigenvalues[-1]
     if largest <= 0:
         return np.zeros((0, matrix.shape[-1]))
     keep = eigenvalues > (tolerance**2) * largest
-    return eigenvectors[:, keep][:, ::-1].T
+    leading = eigenvectors[:, keep][:, ::-1]
+    if not wide:
+        return leading.T
+    # u^T M / s for each kept eigenvector u; QR restores orthonormality to working precision.
+    directions = (leading.T @ matrix) / np.sqrt(eigenvalues[keep][::-1])[:, None]
+    q, r = np.linalg.qr(directions.T)
+    return (q * np.sign(np.diag(r))).T
 
 
 @dataclass
