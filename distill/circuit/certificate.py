@@ -98,8 +98,16 @@ class Errors:
 
     def through(self, weights: np.ndarray) -> float:
         """Bound on the norm of (deviation @ weights)."""
-        norm = _norm(weights)
-        return sum(_times(b, _norm(basis.T @ weights)) + t * norm for basis, b, t in self.writers)
+        total, norm = 0.0, None
+        for basis, bound, tail in self.writers:
+            if math.isinf(bound):  # its basis is the identity: seen unless weights are zero
+                total += math.inf if np.any(weights) else 0.0
+                continue
+            total += _times(bound, _norm(basis.T @ weights))
+            if tail:
+                norm = _norm(weights) if norm is None else norm
+                total += tail * norm
+        return total
 
     def per_column(self, weights: np.ndarray) -> np.ndarray:
         """Bound on each entry of (deviation @ weights)."""
@@ -211,7 +219,14 @@ def _mlp_coefficients(mlp, units, reach: float) -> float:
 
 
 def _norm(matrix: np.ndarray) -> float:
-    return float(np.linalg.norm(matrix, 2)) if matrix.size else 0.0
+    """The spectral norm: from the eigenvalues of the smaller Gram matrix of a large
+    matrix (its singular values squared; an SVD costs several times more)."""
+    if not matrix.size:
+        return 0.0
+    if min(matrix.shape) < 64:
+        return float(np.linalg.norm(matrix, 2))
+    gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+    return math.sqrt(max(float(np.linalg.eigvalsh(gram)[-1]), 0.0))
 
 
 def _unread_leak(stream, known: set[str], read: set[str], weights: np.ndarray) -> float:
