@@ -281,8 +281,37 @@ class MLP(torch.nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() or self.hook_pre._forward_hooks or self.hook_post._forward_hooks):
+            live = self._live()
+            if live is not None:
+                return self._forward_live(x, *live)
         pre = self.hook_pre(x @ self.W_in + self.b_in)
         return self.hook_post(self.act(pre)) @ self.W_out + self.b_out
+
+    def _live(self):
+        """(residual dimensions read, units that can write, dimensions written) when at
+        most half the units can write (a compiled MLP of a wide model: most of its units
+        belong to no value it computes); None for a dense MLP. Reads and writes are all
+        dimensions unless they too are at most half (an unrotated compiled model)."""
+        units = ((self.W_in != 0).any(dim=0) | (self.b_in != 0)) & (self.W_out != 0).any(dim=1)
+        if int(units.sum()) * 2 > units.numel():
+            return None
+        reads = (self.W_in[:, units] != 0).any(dim=1)
+        writes = (self.W_out[units] != 0).any(dim=0)
+        every = slice(None)
+        return (
+            reads if int(reads.sum()) * 2 <= reads.numel() else every,
+            units,
+            writes if int(writes.sum()) * 2 <= writes.numel() else every,
+        )
+
+    def _forward_live(self, x, reads, units, writes) -> torch.Tensor:
+        """The forward pass on the live units only (inference without hooks): the others
+        contribute exact zeros (act(0) = 0, or a zero row of W_out)."""
+        pre = x[..., reads] @ self.W_in[reads][:, units] + self.b_in[units]
+        out = self.b_out.expand(*x.shape[:-1], -1).clone()
+        out[..., writes] += self.act(pre) @ self.W_out[units][:, writes]
+        return out
 
 
 class Block(torch.nn.Module):
