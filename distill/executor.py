@@ -158,8 +158,10 @@ class RayExecutor:
             while True:
                 # Every worker stays busy while a long item holds up the order: results
                 # after it wait here (at most MAX_AHEAD_PER_WORKER per worker).
-                while not exhausted and len(running) < limit and len(finished) < (
-                    MAX_AHEAD_PER_WORKER * self.workers
+                while (
+                    not exhausted
+                    and len(running) < limit
+                    and len(finished) < (MAX_AHEAD_PER_WORKER * self.workers)
                 ):
                     following = next(source, None)
                     if following is None:

@@ -68,7 +68,10 @@ PAIRS = settings(max_examples=150, deadline=None, suppress_health_check=list(Hea
     st.sampled_from([("a", "b", "c"), (0, 1, 2), ("a", "b", 1)]).flatmap(
         lambda vocab: st.tuples(
             st.just(vocab),
-            st.one_of(equal_pairs(vocab=vocab, max_seq_len=SMALL), mutated_pairs(vocab=vocab, max_seq_len=SMALL)),
+            st.one_of(
+                equal_pairs(vocab=vocab, max_seq_len=SMALL),
+                mutated_pairs(vocab=vocab, max_seq_len=SMALL),
+            ),
         )
     ),
     st.booleans(),

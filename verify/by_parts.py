@@ -104,7 +104,9 @@ class Tabulated:
 
 @dataclass
 class _Source:
-    node: ast.Node
+    """A source's value set; whether it can make an input undefined (an aggregate of
+    labels), and whether some aggregate of p was matched to it then."""
+
     values: list
     may_raise: bool = False
     matched: bool = False
@@ -176,8 +178,8 @@ class _Proof:
         self.n = max_seq_len
         self.single_valued = single_valued
         self.sources = _Sources(deadline)
-        self.sources["tokens"] = _Source(ast.Tokens(), [exact(v) for v in vocab])
-        self.sources["indices"] = _Source(ast.Indices(), [exact(i) for i in range(max_seq_len)])
+        self.sources["tokens"] = _Source([exact(v) for v in vocab])
+        self.sources["indices"] = _Source([exact(i) for i in range(max_seq_len)])
         self.callables: dict[int, Callable] = {}
         self.q_cone: set[str] = set()  # what q's output depends on
 
@@ -223,7 +225,7 @@ class _Proof:
         if label in self.sources:
             return
         if isinstance(node, ast.SelectorWidth):
-            self.sources[label] = _Source(node, [exact(w) for w in range(self.n + 1)])
+            self.sources[label] = _Source([exact(w) for w in range(self.n + 1)])
             return
         values = self.tabulate_q(node.sop).image()
         if RAISES in values:
@@ -233,7 +235,7 @@ class _Proof:
         if averages and len(values) > 1:
             taken |= _means([v for v in values if is_number(v)], self.n, self.sources)
         may_raise = any(not is_number(v) for v in values)
-        self.sources[label] = _Source(node, sorted(taken, key=_order), may_raise)
+        self.sources[label] = _Source(sorted(taken, key=_order), may_raise)
 
     def check_q_cone(self, node: ast.Node) -> None:
         """Every part of q the output depends on is defined on every combination."""
@@ -392,7 +394,7 @@ class _Proof:
         if len(part.basis) <= 1:
             return part
         if part.label not in self.sources:
-            self.sources[part.label] = _Source(ast.Name(part.label), sorted(part.image(), key=_order))
+            self.sources[part.label] = _Source(sorted(part.image(), key=_order))
         return _identity(part.label, self.sources[part.label].values, part.label)
 
     def rebase_p(self, part: Tabulated, prefer: str = "") -> Tabulated:
@@ -507,9 +509,7 @@ def _combinations(sources, parts: list[Tabulated]):
     for count, key in enumerate(itertools.product(*(sources[name].values for name in basis))):
         if count % 4096 == 4095:
             sources.check_time()
-        args = tuple(
-            part.table[tuple(key[i] for i in slot)] for part, slot in zip(parts, slots)
-        )
+        args = tuple(part.table[tuple(key[i] for i in slot)] for part, slot in zip(parts, slots))
         rows.append((key, args))
     return basis, rows
 

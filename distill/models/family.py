@@ -281,7 +281,9 @@ class MLP(torch.nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.is_grad_enabled() or self.hook_pre._forward_hooks or self.hook_post._forward_hooks):
+        if not (
+            torch.is_grad_enabled() or self.hook_pre._forward_hooks or self.hook_post._forward_hooks
+        ):
             live = self._live()
             if live is not None:
                 return self._forward_live(x, *live)
