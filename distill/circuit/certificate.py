@@ -438,11 +438,12 @@ def _readout_bound(network, model, stream, known, errors, reachable) -> Componen
             unreachable.append(label)
             continue
         margins.append(margin)
-    margin = float(min(margins, default=np.inf)) - 2 * delta
+    decoding = float(min(margins, default=np.inf))
+    margin = decoding - 2 * delta
     failed = (
         ""
         if margin > 0
-        else f"a decoding margin of {margin + 2 * delta:.3g} does not exceed twice the logit "
+        else f"a decoding margin of {decoding:.3g} does not exceed twice the logit "
         f"bound {delta:.3g}"
     )
     note = (
