@@ -239,6 +239,9 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings, checkin
         failure = check
         if not check.ok:
             traced = traced + [list(c.input) for c in check.counterexamples]
+            # Undefined where the model answers: a table bound on the reached entries only
+            # lacks one an input needs (a combination no trace reached); bind every entry.
+            bind_all |= any(c.got is None for c in check.counterexamples)
             continue
         proof = None
         if config.prove:
