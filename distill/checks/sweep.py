@@ -87,6 +87,9 @@ class ModelOutputs:
     """Categorical: the model's output values; numerical: the distinct values seen."""
 
 
+FORWARD_BYTES = 1 << 28
+
+
 def evaluate_model(model: Model, inputs: list[list], tokens: np.ndarray | None = None):
     """The model's outputs on `inputs`; `tokens` [batch, length] (vocab indices of inputs of
     one length, as a Chunk has them) skips encoding the inputs one by one."""
@@ -98,12 +101,21 @@ def evaluate_model(model: Model, inputs: list[list], tokens: np.ndarray | None =
         ids[:, 0] = config.bos_id
         ids[:, 1:] = torch.from_numpy(tokens)  # a vocab index is the model's token id
         mask = torch.ones_like(ids, dtype=torch.bool)
+    # In slices whose widest activation stays near FORWARD_BYTES: a wide compiled model's
+    # forward pass on 20,000 inputs at once would hold gigabytes per layer.
+    width = max(config.d_model, config.d_mlp) * ids.shape[1] * 8  # float64 at most
+    rows = max(1, FORWARD_BYTES // width)
+    numerical = config.output_kind == "numerical"
+    parts = []
     with torch.no_grad():
-        out = model(ids, mask)
-    if config.output_kind == "numerical":
-        values, codes = np.unique(out[:, 1:, 0].double().numpy(), return_inverse=True)
+        for start in range(0, len(ids), rows):
+            out = model(ids[start : start + rows], mask[start : start + rows])
+            parts.append(out[:, 1:, 0].double() if numerical else model.output_indices(out)[:, 1:])
+    joined = torch.cat(parts).numpy() if parts else np.zeros((0, ids.shape[1] - 1))
+    if numerical:
+        values, codes = np.unique(joined, return_inverse=True)
         return ModelOutputs(codes.reshape(len(ids), -1), tuple(values.tolist()))
-    return ModelOutputs(model.output_indices(out)[:, 1:].numpy(), tuple(config.output_values))
+    return ModelOutputs(joined, tuple(config.output_values))
 
 
 def defined_inputs(evaluation) -> np.ndarray:
