@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verify_strategies import equal_pairs, mutated_pairs
+from verify_strategies import equal_pairs, mutated_pairs, outputs_same
 
 import dsl
 from distill.circuit.precondition import precondition_holds
@@ -26,17 +26,6 @@ from verify.verdict import BY_PARTS
 SMALL = 3
 
 
-def _same(x, y) -> bool:
-    """Outputs equal position by position (numbers within float rounding); None is undefined."""
-    if x is None or y is None:
-        return x is None and y is None
-    for a, b in zip(x, y):
-        numbers = all(isinstance(v, (int, float, bool)) for v in (a, b))
-        if not (abs(a - b) <= 1e-9 if numbers else a == b):
-            return False
-    return len(x) == len(y)
-
-
 def _disagreements(p, q, vocab, max_seq_len, *, single_valued: bool) -> list:
     """Inputs on which p and q differ (one undefined counts), within the precondition if asked."""
     p, q = flatten(p), flatten(q)
@@ -48,7 +37,9 @@ def _disagreements(p, q, vocab, max_seq_len, *, single_valued: bool) -> list:
         if single_valued:
             both = zip(precondition_holds(p, batch), precondition_holds(q, batch))
             claimed = [a and b for a, b in both]
-        found += [s for s, x, y, c in zip(batch, left, right, claimed) if c and not _same(x, y)]
+        found += [
+            s for s, x, y, c in zip(batch, left, right, claimed) if c and not outputs_same(x, y)
+        ]
     return found
 
 

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verify_strategies import equal_pairs, mutated_pairs
+from verify_strategies import equal_pairs, mutated_pairs, outputs_same
 
 import dsl
 from dsl import ast
@@ -39,26 +39,13 @@ PAIR_SETTINGS = settings(
 )
 
 
-def _same(x, y) -> bool:
-    """Outputs equal position by position (numbers within float rounding); None is undefined."""
-    if x is None or y is None:
-        return x is None and y is None
-    if len(x) != len(y):
-        return False
-    for a, b in zip(x, y):
-        numbers = all(isinstance(v, (int, float, bool)) for v in (a, b))
-        if not (abs(a - b) <= 1e-9 if numbers else a == b):
-            return False
-    return True
-
-
 def _disagreements(p, q, vocab, max_seq_len) -> list[list]:
     """Every input of the domain on which p and q differ (one being undefined counts)."""
     found = []
     for batch in enumerate_inputs(vocab, max_seq_len):
         left = dsl.evaluate(p, batch, undefined="mark")
         right = dsl.evaluate(q, batch, undefined="mark")
-        found += [s for s, x, y in zip(batch, left, right) if not _same(x, y)]
+        found += [s for s, x, y in zip(batch, left, right) if not outputs_same(x, y)]
     return found
 
 
@@ -141,7 +128,7 @@ def test_a_wrong_reverse_is_refuted_with_a_reproducing_counterexample():
     example = verdict.counterexamples[0]
     expected = dsl.evaluate(dsl.parse(REVERSE_INFIX), [list(example.input)], undefined="mark")[0]
     got = dsl.evaluate(wrong, [list(example.input)], undefined="mark")[0]
-    assert not _same(expected, got)
+    assert not outputs_same(expected, got)
     assert example.expected == tuple(expected)
 
 
@@ -282,7 +269,7 @@ def _agrees_where_second_valued(x, y) -> bool:
         return True
     if x is None or len(x) != len(y):
         return False
-    return all(b is None or _same([a], [b]) for a, b in zip(x, y))
+    return all(b is None or outputs_same([a], [b]) for a, b in zip(x, y))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -367,7 +354,7 @@ def _refuted_only_at(p, q, vocab, max_seq_len, shortest):
     assert len(example.input) == shortest
     expected = dsl.evaluate(p, [list(example.input)], undefined="mark")[0]
     got = dsl.evaluate(q, [list(example.input)], undefined="mark")[0]
-    assert not _same(expected, got)
+    assert not outputs_same(expected, got)
     return example
 
 

@@ -326,3 +326,16 @@ def equal_pairs(draw, vocab=("a", "b", "c"), max_seq_len: int = 3):
 def mutated_pairs(draw, vocab=("a", "b", "c"), max_seq_len: int = 3):
     """(program, the program with one mutation, the mutation's name)."""
     return _paired(draw, vocab, max_seq_len, MUTATIONS)
+
+
+def outputs_same(x, y) -> bool:
+    """Outputs equal position by position (numbers within float rounding); None is undefined."""
+    if x is None or y is None:
+        return x is None and y is None
+    if len(x) != len(y):
+        return False
+    for a, b in zip(x, y):
+        numbers = all(isinstance(v, (int, float, bool)) for v in (a, b))
+        if not (abs(a - b) <= 1e-9 if numbers else a == b):
+            return False
+    return True

@@ -38,8 +38,8 @@ import z3
 import dsl
 from dsl import limits
 from dsl.domain import Domain, ordered_vocab
-from verify.check import outputs_agree
 from verify.by_parts import NotByParts, prove_by_parts
+from verify.check import outputs_agree
 from verify.verdict import BY_PARTS, BY_Z3, PROVED, REFUTED, UNKNOWN, Counterexample, Verdict
 from verify.z3 import (
     OutOfTime,

@@ -221,7 +221,8 @@ def _read_head(model: Model, layer: int, head: int, stream: Stream, available: l
     if value is None:
         # Selector width: BOS ties with the selected keys, and the head writes
         # (BOS's value + w x a key's value) / (w + 1) for w selected keys.
-        selected = bos_scores[None, :] - scores <= _width_tie(bos_scores[None, :] - scores, tie)
+        behind = bos_scores[None, :] - scores
+        selected = behind <= _width_tie(behind, tie)
         key_value = (stream.base() @ W_V + b_V) @ W_O
         widths = list(range(model.config.max_seq_len + 1))
         embedding = np.stack([(bos_value + w * key_value) / (w + 1) for w in widths])
