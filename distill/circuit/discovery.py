@@ -24,6 +24,7 @@ import numpy as np
 from distill.circuit.evidence import Evidence, HeadEvidence, MLPEvidence, orthonormal_row_basis
 from distill.circuit.variables import (
     CATEGORICAL,
+    NUMBER_TOLERANCE,
     NUMERICAL,
     UNDEFINED,
     Variable,
@@ -277,7 +278,7 @@ def _read_head(
         numbers = np.array([0.0 if v is None else float(v) for v in value.values])
         chosen = np.where(selected, numbers[np.maximum(value_codes, 0)], 0.0)
         means = np.where(width > 0, chosen.sum(axis=1) / np.maximum(width, 1), 0.0)
-        codes, centres = cluster_points(means[:, None], 1e-6)
+        codes, centres = cluster_points(means[:, None], NUMBER_TOLERANCE)
         values = [clean_number(c[0]) for c in centres]
         output = Variable(name, head.id, NUMERICAL, codes, values, basis, free=False)
         return HeadReading(head.id, query, key, value, selector, conflicts, output, "aggregate", 0)

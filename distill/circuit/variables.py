@@ -26,6 +26,10 @@ UNDEFINED = -1
 
 # Points closer than this fraction of the largest norm are one value.
 CLUSTER_TOLERANCE = 1e-3
+# Numbers closer than this fraction of the largest are one value. Far finer: distinct
+# numbers can be close (fractions of counts up to a length, their differences), and
+# a centre between two of them would be neither.
+NUMBER_TOLERANCE = 1e-6
 # A reader whose weights see less than this fraction of a variable does not read it.
 READ_TOLERANCE = 1e-4
 
@@ -136,9 +140,16 @@ def variable_from_points(
     variation = orthonormal_row_basis(centres - centres.mean(axis=0), tolerance=1e-4)
     if raw_basis.shape[0] == 1 and len(centres) >= 2:
         direction = raw_basis[0]
-        coordinates = centres @ direction
-        if coordinates.max() < -coordinates.min():
-            direction, coordinates = -direction, -coordinates
+        if (centres @ direction).max() < -(centres @ direction).min():
+            direction = -direction
+        # Coded again along the line, at the finer tolerance numbers need.
+        sub_codes, coordinates = cluster_points(
+            points[defined] @ direction[:, None], NUMBER_TOLERANCE
+        )
+        codes[defined] = sub_codes
+        coordinates = coordinates[:, 0]
+        zero = np.flatnonzero(np.abs(coordinates) <= NUMBER_TOLERANCE * np.abs(coordinates).max())
+        null_code = int(zero[0]) if len(zero) else None
         values = [clean_number(c) for c in coordinates]
         return Variable(
             name, source, NUMERICAL, codes, values, variation, free=False, null_code=null_code
