@@ -1,0 +1,101 @@
+"""The sort idiom's last aggregate never takes its default under the precondition
+(distinct_ranks): every "yes" is checked against enumeration of every input."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dsl
+from distill.circuit.distinct_ranks import every_query_selects
+from distill.circuit.precondition import precondition_holds
+from dsl import ast
+from dsl.domain import enumerate_inputs
+
+VOCAB, MAX_LEN = [0, 1, 2], 5
+NONE_SELECTED = -1
+
+
+def _sort(keys: dict, values: dict, order: str = "<", value_encoding=ast.CATEGORICAL):
+    """key = keys[(token, index)]; out = the value of the key ranked at my index."""
+    d = ast.Definition
+    definitions = (
+        d("key", ast.SequenceMap(ast.Table(tuple(keys.items())), ast.Tokens(), ast.Indices())),
+        d("below", ast.Select(ast.Name("key"), ast.Name("key"), ast.Comparison(order))),
+        d("width", ast.SelectorWidth(ast.Name("below"))),
+        d("target", ast.Select(ast.Name("width"), ast.Indices(), ast.Comparison("=="))),
+        d("value", ast.Map(ast.Table(tuple(values.items())), ast.Tokens(), value_encoding)),
+        d(
+            "out",
+            ast.Aggregate(
+                ast.Name("target"), ast.Name("value"), NONE_SELECTED, encoding=value_encoding
+            ),
+        ),
+    )
+    return ast.Program(definitions, ast.Name("out"))
+
+
+def _reaches_default(program) -> bool:
+    """Does some input where the precondition holds give the default somewhere?"""
+    inputs = [x for batch in enumerate_inputs(VOCAB, MAX_LEN) for x in batch]
+    outputs = dsl.evaluate(program, inputs, undefined="mark")
+    holds = precondition_holds(program, inputs)
+    return any(ok and out is not None and NONE_SELECTED in out for ok, out in zip(holds, outputs))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    # Keys of distinct ranks, some merged (ranks divided): collisions of every kind.
+    key_values=st.permutations(range(len(VOCAB) * MAX_LEN)),
+    merge=st.sampled_from([1, 1, 2, 3]),
+    value_values=st.lists(st.integers(0, 2), min_size=len(VOCAB), max_size=len(VOCAB)),
+    order=st.sampled_from(["<", ">"]),
+    numerical=st.booleans(),
+)
+def test_a_default_said_unreachable_is_never_reached(
+    key_values, merge, value_values, order, numerical
+):
+    cells = [(t, i) for t in VOCAB for i in range(MAX_LEN)]
+    keys = dict(zip(cells, (k // merge for k in key_values)))
+    values = dict(zip(VOCAB, value_values))
+    encoding = ast.NUMERICAL if numerical else ast.CATEGORICAL
+    program = _sort(keys, values, order, encoding)
+    if every_query_selects(program, "out", VOCAB, MAX_LEN):
+        assert not _reaches_default(program)
+
+
+def test_unique_keys_always_select():
+    # tracr's make_sort keys: token + index / max_len, distinct at distinct positions.
+    keys = {(t, i): t + i / MAX_LEN for t in VOCAB for i in range(MAX_LEN)}
+    program = _sort(keys, {t: t for t in VOCAB})
+    assert every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert not _reaches_default(program)
+
+
+def test_colliding_keys_with_different_values_are_outside_the_precondition():
+    # token + index / 2: (t, i) and (t + 1, i - 2) collide, and their values differ.
+    keys = {(t, i): t + i / 2 for t in VOCAB for i in range(MAX_LEN)}
+    program = _sort(keys, {t: t for t in VOCAB})
+    assert every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert not _reaches_default(program)
+
+
+def test_colliding_keys_with_equal_values_are_not_claimed():
+    keys = {(t, i): t + i / 2 for t in VOCAB for i in range(MAX_LEN)}
+    program = _sort(keys, {t: 0 for t in VOCAB})
+    assert not every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert _reaches_default(program)
+
+
+def test_a_selector_reading_other_positions_is_not_claimed():
+    keys = {(t, i): t + i / MAX_LEN for t in VOCAB for i in range(MAX_LEN)}
+    program = _sort(keys, {t: t for t in VOCAB})
+    # The key is now a width: it reads every position, so the pairs cannot be listed.
+    definitions = list(program.definitions)
+    definitions[0] = ast.Definition(
+        "key",
+        ast.SelectorWidth(ast.Select(ast.Tokens(), ast.Tokens(), ast.Comparison("=="))),
+    )
+    assert not every_query_selects(
+        ast.Program(tuple(definitions), program.output), "out", VOCAB, MAX_LEN
+    )
