@@ -2,9 +2,9 @@
 
 A value no input reaches needs no decoding margin in the certificate: e.g. the
 default of an aggregate whose every query selects a key (reverse's flip; sort's
-last aggregate, shown by counting in `distinct_ranks`). The question is asked of the table program read off the weights, under the same
-precondition as every claim, and answered "reached" unless Z3 proves otherwise
-in time.
+last aggregate). The question is asked of the table program read off the
+weights, under the same precondition as every claim: first by the arguments of
+`nonempty`, which need no search, then of Z3; "reached" unless one proves otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from distill.circuit import tables as table_stage
 from distill.circuit.credit import names_read
 from distill.circuit.discovery import DEFAULT_LABEL, Circuit
-from distill.circuit.distinct_ranks import every_query_selects
+from distill.circuit.nonempty import never_selects_nothing
 from dsl import ast
 from verify.equivalence import SINGLE_VALUED_AGGREGATES, equivalent
 
@@ -28,7 +28,7 @@ def output_reachability(network: Circuit, vocab, max_len: int, timeout: float):
         key = (type(label).__name__, repr(label))
         if key not in answers:
             default = label == DEFAULT_LABEL and getattr(reading, "kind", None) == "aggregate"
-            if default and every_query_selects(program, output.name, vocab, max_len):
+            if default and never_selects_nothing(program, output.name, vocab, max_len):
                 answers[key] = False
                 return False
             if default:

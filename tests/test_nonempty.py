@@ -1,5 +1,6 @@
-"""The sort idiom's last aggregate never takes its default under the precondition
-(distinct_ranks): every "yes" is checked against enumeration of every input."""
+"""An aggregate that never takes its default (nonempty): position-local rows (reverse's
+flip) and the sort idiom's ranks. Every "yes" is checked against enumeration of every
+input under the precondition; random programs with hypothesis."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dsl
-from distill.circuit.distinct_ranks import every_query_selects
+from distill.circuit.nonempty import never_selects_nothing
 from distill.circuit.precondition import precondition_holds
 from dsl import ast
 from dsl.domain import enumerate_inputs
@@ -60,15 +61,66 @@ def test_a_default_said_unreachable_is_never_reached(
     values = dict(zip(VOCAB, value_values))
     encoding = ast.NUMERICAL if numerical else ast.CATEGORICAL
     program = _sort(keys, values, order, encoding)
-    if every_query_selects(program, "out", VOCAB, MAX_LEN):
+    if never_selects_nothing(program, "out", VOCAB, MAX_LEN):
         assert not _reaches_default(program)
+
+
+def _flip(query: dict, key_shift: int):
+    """out = the token at the position whose key equals my query, the query a function of
+    (length, index) and the key the index, moved by `key_shift` where the token is 1."""
+    d = ast.Definition
+    keys = {(t, i): i + (key_shift if t == 1 else 0) for t in VOCAB for i in range(MAX_LEN)}
+    definitions = (
+        d("all", ast.Select(ast.Tokens(), ast.Tokens(), ast.Comparison("true"))),
+        d("length", ast.SelectorWidth(ast.Name("all"))),
+        d(
+            "opp",
+            ast.SequenceMap(ast.Table(tuple(query.items())), ast.Name("length"), ast.Indices()),
+        ),
+        d("key", ast.SequenceMap(ast.Table(tuple(keys.items())), ast.Tokens(), ast.Indices())),
+        d("flip", ast.Select(ast.Name("key"), ast.Name("opp"), ast.Comparison("=="))),
+        d("out", ast.Aggregate(ast.Name("flip"), ast.Tokens(), NONE_SELECTED)),
+    )
+    return ast.Program(definitions, ast.Name("out"))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    a=st.integers(-2, 2),
+    b=st.integers(-2, 2),
+    c=st.integers(0, 3),
+    spill=st.integers(0, 1),
+    key_shift=st.integers(0, 1),
+)
+def test_rows_said_filled_are_filled(a, b, c, spill, key_shift):
+    # query = (a i + b length + c) mod (length + spill): past the last index when spilling.
+    query = {
+        (length, i): (a * i + b * length + c) % (length + spill)
+        for length in range(MAX_LEN + 1)
+        for i in range(MAX_LEN)
+        if length
+    }
+    program = _flip(query, key_shift)
+    if never_selects_nothing(program, "out", VOCAB, MAX_LEN):
+        assert not _reaches_default(program)
+
+
+def test_reverse_always_selects_and_one_off_does_not():
+    reverse = {(n, i): n - i - 1 for n in range(1, MAX_LEN + 1) for i in range(MAX_LEN)}
+    assert never_selects_nothing(_flip(reverse, 0), "out", VOCAB, MAX_LEN)
+    one_off = {(n, i): n - i for n in range(1, MAX_LEN + 1) for i in range(MAX_LEN)}
+    assert not never_selects_nothing(_flip(one_off, 0), "out", VOCAB, MAX_LEN)
+    assert _reaches_default(_flip(one_off, 0))
+    # The key moves where the token is 1: an input of 1s leaves index 0 unselected.
+    assert not never_selects_nothing(_flip(reverse, 1), "out", VOCAB, MAX_LEN)
+    assert _reaches_default(_flip(reverse, 1))
 
 
 def test_unique_keys_always_select():
     # tracr's make_sort keys: token + index / max_len, distinct at distinct positions.
     keys = {(t, i): t + i / MAX_LEN for t in VOCAB for i in range(MAX_LEN)}
     program = _sort(keys, {t: t for t in VOCAB})
-    assert every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert never_selects_nothing(program, "out", VOCAB, MAX_LEN)
     assert not _reaches_default(program)
 
 
@@ -76,14 +128,14 @@ def test_colliding_keys_with_different_values_are_outside_the_precondition():
     # token + index / 2: (t, i) and (t + 1, i - 2) collide, and their values differ.
     keys = {(t, i): t + i / 2 for t in VOCAB for i in range(MAX_LEN)}
     program = _sort(keys, {t: t for t in VOCAB})
-    assert every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert never_selects_nothing(program, "out", VOCAB, MAX_LEN)
     assert not _reaches_default(program)
 
 
 def test_colliding_keys_with_equal_values_are_not_claimed():
     keys = {(t, i): t + i / 2 for t in VOCAB for i in range(MAX_LEN)}
     program = _sort(keys, {t: 0 for t in VOCAB})
-    assert not every_query_selects(program, "out", VOCAB, MAX_LEN)
+    assert not never_selects_nothing(program, "out", VOCAB, MAX_LEN)
     assert _reaches_default(program)
 
 
@@ -96,6 +148,6 @@ def test_a_selector_reading_other_positions_is_not_claimed():
         "key",
         ast.SelectorWidth(ast.Select(ast.Tokens(), ast.Tokens(), ast.Comparison("=="))),
     )
-    assert not every_query_selects(
+    assert not never_selects_nothing(
         ast.Program(tuple(definitions), program.output), "out", VOCAB, MAX_LEN
     )
