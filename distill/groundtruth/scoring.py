@@ -160,6 +160,13 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
             *comparison.first_difference
         )
     )
+    if comparison.outside_claim:
+        # The source is defined there, but a categorical aggregate of the table program
+        # selects several values: the model mixes them, and no claim is made.
+        agreement += (
+            f"; {comparison.outside_claim:,} of them outside the program's claim "
+            "(an aggregate selects several values)"
+        )
     proof = None
     if prove:
         if progress:
@@ -180,7 +187,7 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
         agreement=agreement,
         agrees=agrees,
         defined_inputs=comparison.defined,
-        covered=comparison.covered,
+        covered=not comparison.outside_claim,
         source_model_differences=comparison.model_differences,
         proof=proof,
         size_ratio=operation_count(result.program) / max(operation_count(source), 1),
@@ -194,7 +201,7 @@ def _score(source, result, model, vocab, max_len, config, prove, z3_timeout, pro
 @dataclass
 class _SourceComparison:
     defined: int = 0  # inputs on which the source is defined
-    covered: bool = True  # all of them in the program's claimed domain
+    outside_claim: int = 0  # of them, inputs outside the program's claimed domain (precondition)
     model_differences: int = 0  # of them, inputs where the model differs from the source
     first_difference: tuple | None = None  # (input, source output, distilled output)
 
@@ -217,13 +224,13 @@ def _compare_with_source(source, result, model, batches) -> _SourceComparison:
         defined = defined_inputs(theirs)
         claimed = np.asarray(precondition_holds(result.table_program, inputs), dtype=bool)
         found.defined += int(defined.sum())
-        found.covered &= bool(claimed[defined].all())
+        found.outside_claim += int((defined & ~claimed).sum())
         ours_agree = _agree_where_valued(theirs, ours.output, valued) & defined_inputs(ours)
         if found.first_difference is None and (defined & ~ours_agree).any():
             row = int(np.flatnonzero(defined & ~ours_agree)[0])
             outputs = [e.outputs()[row] for e in (theirs, ours)]
             found.first_difference = (inputs[row], *outputs)
-        if model_is_program and found.covered:
+        if model_is_program and not found.outside_claim:
             model_agree = ours_agree
         else:
             predicted = evaluate_model(model, inputs)
