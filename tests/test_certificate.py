@@ -15,11 +15,12 @@ must be certified.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import distill
 import dsl
-from distill.circuit.certificate import certify
+from distill.circuit.certificate import Errors, certify
 from distill.circuit.discovery import UnsupportedCircuit
 from distill.circuit.precondition import precondition_holds
 from distill.emit.recompile.tracr_compile import compile_program
@@ -115,3 +116,15 @@ def test_certified_models_compute_their_program_and_models_that_do_not_are_refus
             elif unfaithful:
                 refused.append((name, description, wrong, len(inputs)))
     assert len(refused) >= 10, refused
+
+
+def test_a_bound_per_value_is_used_where_the_reader_knows_the_value():
+    errors = Errors()
+    writes = np.array([[0.0, 3.0, 4.0]])  # one direction, norm 5
+    # A width head's bound shrinks as 1 / (w + 1): 0.5 at width 0, 0.1 at width 4.
+    errors.add(writes, 0.5, 1.0, per_value=("width", np.array([0.5, 0.25, 0.1667, 0.125, 0.1])))
+    reader = np.array([[0.0], [0.6], [0.8]])  # sees the direction in full
+    assert errors.through(reader) == pytest.approx(0.5)
+    assert errors.through(reader, {"width": 4}) == pytest.approx(0.1)
+    assert errors.through(reader, {"other": 4}) == pytest.approx(0.5)
+    assert errors.per_column(reader, {"width": 1})[0] == pytest.approx(0.25)

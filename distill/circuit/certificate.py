@@ -82,39 +82,54 @@ class Errors:
     """
 
     def __init__(self):
-        self.writers: list[tuple[np.ndarray, float, float]] = []  # (B, bound, tail norm bound)
+        # (B, bound, tail norm bound, per value): per value is None, or (variable, bounds
+        # per code) for a writer whose bound depends on the value it writes, which a
+        # reader of that variable knows at each combination it checks.
+        self.writers: list[tuple[np.ndarray, float, float, tuple | None]] = []
         self.total = 0.0
 
-    def add(self, writes: np.ndarray, bound: float, coefficients: float) -> None:
-        """A writer of deviation `c @ writes` ([k, d_model]), norm <= bound, ||c|| <= coefficients."""
+    def add(self, writes: np.ndarray, bound: float, coefficients: float, per_value=None) -> None:
+        """A writer of deviation `c @ writes` ([k, d_model]), norm <= bound, ||c|| <= coefficients;
+        per_value: (variable name, [codes] bounds <= bound) where the value is known."""
         self.total += bound
         if bound == 0.0:
             return
         if not math.isfinite(bound):
-            self.writers.append((np.eye(writes.shape[1]), bound, 0.0))
+            self.writers.append((np.eye(writes.shape[1]), bound, 0.0, None))
             return
         basis, tail = _leading_row_space(writes)
-        self.writers.append((basis, bound, min(coefficients * tail, bound)))
+        self.writers.append((basis, bound, min(coefficients * tail, bound), per_value))
 
-    def through(self, weights: np.ndarray) -> float:
-        """Bound on the norm of (deviation @ weights)."""
+    def valued(self, names: set[str]) -> list[str]:
+        """The variables among `names` whose writer has bounds per value."""
+        return [w[3][0] for w in self.writers if w[3] is not None and w[3][0] in names]
+
+    @staticmethod
+    def _bound(bound: float, per_value, at: dict | None) -> float:
+        if per_value is None or not at or per_value[0] not in at:
+            return bound
+        return float(per_value[1][at[per_value[0]]])
+
+    def through(self, weights: np.ndarray, at: dict | None = None) -> float:
+        """Bound on the norm of (deviation @ weights); `at`: variable -> code, where known."""
         total, norm = 0.0, None
-        for basis, bound, tail in self.writers:
+        for basis, bound, tail, per_value in self.writers:
             if math.isinf(bound):  # its basis is the identity: seen unless weights are zero
                 total += math.inf if np.any(weights) else 0.0
                 continue
-            total += _times(bound, _norm(basis.T @ weights))
+            total += _times(self._bound(bound, per_value, at), _norm(basis.T @ weights))
             if tail:
                 norm = _norm(weights) if norm is None else norm
                 total += tail * norm
         return total
 
-    def per_column(self, weights: np.ndarray) -> np.ndarray:
-        """Bound on each entry of (deviation @ weights)."""
+    def per_column(self, weights: np.ndarray, at: dict | None = None) -> np.ndarray:
+        """Bound on each entry of (deviation @ weights); `at` as for `through`."""
         columns = np.linalg.norm(weights, axis=0)
         total = np.zeros(weights.shape[1])
-        for basis, bound, tail in self.writers:
+        for basis, bound, tail, per_value in self.writers:
             seen = np.linalg.norm(basis.T @ weights, axis=0)
+            bound = self._bound(bound, per_value, at)
             total += np.where(seen > 0, bound * seen, 0.0) + tail * columns
         return total
 
@@ -165,13 +180,17 @@ def certify(network: Circuit, model: Model, reachable=None) -> Certificate:
         attn, mlp = model.blocks[layer].attn, model.blocks[layer].mlp
         written = []
         for reading in heads:
-            bound, bos_bound = _head_bound(reading, model, stream, known, errors, errors_bos, n)
+            bound, bos_bound, per_value = _head_bound(
+                reading, model, stream, known, errors, errors_bos, n
+            )
             certificate.components.append(bound)
             head = int(reading.component.split(".")[1][1:])
             coefficients = 2 * _norm(_array(attn.W_V)[head]) * reach()
-            written.append((_array(attn.W_O)[head], bound.bound, bos_bound, coefficients))
-        for writes, bound, bos_bound, coefficients in written:
-            errors.add(writes, bound, coefficients)
+            written.append(
+                (_array(attn.W_O)[head], bound.bound, bos_bound, coefficients, per_value)
+            )
+        for writes, bound, bos_bound, coefficients, per_value in written:
+            errors.add(writes, bound, coefficients, per_value)
             errors_bos.add(writes, bos_bound, coefficients)
         known |= {r.output.name for r in heads}
         mlp_reach = reach()
@@ -277,13 +296,17 @@ def _head_bound(reading, model, stream, known, errors, errors_bos, n) -> Compone
     worst_margin = min(margin, g.bos_query_margin)
     if not worst_margin > 2 * delta:
         row = "BOS's own query" if g.bos_query_margin < margin else "a score"
-        return ComponentBound(
-            reading.component,
-            checked,
-            worst_margin,
+        return (
+            ComponentBound(
+                reading.component,
+                checked,
+                worst_margin,
+                math.inf,
+                f"{row} margin of {worst_margin:.3g} does not exceed twice the score bound {delta:.3g}",
+            ),
             math.inf,
-            f"{row} margin of {worst_margin:.3g} does not exceed twice the score bound {delta:.3g}",
-        ), math.inf
+            None,
+        )
     values = np.concatenate([g.values, g.bos_value[None, :]])
     spread = float(np.linalg.norm(values[:, None, :] - values[None, :, :], axis=-1).max())
     W_OV = W_V @ W_O
@@ -291,7 +314,21 @@ def _head_bound(reading, model, stream, known, errors, errors_bos, n) -> Compone
     numerical = reading.kind == "selector_width" or reading.output.encoding == "numerical"
     bound = _leak(n, margin, delta) * spread + through + (uneven * spread if numerical else 0.0)
     bos_bound = _leak(n, g.bos_query_margin, delta) * spread + errors_bos.through(W_OV)
-    return ComponentBound(reading.component, checked, worst_margin, bound), bos_bound
+    per_value = None
+    if reading.kind == "selector_width":
+        # Every non-BOS key holds the one key value v_K, so the head writes
+        # a v_BOS + (1 - a) v_K for BOS's weight a, and w selected keys make the ideal
+        # a* = 1 / (w + 1). Scores within delta (selected keys within spread_in of BOS,
+        # up to n others losing by margin) keep |a - a*| <= a* (uneven + x): the error
+        # shrinks as 1 / (w + 1), as the gaps between the values a width MLP tells
+        # apart do (1/(w+1) - 1/(w+2)).
+        x = n * math.exp(min(-(margin - 2 * delta), 700.0))
+        widths = np.asarray(reading.output.values, dtype=float)
+        per_value = (
+            reading.output.name,
+            np.minimum((uneven + x) / (widths + 1) * spread + through, bound),
+        )
+    return ComponentBound(reading.component, checked, worst_margin, bound), bos_bound, per_value
 
 
 def _worst(errors: Errors, errors_bos: Errors, weights: np.ndarray) -> float:
@@ -331,7 +368,7 @@ def _mlp_bound(reading, model, stream, known, errors: Errors) -> ComponentBound:
     read = {v.name for v in reading.inputs}
     residual, combos = stream.residuals(reading.inputs)
     pre = residual @ W_in + b_in
-    radius = errors.per_column(W_in) + _per_unit_leak(stream, known, read, W_in)
+    leak = _per_unit_leak(stream, known, read, W_in)
     points = _activation(model.config.act_fn, pre) @ W_out
     centres = stream.embeddings[reading.output.name]
     codes = np.array([reading.table[tuple(c)] for c in combos])
@@ -341,13 +378,26 @@ def _mlp_bound(reading, model, stream, known, errors: Errors) -> ComponentBound:
             reading.component, len(combos), 0.0, math.inf, "only ReLU MLPs are certified"
         )
 
-    def sees(linear: np.ndarray) -> float:
-        """How far `linear` moves with the deviation and the variables not read."""
-        return errors.through(linear) + _unread_leak(stream, known, read, linear)
+    # Inputs whose writer's bound depends on their value (a width head): the rows are
+    # checked per value of those inputs, each with its own bound.
+    valued = errors.valued(read)
+    positions = [i for i, v in enumerate(reading.inputs) if v.name in valued]
+    groups: dict[tuple, list[int]] = {}
+    for row, combo in enumerate(combos):
+        groups.setdefault(tuple(combo[i] for i in positions), []).append(row)
+    worst, margin = 0.0, math.inf
+    for codes_at, rows in groups.items():
+        at = {reading.inputs[i].name: code for i, code in zip(positions, codes_at)}
+        radius = errors.per_column(W_in, at) + leak
 
-    cache: dict = {}
-    worst = max((_relu_bound(row, radius, W_in, W_out, sees, cache) for row in pre), default=0.0)
-    margin = float(np.min(np.abs(pre) - radius[None, :], initial=np.inf))
+        def sees(linear: np.ndarray, at=at) -> float:
+            """How far `linear` moves with the deviation and the variables not read."""
+            return errors.through(linear, at) + _unread_leak(stream, known, read, linear)
+
+        cache: dict = {}
+        for row in pre[rows]:
+            worst = max(worst, _relu_bound(row, radius, W_in, W_out, sees, cache))
+        margin = min(margin, float(np.min(np.abs(pre[rows]) - radius[None, :], initial=np.inf)))
     return ComponentBound(reading.component, len(combos), margin, worst + clustering)
 
 
