@@ -27,32 +27,34 @@ def output_reachability(network: Circuit, vocab, max_len: int, timeout: float):
     def reachable(label) -> bool:
         key = (type(label).__name__, repr(label))
         if key not in answers:
-            default = label == DEFAULT_LABEL and getattr(reading, "kind", None) == "aggregate"
-            if default and never_selects_nothing(program, output.name, vocab, max_len):
-                answers[key] = False
-                return False
-            if default:
-                question = _selects_nothing(program, output.name, max_len)
-            else:
-                question = _takes(program, output.values, label)
-            never = ast.Program(question.definitions, ast.Map(_constant(question), question.output))
-            verdict = equivalent(
-                question,
-                never,
-                vocab=vocab,
-                max_seq_len=max_len,
-                timeout=timeout,
-                precondition=SINGLE_VALUED_AGGREGATES,
-            )
-            answers[key] = verdict.level != "proved"
+            answers[key] = _reached(label)
         return answers[key]
+
+    def _reached(label) -> bool:
+        if label == DEFAULT_LABEL and getattr(reading, "kind", None) == "aggregate":
+            if never_selects_nothing(program, output.name, vocab, max_len):
+                return False
+            question = _selects_nothing(program, output.name, max_len)
+        else:
+            question = _takes(program, output.values, label)
+        never = ast.Program(question.definitions, ast.Map(_constant(question), question.output))
+        verdict = equivalent(
+            question,
+            never,
+            vocab=vocab,
+            max_seq_len=max_len,
+            timeout=timeout,
+            precondition=SINGLE_VALUED_AGGREGATES,
+        )
+        return verdict.level != "proved"
 
     return reachable
 
 
 def _selects_nothing(program: ast.Program, name: str, max_len: int) -> ast.Program:
-    """Is the aggregate's selector row ever empty? Asked of the selector alone (the values
-    it would copy cost Z3 far more and do not matter)."""
+    """Is the aggregate's selector row ever empty? Asked of the selector alone: the values
+    it would copy cost Z3 far more, and leaving them out (and so the precondition on this
+    aggregate) only asks more than needed."""
     selector = f"select_{name.removeprefix('head_')}"
     empty = ast.Table(tuple((w, w == 0) for w in range(max_len + 1)))
     definitions = _cone(program, selector) + (
