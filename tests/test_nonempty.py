@@ -17,11 +17,16 @@ VOCAB, MAX_LEN = [0, 1, 2], 5
 NONE_SELECTED = -1
 
 
-def _sort(keys: dict, values: dict, order: str = "<", value_encoding=ast.CATEGORICAL):
-    """key = keys[(token, index)]; out = the value of the key ranked at my index."""
+def _sort(
+    keys: dict, values: dict, order: str = "<", value_encoding=ast.CATEGORICAL, by_count=False
+):
+    """key = keys[(token, index)], or keys[(count of my token, index)] by_count (sort_freq);
+    out = the value of the key ranked at my index."""
     d = ast.Definition
+    same = ast.Select(ast.Tokens(), ast.Tokens(), ast.Comparison("=="))
+    first = ast.SelectorWidth(same) if by_count else ast.Tokens()
     definitions = (
-        d("key", ast.SequenceMap(ast.Table(tuple(keys.items())), ast.Tokens(), ast.Indices())),
+        d("key", ast.SequenceMap(ast.Table(tuple(keys.items())), first, ast.Indices())),
         d("below", ast.Select(ast.Name("key"), ast.Name("key"), ast.Comparison(order))),
         d("width", ast.SelectorWidth(ast.Name("below"))),
         d("target", ast.Select(ast.Name("width"), ast.Indices(), ast.Comparison("=="))),
@@ -47,20 +52,23 @@ def _reaches_default(program) -> bool:
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     # Keys of distinct ranks, some merged (ranks divided): collisions of every kind.
-    key_values=st.permutations(range(len(VOCAB) * MAX_LEN)),
+    key_values=st.permutations(range((MAX_LEN + 1) * MAX_LEN)),
     merge=st.sampled_from([1, 1, 2, 3]),
     value_values=st.lists(st.integers(0, 2), min_size=len(VOCAB), max_size=len(VOCAB)),
     order=st.sampled_from(["<", ">"]),
     numerical=st.booleans(),
+    by_count=st.booleans(),
 )
 def test_a_default_said_unreachable_is_never_reached(
-    key_values, merge, value_values, order, numerical
+    key_values, merge, value_values, order, numerical, by_count
 ):
-    cells = [(t, i) for t in VOCAB for i in range(MAX_LEN)]
+    # By count the key reads the count of my token (0..MAX_LEN), not the token itself.
+    firsts = range(MAX_LEN + 1) if by_count else VOCAB
+    cells = [(f, i) for f in firsts for i in range(MAX_LEN)]
     keys = dict(zip(cells, (k // merge for k in key_values)))
     values = dict(zip(VOCAB, value_values))
     encoding = ast.NUMERICAL if numerical else ast.CATEGORICAL
-    program = _sort(keys, values, order, encoding)
+    program = _sort(keys, values, order, encoding, by_count)
     if never_selects_nothing(program, "out", VOCAB, MAX_LEN):
         assert not _reaches_default(program)
 
@@ -130,6 +138,20 @@ def test_colliding_keys_with_different_values_are_outside_the_precondition():
     program = _sort(keys, {t: t for t in VOCAB})
     assert never_selects_nothing(program, "out", VOCAB, MAX_LEN)
     assert not _reaches_default(program)
+
+
+def test_sort_by_count_built_for_a_shorter_length_is_outside_the_precondition():
+    # tracr's make_sort_freq(max_seq_len=2) at length 5: -count + index / 2 collides only
+    # between different counts, so different tokens, so different values.
+    # (A width's table covers 0..max-len, as one read off a network does.)
+    keys = {(c, i): -c + i / 2 for c in range(MAX_LEN + 1) for i in range(MAX_LEN)}
+    program = _sort(keys, {t: t for t in VOCAB}, by_count=True)
+    assert never_selects_nothing(program, "out", VOCAB, MAX_LEN)
+    assert not _reaches_default(program)
+    # The same keys read by token instead of count collide between equal values.
+    by_token = {(t, i): -t + i / 2 for t in VOCAB for i in range(MAX_LEN)}
+    constant = _sort(by_token, {t: 0 for t in VOCAB})
+    assert not never_selects_nothing(constant, "out", VOCAB, MAX_LEN)
 
 
 def test_colliding_keys_with_equal_values_are_not_claimed():

@@ -38,7 +38,6 @@ import numpy as np
 from dsl import ast
 from dsl.errors import DSLError
 from dsl.functions import make_callable
-from dsl.interpreter import evaluate
 
 
 def never_selects_nothing(program: ast.Program, name: str, vocab, max_len: int) -> bool:
@@ -58,46 +57,107 @@ def never_selects_nothing(program: ast.Program, name: str, vocab, max_len: int) 
         return False
 
 
+class _NotLocal(Exception):
+    """A part that reads other positions (beyond the length)."""
+
+
 class _Parts:
     """The program's position-local parts, tabulated as [length - 1][token][index]."""
 
     def __init__(self, program: ast.Program, vocab: list, max_len: int):
         self.program, self.vocab, self.max_len = program, vocab, max_len
         self.by_name = {d.name: d.node for d in program.definitions}
-        # Inputs of one repeated token: a position-local part's value at a position
-        # depends on its token, its index and the length only.
-        self.inputs = [[t] * length for length in range(1, max_len + 1) for t in vocab]
         self.tables: dict = {}
+        self.functions: dict = {}
+        self.selects_all: dict = {}
 
     def resolve(self, node):
         while isinstance(node, ast.Name):
             node = self.by_name.get(node.id)
         return node
 
-    def tabulate(self, node) -> list | None:
+    def tabulate(self, node, free=None) -> list | None:
         """`node`'s value at every (length, token, index), or None when it is not
-        position-local or is undefined somewhere."""
-        key = node.id if isinstance(node, ast.Name) else id(node)
+        position-local or is undefined somewhere. With `free`, a selector width taken
+        as given: then [length - 1][token][index][width], for widths 0..length."""
+        key = (node.id if isinstance(node, ast.Name) else id(node), id(free))
         if key not in self.tables:
-            self.tables[key] = self._evaluate(node) if self._local(node) else None
+            try:
+                self.tables[key] = [
+                    [
+                        [
+                            self.value(node, t, i, length)
+                            if free is None
+                            else [
+                                self.value(node, t, i, length, (free, w)) for w in range(length + 1)
+                            ]
+                            for i in range(length)
+                        ]
+                        for t in self.vocab
+                    ]
+                    for length in range(1, self.max_len + 1)
+                ]
+            except (_NotLocal, DSLError, TypeError, ValueError):
+                self.tables[key] = None
         return self.tables[key]
 
-    def _local(self, node) -> bool:
+    def value(self, node, token, index, length, free=None):
+        """`node` at a position holding `token` at `index`, in an input of `length`;
+        free: (a selector width, its value there)."""
         node = self.resolve(node)
-        if isinstance(node, (ast.Tokens, ast.Indices, ast.Full)):
-            return True
-        if isinstance(node, (ast.Map, ast.SequenceMap)):
-            return all(self._local(child) for child in node.children)
-        if isinstance(node, ast.SelectorWidth):  # the length, when it selects everything
-            selector = self.resolve(node.selector)
-            return isinstance(selector, ast.Select) and self._selects_all(selector)
-        return False
+        if isinstance(node, ast.Tokens):
+            return token
+        if isinstance(node, ast.Indices):
+            return index
+        if isinstance(node, ast.Full):
+            return node.value
+        if isinstance(node, ast.Map):
+            return self._function(node.fn)(self.value(node.arg, token, index, length, free))
+        if isinstance(node, ast.SequenceMap):
+            left = self.value(node.left, token, index, length, free)
+            return self._function(node.fn)(left, self.value(node.right, token, index, length, free))
+        if isinstance(node, ast.SelectorWidth):
+            if free is not None and node is free[0]:
+                return free[1]
+            if self._selects_all(node):  # the length
+                return length
+        raise _NotLocal
 
-    def _selects_all(self, selector: ast.Select) -> bool:
+    def query_width(self, node) -> ast.SelectorWidth | None:
+        """The one selector width in `node`'s cone that is not the length, when its query
+        side is position-local: at two positions with the same query value it selects
+        the same keys, so it has the same width."""
+        widths, stack = [], [node]
+        while stack:
+            current = self.resolve(stack.pop())
+            if isinstance(current, ast.SelectorWidth) and not self._selects_all(current):
+                widths.append(current)
+            elif current is not None and not isinstance(current, ast.SelectorWidth):
+                stack.extend(current.children)
+        if len({id(w) for w in widths}) != 1:
+            return None
+        selector = self.resolve(widths[0].selector)
+        if not isinstance(selector, ast.Select) or self.tabulate(selector.queries) is None:
+            return None
+        return widths[0]
+
+    def _function(self, fn: ast.Function):
+        if id(fn) not in self.functions:
+            self.functions[id(fn)] = make_callable(fn)
+        return self.functions[id(fn)]
+
+    def _selects_all(self, width: ast.SelectorWidth) -> bool:
+        if id(width) not in self.selects_all:
+            self.selects_all[id(width)] = False  # while it is asked (no cycles in a program)
+            selector = self.resolve(width.selector)
+            self.selects_all[id(width)] = isinstance(selector, ast.Select) and self._all(selector)
+        return self.selects_all[id(width)]
+
+    def _all(self, selector: ast.Select) -> bool:
         keys, queries = self.tabulate(selector.keys), self.tabulate(selector.queries)
         if keys is None or queries is None:
             return False
-        test = make_callable(selector.predicate)
+        test = self._function(selector.predicate)
         try:
             return all(
                 bool(test(k, q))
@@ -107,24 +167,6 @@ class _Parts:
             )
         except (DSLError, TypeError, ValueError):
             return False
-
-    def _evaluate(self, node) -> list | None:
-        needed, stack = set(), [node]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, ast.Name):
-                if current.id not in needed:
-                    needed.add(current.id)
-                    stack.append(self.by_name.get(current.id))
-            elif current is not None:
-                stack.extend(current.children)
-        definitions = tuple(d for d in self.program.definitions if d.name in needed)
-        try:
-            outputs = evaluate(ast.Program(definitions, node), self.inputs, undefined="raise")
-        except DSLError:
-            return None
-        count = len(self.vocab)
-        return [outputs[i * count : (i + 1) * count] for i in range(self.max_len)]
 
 
 def _values(table: list, length: int) -> set:
@@ -178,28 +220,61 @@ def _ranks_distinct(parts: _Parts, aggregate: ast.Aggregate, outer: ast.Select) 
         return False
     if not _is_equality(outer.predicate, relabel[::-1], parts.max_len):
         return False
-    keys, values = parts.tabulate(inner.keys), parts.tabulate(aggregate.sop)
+    values = parts.tabulate(aggregate.sop)
+    free = None
+    keys = parts.tabulate(inner.keys)
+    if keys is None:  # a key that reads a width, e.g. sort_freq's count of my token
+        free = parts.query_width(inner.keys)
+        keys = None if free is None else parts.tabulate(inner.keys, free)
+        queries = None if free is None else parts.tabulate(parts.resolve(free.selector).queries)
+        if queries is None:
+            return False
     if keys is None or values is None:
         return False
-    ranks = _ranks(inner.predicate, {k for per_length in keys for row in per_length for k in row})
+    every_key = {k for per_length in keys for row in per_length for k in _flat(row)}
+    ranks = _ranks(inner.predicate, every_key)
     if ranks is None:
         return False
     # Equal keys with different values break the precondition only for a categorical
     # aggregate: a numerical one averages them.
     distinct_values_excuse = aggregate.encoding == ast.CATEGORICAL
+    codes: dict = {}
     for length in range(2, parts.max_len + 1):
-        rank = np.array([[ranks[k] for k in row[:length]] for row in keys[length - 1]])
-        value = values[length - 1]
+        # rank[token, index, width] (one width when no width is free)
+        rank = np.array(
+            [[[ranks[k] for k in _flat([cell])] for cell in row] for row in keys[length - 1]]
+        )
+        if free is not None:
+            query = _coded(queries[length - 1], codes)
+        value = _coded(values[length - 1], codes)
+        widths = rank.shape[2]
         for i, j in itertools.combinations(range(length), 2):
-            same_rank = rank[:, i][:, None] == rank[:, j][None, :]  # [token at i, token at j]
-            if not same_rank.any():
-                continue
+            # [token at i, width at i, token at j, width at j]
+            same = rank[:, i][:, :, None, None] == rank[:, j][None, None, :, :]
+            if free is not None:
+                # The same query value at both positions: the same width.
+                shared = query[:, i][:, None] == query[:, j][None, :]  # [token i, token j]
+                different = ~np.eye(widths, dtype=bool)[None, :, None, :]
+                same &= ~(shared[:, None, :, None] & different)
             if not distinct_values_excuse:
-                return False
-            for a, b in zip(*np.nonzero(same_rank)):
-                if _same(value[a][i], value[b][j]):
+                if same.any():
                     return False
+                continue
+            equal_values = value[:, i][:, None] == value[:, j][None, :]
+            if (same & equal_values[:, None, :, None]).any():
+                return False
     return True
+
+
+def _flat(row) -> list:
+    """A row's keys, whether or not each holds one per width."""
+    return [k for cell in row for k in (cell if isinstance(cell, list) else [cell])]
+
+
+def _coded(table: list, codes: dict) -> np.ndarray:
+    """[token][index] values as integer codes, equal exactly when the values are the same
+    (of the same type: 1, 1.0 and True are different values)."""
+    return np.array([[codes.setdefault((type(v), v), len(codes)) for v in row] for row in table])
 
 
 def _is_equality(predicate: ast.Function, relabel: list, max_len: int) -> bool:
