@@ -73,11 +73,11 @@ def test_a_default_said_unreachable_is_never_reached(
         assert not _reaches_default(program)
 
 
-def _flip(query: dict, key_shift: int):
+def _flip(query: dict, key_shift: int, vocab=VOCAB, max_len=MAX_LEN):
     """out = the token at the position whose key equals my query, the query a function of
     (length, index) and the key the index, moved by `key_shift` where the token is 1."""
     d = ast.Definition
-    keys = {(t, i): i + (key_shift if t == 1 else 0) for t in VOCAB for i in range(MAX_LEN)}
+    keys = {(t, i): i + (key_shift if t == 1 else 0) for t in vocab for i in range(max_len)}
     definitions = (
         d("all", ast.Select(ast.Tokens(), ast.Tokens(), ast.Comparison("true"))),
         d("length", ast.SelectorWidth(ast.Name("all"))),
@@ -173,3 +173,24 @@ def test_a_selector_reading_other_positions_is_not_claimed():
     assert not never_selects_nothing(
         ast.Program(tuple(definitions), program.output), "out", VOCAB, MAX_LEN
     )
+
+
+def test_at_realistic_sizes_the_arguments_hold_where_they_must():
+    # Hand-computed truths at the held-out sizes: reverse's flip fills every row (vocab
+    # 26, max-len 12), one off it does not (index 0 at any length); unique sort keys
+    # (vocab 10, max-len 10) rank as a permutation; keys built for length 5 collide only
+    # between different tokens (or different counts, hence different tokens).
+    vocab, n = list(range(26)), 12
+    reverse = {(m, i): m - i - 1 for m in range(1, n + 1) for i in range(n)}
+    assert never_selects_nothing(_flip(reverse, 0, vocab, n), "out", vocab, n)
+    one_off = {(m, i): m - i for m in range(1, n + 1) for i in range(n)}
+    assert not never_selects_nothing(_flip(one_off, 0, vocab, n), "out", vocab, n)
+    vocab, n = list(range(1, 11)), 10
+    tokens = {t: t for t in vocab}
+    unique = {(t, i): t + i / n for t in vocab for i in range(n)}
+    assert never_selects_nothing(_sort(unique, tokens), "out", vocab, n)
+    short = {(t, i): t + i / 5 for t in vocab for i in range(n)}
+    assert never_selects_nothing(_sort(short, tokens), "out", vocab, n)
+    assert not never_selects_nothing(_sort(short, {t: 0 for t in vocab}), "out", vocab, n)
+    by_count = {(c, i): -c + i / 5 for c in range(n + 1) for i in range(n)}
+    assert never_selects_nothing(_sort(by_count, tokens, by_count=True), "out", vocab, n)

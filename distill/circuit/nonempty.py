@@ -36,7 +36,6 @@ import itertools
 import numpy as np
 
 from dsl import ast
-from dsl.errors import DSLError
 from dsl.functions import make_callable
 
 
@@ -53,12 +52,12 @@ def never_selects_nothing(program: ast.Program, name: str, vocab, max_len: int) 
         return False
     try:
         return _rows_filled(parts, selector) or _ranks_distinct(parts, aggregate, selector)
-    except (DSLError, TypeError, ValueError):  # a predicate undefined on some values
+    except Exception:  # noqa: BLE001 - a predicate undefined on some values (as tracr: any error)
         return False
 
 
 class _NotLocal(Exception):
-    """A part that reads other positions (beyond the length)."""
+    """A part that reads other positions (beyond the length), or is undefined somewhere."""
 
 
 class _Parts:
@@ -97,7 +96,7 @@ class _Parts:
                     ]
                     for length in range(1, self.max_len + 1)
                 ]
-            except (_NotLocal, DSLError, TypeError, ValueError):
+            except _NotLocal:
                 self.tables[key] = None
         return self.tables[key]
 
@@ -111,11 +110,14 @@ class _Parts:
             return index
         if isinstance(node, ast.Full):
             return node.value
-        if isinstance(node, ast.Map):
-            return self._function(node.fn)(self.value(node.arg, token, index, length, free))
-        if isinstance(node, ast.SequenceMap):
-            left = self.value(node.left, token, index, length, free)
-            return self._function(node.fn)(left, self.value(node.right, token, index, length, free))
+        if isinstance(node, (ast.Map, ast.SequenceMap)):
+            args = [self.value(child, token, index, length, free) for child in node.children]
+            if any(arg is None for arg in args):  # as the interpreter: None stays None
+                return None
+            try:  # as the interpreter: any error is undefined (not shown here)
+                return self.function(node.fn)(*args)
+            except Exception as error:  # noqa: BLE001
+                raise _NotLocal from error
         if isinstance(node, ast.SelectorWidth):
             if free is not None and node is free[0]:
                 return free[1]
@@ -141,7 +143,7 @@ class _Parts:
             return None
         return widths[0]
 
-    def _function(self, fn: ast.Function):
+    def function(self, fn: ast.Function):
         if id(fn) not in self.functions:
             self.functions[id(fn)] = make_callable(fn)
         return self.functions[id(fn)]
@@ -157,7 +159,7 @@ class _Parts:
         keys, queries = self.tabulate(selector.keys), self.tabulate(selector.queries)
         if keys is None or queries is None:
             return False
-        test = self._function(selector.predicate)
+        test = self.function(selector.predicate)
         try:
             return all(
                 bool(test(k, q))
@@ -165,7 +167,7 @@ class _Parts:
                 for k in _values(keys, length)
                 for q in _values(queries, length)
             )
-        except (DSLError, TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - undefined somewhere: not shown to select all
             return False
 
 
@@ -178,7 +180,7 @@ def _rows_filled(parts: _Parts, selector: ast.Select) -> bool:
     keys, queries = parts.tabulate(selector.keys), parts.tabulate(selector.queries)
     if keys is None or queries is None:
         return False
-    test, tested = make_callable(selector.predicate), {}
+    test, tested = parts.function(selector.predicate), {}
 
     def selects(k, q) -> bool:
         pair = (type(k), k, type(q), q)
@@ -300,7 +302,3 @@ def _ranks(predicate: ast.Function, keys: set) -> dict | None:
     if all(bool(test(k, q)) == (below[k] < below[q]) for k in keys for q in keys):
         return below
     return None
-
-
-def _same(a, b) -> bool:
-    return type(a) is type(b) and a == b
