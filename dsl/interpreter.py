@@ -108,9 +108,25 @@ def evaluate(program: ast.Program, inputs: Sequence[Sequence], *, undefined: str
     return evaluation.outputs()
 
 
-def evaluate_arrays(program: ast.Program, inputs: Sequence[Sequence]) -> Evaluation:
-    """Every definition and the output of `program` as arrays over the batch `inputs`."""
+def evaluate_arrays(
+    program: ast.Program,
+    inputs: Sequence[Sequence],
+    overrides: Mapping[str, SOpArray] | None = None,
+) -> Evaluation:
+    """Every definition and the output of `program` as arrays over the batch `inputs`.
+
+    `overrides` gives some definitions their values instead (an intervention: what the
+    program computes when that variable holds other values, e.g. those of other inputs);
+    each must have the batch's shape."""
     evaluator = _Evaluator(program, inputs)
+    for name, value in (overrides or {}).items():
+        if name not in evaluator.lookup:
+            raise EvaluationError(f"override of an undefined name {name!r}")
+        if value.codes.shape[0] != evaluator.batch or value.codes.shape[1] < evaluator.width:
+            raise EvaluationError(f"override of {name!r}: its shape does not fit the batch")
+        evaluator._by_name[name] = SOpArray(
+            value.codes[:, : evaluator.width], value.table, value.failures
+        )
     definitions = {d.name: evaluator.resolve(d.name) for d in program.definitions}
     output = evaluator.node(program.output)
     if not isinstance(output, SOpArray):

@@ -11,15 +11,18 @@ from distill.cli.options import RAY_HELP, WORKERS_HELP, sweep_executor
 from distill.cli.progress import stage_progress
 from distill.config import DistillConfig
 from distill.errors import BadInputError
+from distill.trained.domain import EXHAUSTIVE_BUDGET
 
 
 def run_command(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model file (.safetensors)."),
     outdir: Path = typer.Option(..., "-o", "--out", help="Directory for the program and report."),
-    exhaustive_limit: int = typer.Option(
-        DistillConfig.exhaustive_limit,
+    exhaustive_limit: int | None = typer.Option(
+        None,
         help="Check every input when the domain has at most this many "
-        "(streamed: about a minute per few million inputs).",
+        "(streamed: about a minute per few million inputs). Default: "
+        f"{DistillConfig.exhaustive_limit:,} for a compiled model; for a trained one "
+        f"{EXHAUSTIVE_BUDGET:,}, every input up to the longest length that fits.",
     ),
     samples: int = typer.Option(
         DistillConfig.samples, help="Inputs checked when the domain is over the exhaustive limit."
@@ -31,6 +34,14 @@ def run_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     workers: int | None = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
     ray_address: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
+    min_agreement: float | None = typer.Option(
+        None,
+        "--min-agreement",
+        metavar="SHARE",
+        help="Trained models: when no program equals the model, still write the best one if "
+        "it agrees on at least this share of the checked inputs, labelled approximate "
+        "(never verified; the exit status stays 1).",
+    ),
 ) -> None:
     """Distill MODEL into a readable program verified against it; write it and the evidence to OUTDIR.
 
@@ -43,12 +54,27 @@ def run_command(
     from distill.files import check_output_dir
     from distill.models.file_format import load_model
     from distill.pipeline import DistillFailed, distill
+    from distill.trained.pipeline import distilled_as_trained
 
-    config = checked_config(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
-    config = dataclasses.replace(config, prove=prove)
     check_output_dir(outdir, OUTPUT_NAMES)
     model = load_model(model_path)
-    refuse_trained(model, model_path)
+    if distilled_as_trained(model):
+        from distill.cli.run_trained import run_trained
+
+        run_trained(
+            model,
+            model_path,
+            outdir,
+            exhaustive_limit=EXHAUSTIVE_BUDGET if exhaustive_limit is None else exhaustive_limit,
+            samples=samples,
+            seed=seed,
+            quiet=quiet,
+            min_agreement=min_agreement,
+        )
+        return
+    limit = DistillConfig.exhaustive_limit if exhaustive_limit is None else exhaustive_limit
+    config = checked_config(exhaustive_limit=limit, samples=samples, seed=seed)
+    config = dataclasses.replace(config, prove=prove)
     check_work(model.config, config)
     with sweep_executor(workers, ray_address) as executor, stage_progress(quiet) as progress:
         try:
@@ -92,20 +118,6 @@ def checked_config(*, exhaustive_limit: int, samples: int, seed: int) -> Distill
     if seed < 0:
         raise BadInputError(f"--seed: expected 0 or more, got {seed}")
     return DistillConfig(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
-
-
-def refuse_trained(model, model_path: Path) -> None:
-    """Exit 1 on a trained model: distillation reads tracr-compiled models only, for now."""
-    from distill.models.task import trained_reason
-
-    reason = trained_reason(model)
-    if reason is not None:
-        typer.echo(
-            f"error: {model_path}: trained models are not distilled yet (issue 13; {reason}); "
-            "no program is claimed",
-            err=True,
-        )
-        raise typer.Exit(1)
 
 
 def check_work(spec, config: DistillConfig) -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -87,8 +87,12 @@ def torch_module_source(
     output_kind: str,
     output_values,
     domain_note: str,
+    label_sets: Mapping | None = None,
 ) -> str:
     """The text of a module defining `DistilledProgram(nn.Module)`, computing `program`.
+
+    `label_sets` makes a multi-label output: each program value names the output values it
+    switches on (score 1, the rest 0, so "logit > 0" reads the set back).
 
     `vocab` is in model id order (token id i is vocab[i], then BOS, then PAD);
     `output_values` in unembedding order. `domain_note` says on which domain and
@@ -100,7 +104,7 @@ def torch_module_source(
     result = emitter.node(program.output)
     if result.kind == "selector":
         raise EmitError("the program returns a selector; it must return an SOp")
-    emitter.emit_output(result, output_kind, tuple(output_values))
+    emitter.emit_output(result, output_kind, tuple(output_values), label_sets)
     return _module_text(
         emitter,
         program=program,
@@ -427,7 +431,9 @@ class _Emitter:
 
     # -- the output --------------------------------------------------------
 
-    def emit_output(self, result: _Tensor, output_kind: str, output_values: tuple) -> None:
+    def emit_output(
+        self, result: _Tensor, output_kind: str, output_values: tuple, label_sets=None
+    ) -> None:
         # Masking and the BOS column are applied to [batch, n] values, before the output is
         # widened to [batch, pos, D_OUT]: each is then one cheap operation.
         if output_kind == "numerical":
@@ -442,8 +448,14 @@ class _Emitter:
         result = self.as_codes(result, "output")
         undefined_code = len(result.values)
         index_of = {v: i for i, v in enumerate(output_values)}
+
+        def switched_on(v) -> set:
+            if label_sets is not None:
+                return {index_of[x] for x in label_sets.get(v, ()) if x in index_of}
+            return {index_of.get(v, -1)}
+
         one_hot = [
-            [float(index_of.get(v, -1) == column) for column in range(len(output_values))]
+            [float(column in switched_on(v)) for column in range(len(output_values))]
             for v in result.values
         ] + [[0.0] * len(output_values)]
         index = result.var

@@ -348,32 +348,34 @@ class Task:
         argmax, or the number of a numerical model), or a tuple of values (multilabel)."""
         import torch
 
-        config = model.config
-        values = config.output_values
-        kind = self.readout["kind"]
-        if kind == "subset_argmax":
-            columns = torch.tensor([values.index(v) for v in self.readout["subset"]])
         results = []
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
             ids, mask = model.encode(chunk)
             with torch.no_grad():
                 out = model(ids, mask)  # [batch, pos, d_out]
-            if config.output_kind == "numerical":
-                decoded = out[..., 0].tolist()
-            elif kind == "argmax":
-                decoded = [[values[i] for i in row] for row in model.output_indices(out).tolist()]
-            elif kind == "subset_argmax":
-                picked = model.output_indices(out[..., columns]).tolist()
-                decoded = [[self.readout["subset"][i] for i in row] for row in picked]
-            else:
-                on = (out > 0).tolist()
-                decoded = [
-                    [tuple(v for v, yes in zip(values, at) if yes) for at in row] for row in on
-                ]
-            for tokens, row in zip(chunk, decoded):
-                results.append([row[p] for p in self.positions_of(tokens)])
+            results.extend(self.decode(model, out, chunk))
         return results
+
+    def decode(self, model, out, inputs: Sequence[Sequence]) -> list[list]:
+        """`read_out` of the model's outputs `out` [batch, pos, d_out] on `inputs`."""
+        import torch
+
+        config = model.config
+        values = config.output_values
+        kind = self.readout["kind"]
+        if config.output_kind == "numerical":
+            decoded = out[..., 0].tolist()
+        elif kind == "argmax":
+            decoded = [[values[i] for i in row] for row in model.output_indices(out).tolist()]
+        elif kind == "subset_argmax":
+            columns = torch.tensor([values.index(v) for v in self.readout["subset"]])
+            picked = model.output_indices(out[..., columns]).tolist()
+            decoded = [[self.readout["subset"][i] for i in row] for row in picked]
+        else:
+            on = (out > 0).tolist()
+            decoded = [[tuple(v for v, yes in zip(values, at) if yes) for at in row] for row in on]
+        return [[row[p] for p in self.positions_of(tokens)] for tokens, row in zip(inputs, decoded)]
 
 
 def is_trained(model) -> bool:

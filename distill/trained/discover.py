@@ -1,0 +1,383 @@
+"""Variables of a trained network, read off its heads' attention and checked on its outputs.
+
+A trained head rarely selects exactly; what it passes on is decided by which keys it
+weighs (its selector) and what it reads there (its value). So each head becomes:
+
+- a selector: the tightest named comparison (on indices, or equality of a variable)
+  holding all but a sliver of the attention the head puts on real tokens (attention on
+  BOS is the head's "nothing here" default, as in tracr);
+- a variable: where the selector picks at most one key, the value read there
+  (a categorical aggregate); where it averages, the counts of each value among the
+  selected keys (selector widths): for weights that depend on the value read, the
+  average is a function of those counts and the query.
+
+Nothing here is assumed to be exact: `discover` returns the candidate variables and
+how much of each head's output they explain; the program built from them is checked
+against the model on every input of the domain (distill.trained.program).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import dsl
+from distill.circuit.discovery import DEFAULT_LABEL
+from distill.trained.classes import natural_classes
+from dsl import ast
+from dsl.interpreter import evaluate_arrays
+
+# A head whose attention on real tokens is below this share on average reads only BOS.
+BOS_ONLY_SHARE = 0.02
+# A selector fits when the attention it leaves out is at most this share, on average (the
+# worst row is reported: a soft head leaks most where few keys compete).
+OUTSIDE_MEAN = 0.02
+# A row whose attention on real tokens is below this share points at no key (BOS: nothing).
+POINTER_SHARE = 0.5
+# A head's strongest key may be elsewhere than its variables say in this share of rows
+# (a soft head); the read-out check decides whether the reading holds.
+POINTER_MISSES = 0.05
+# A categorical variable with more values than this is not offered as a head's value.
+MAX_VALUE_CLASSES = 12
+
+INDEX_COMPARISONS = (
+    ("==", "=="),
+    ("k == q - 1", "lambda k, q: k == q - 1"),
+    ("k == q + 1", "lambda k, q: k == q + 1"),
+    ("first", "lambda k, q: k == 0"),
+    ("<", "<"),
+    ("<=", "<="),
+    (">", ">"),
+    (">=", ">="),
+    ("true", "true"),
+)
+
+
+@dataclass
+class Candidate:
+    """A definition offered to the program, and where it came from."""
+
+    name: str
+    source: str  # the right-hand side, in .rasp syntax
+    component: str | None  # e.g. "L0.H1"; None for tokens and indices
+
+
+@dataclass
+class HeadFinding:
+    component: str
+    selector: str
+    outside: float  # mean attention share on real tokens the selector leaves out
+    real_share: float  # mean attention share on real tokens
+    worst: float = 0.0  # the largest share the selector leaves out in one row
+    variables: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Discovery:
+    definitions: list[Candidate]
+    heads: list[HeadFinding]
+
+
+def _parse(definitions: list[Candidate], output: str) -> ast.Program:
+    lines = [f"{c.name} = {c.source}" for c in definitions]
+    return dsl.parse("\n".join([*lines, f"return {output}", ""]), filename="<trained>")
+
+
+def evaluate_definitions(definitions: list[Candidate], inputs: list[list]) -> dict:
+    """name -> values [batch, pos] (object) or selector matrix [batch, query, key] (bool)."""
+    program = _parse(definitions, "tokens")
+    evaluation = evaluate_arrays(program, inputs)
+    found = {}
+    for name, value in evaluation.definitions.items():
+        found[name] = value.values() if hasattr(value, "codes") else value.matrix
+    return found
+
+
+def traces(model, inputs: list[list]) -> tuple[dict, np.ndarray]:
+    """(hook name -> array, mask [batch, pos]) over `inputs`, BOS at position 0."""
+    ids, mask = model.encode(inputs)
+    wanted = lambda name: name.endswith(("hook_pattern", "hook_k", "hook_v"))  # noqa: E731
+    _, trace = model.run_with_trace(ids, mask, names=wanted)
+    return {k: v.double().numpy() for k, v in trace.items()}, mask.numpy()
+
+
+def discover(model, inputs: list[list]) -> Discovery:
+    """Candidate variables, one or more per head, layer by layer (see the module doc)."""
+    definitions = [
+        Candidate("tokens_", "tokens", None),
+        Candidate("indices_", "indices", None),
+    ]
+    trace, mask = traces(model, inputs)
+    config = model.config
+    heads: list[HeadFinding] = []
+    by_meaning: dict[str, Candidate] = {}  # what a head computes -> the first head's variable
+    for layer in range(config.n_layers):
+        reads = {}
+        if layer > 0:
+            values = evaluate_definitions(definitions, inputs)
+            for head in range(config.n_heads):
+                made = _key_class(layer, head, trace, definitions, values, inputs, mask)
+                if made:
+                    definitions.extend(made)
+                    reads[head] = made[-1].name
+        values = evaluate_definitions(definitions, inputs)
+        categorical = _value_variables(definitions, values, mask)
+        ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
+        offered = _selector_candidates(categorical, config.causal, ordered)
+        trial = definitions + [
+            Candidate(f"sel_{i}", source, None) for i, (_, source) in enumerate(offered)
+        ]
+        matrices = evaluate_definitions(trial, inputs)
+        selectors = [
+            (label, source, matrices[f"sel_{i}"]) for i, (label, source) in enumerate(offered)
+        ]
+        new: list[Candidate] = []
+        for head in range(config.n_heads):
+            component = f"L{layer}.H{head}"
+            pattern = trace[f"blocks.{layer}.attn.hook_pattern"][:, head]
+            pointer = _pointer(layer, head, pattern, definitions, values, inputs, mask)
+            finding, made = _read_head(
+                component,
+                pattern,
+                selectors + list(pointer[1:]),
+                [v for v in categorical if not v.startswith("read_") or v == reads.get(head)],
+                values,
+                mask,
+            )
+            heads.append(finding)
+            extra = []
+            if made and pointer[1:] and made[0].source == pointer[1][1]:
+                made = pointer[0] + made  # the pointer's target definitions come first
+            elif pointer[1:]:
+                # A soft head whose strongest key is still where the variables say: its
+                # aggregate there is offered too; the read-out decides which reading holds.
+                extra = _pointer_reading(component, pointer, categorical)
+            new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
+        definitions.extend(new)
+    return Discovery(definitions, heads)
+
+
+def _pointer(layer, head, pattern, definitions, values, inputs, mask):
+    """(definitions, (label, source, matrix)) of a head that points at one key: the key it
+    picks as a function of the query's variables (`select(indices, at, ==)` with `at` a
+    table of them), or of the key's (`select(at, indices, ==)`); ([],) when the head
+    does not point, or no variables determine where."""
+    from distill.trained.program import (
+        determining_sets,
+        observations_of,
+        output_tables,
+        table_lines,
+    )
+
+    rows = mask[:, 1:]
+    real = pattern[:, 1:, 1:]
+    share, top = real.sum(-1), real.argmax(-1)
+    if share[rows].mean() < BOS_ONLY_SHARE:
+        return ([],)
+    names = [c.name for c in definitions if not c.source.startswith("select(")]
+    preferred = [n for n in names if n not in ("tokens_", "indices_")]
+    target = f"at_l{layer}h{head}"
+    pointed = np.where(share >= POINTER_SHARE, top, -1)  # mostly on BOS: no key
+    readings = []
+    labels = pointed[rows].tolist()
+    obs = observations_of(values, inputs, names, labels, np.ones(len(labels), bool))
+    allowed = int(POINTER_MISSES * len(labels))  # a soft head's strongest key may stray
+    kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
+    if kept is not None:
+        readings.append((kept, obs, f"select(indices_, {target}, ==)", "query"))
+    chooser = np.full(pointed.shape, -1)
+    unique = True
+    for b, q in zip(*np.nonzero(rows & (pointed >= 0))):
+        k = pointed[b, q]
+        unique &= chooser[b, k] in (-1, q)
+        chooser[b, k] = q
+    if unique:
+        labels = chooser[rows].tolist()
+        obs = observations_of(values, inputs, names, labels, np.ones(len(labels), bool))
+        kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
+        if kept is not None:
+            readings.append((kept, obs, f"select({target}, indices_, ==)", "key"))
+    if not readings:
+        return ([],)
+    kept, obs, selector, side = min(readings, key=lambda r: len(r[0]))
+    table = output_tables(obs, kept)  # each group's most common key
+    made = []
+    for line in table_lines(target, kept, table):
+        name, source = line.split(" = ", 1)
+        made.append(Candidate(name, source, None))
+    trial = definitions + made + [Candidate("pointer_", selector, None)]
+    matrix = evaluate_definitions(trial, inputs)["pointer_"]
+    return (made, (f"pointer ({side} side)", selector, matrix))
+
+
+def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Candidate]:
+    made, (_, source, _) = pointer
+    tag = component.replace(".", "").lower() + "_top"
+    found = [Candidate(c.name, c.source, None) for c in made]
+    found.append(Candidate(f"sel_{tag}", source, component))
+    for value in categorical:
+        name = f"{value.rstrip('_')}_{tag}"
+        found.append(
+            Candidate(name, f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})", component)
+        )
+    return found
+
+
+def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Candidate]:
+    """What head (layer, head) reads at its keys, as a categorical variable over the program's
+    variables (distill.trained.classes), with the definitions it needs; [] when its key
+    and value vectors form no clear clusters."""
+    from distill.trained.program import determining_sets, observations_of, table_lines
+
+    rows = mask[:, 1:]
+    parts = [trace[f"blocks.{layer}.attn.hook_{x}"][:, 1:, head][rows] for x in ("k", "v")]
+    points = np.concatenate([p / max(np.sqrt((p**2).sum(-1).mean()), 1e-12) for p in parts], -1)
+    names = [
+        c.name for c in definitions if not c.source.startswith("select(") and c.name != "indices_"
+    ]
+    stacked = np.stack([_codes(values[n][rows]) for n in names], axis=1)
+    groups, group_of = np.unique(stacked, axis=0, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    means = np.zeros((len(groups), points.shape[1]))
+    np.add.at(means, group_of, points)
+    means /= np.bincount(group_of, minlength=len(groups))[:, None]
+    labels = natural_classes(means)
+    if labels is None:
+        return []
+    per_position = labels[group_of].tolist()
+    obs = observations_of(values, inputs, names, per_position, np.ones(len(per_position), bool))
+    preferred = [n for n in names if n != "tokens_"]
+    kept = next(iter(determining_sets(obs, names, preferred)), None)
+    if kept is None:
+        return []
+    columns = [[obs.values[n][c] for c in obs.codes[n].tolist()] for n in kept]
+    table = {tuple(col[i] for col in columns): label for i, label in enumerate(per_position)}
+    target = f"read_l{layer}h{head}"
+    component = ", ".join(f"L{earlier}.MLP" for earlier in range(layer))
+    made = []
+    for line in table_lines(target, kept, table):
+        name, source = line.split(" = ", 1)
+        made.append(Candidate(name, source, component if name == target else None))
+    return made
+
+
+def _codes(column: np.ndarray) -> np.ndarray:
+    index: dict = {}
+    return np.fromiter((index.setdefault(v, len(index)) for v in column.tolist()), np.int64)
+
+
+def _sortable(values) -> bool:
+    """Whether the vocab has an order the language can compare (all numbers, or all strings)."""
+    kinds = {type(v) for v in values}
+    return kinds <= {int, float} or kinds == {str}
+
+
+def _merge_duplicates(made: list[Candidate], by_meaning: dict, finding: HeadFinding) -> list:
+    """`made` less what an earlier head of the layer computes already: that candidate is
+    credited to both heads (patched together), as two heads computing one variable are."""
+    if not made:
+        return []
+    selector = made[0]
+    meanings = [c.source.replace(selector.name, f"({selector.source})") for c in made]
+    earlier = by_meaning.get(meanings[0])
+    if earlier is None:
+        by_meaning.update(zip(meanings, made))
+        return made
+    for meaning in meanings:
+        if meaning in by_meaning:
+            by_meaning[meaning].component += f", {finding.component}"
+    finding.note = f"computes what {earlier.component.split(', ')[0]} computes"
+    finding.variables = []
+    return []
+
+
+def _value_variables(definitions, values, mask) -> list[str]:
+    """Categorical variables a head may read at its keys: few values, not indices."""
+    live = mask[:, 1:]
+    names = []
+    for candidate in definitions:
+        if candidate.name == "indices_" or candidate.source.startswith(
+            ("select(", "selector_width")
+        ):
+            continue  # positions and counts: many values, read through selectors instead
+        column = values[candidate.name][live]
+        distinct = set(column.tolist())
+        if 1 < len(distinct) <= MAX_VALUE_CLASSES and None not in distinct:
+            names.append(candidate.name)
+    return names
+
+
+def _selector_candidates(
+    categorical: list[str], causal: bool, ordered: frozenset = frozenset()
+) -> list[tuple[str, str]]:
+    """(label, source) of each selector offered to a head."""
+    found = [
+        (f"indices {label}", f"select(indices_, indices_, {source})")
+        for label, source in INDEX_COMPARISONS
+        if not causal or label not in ("k == q + 1", ">", ">=", "true")
+    ]
+    for name in categorical:
+        for op in ("==", "<", ">") if name in ordered else ("==",):
+            same = f"select({name}, {name}, {op})"
+            found.append(
+                (f"{name} {op}", f"{same} & select(indices_, indices_, <=)" if causal else same)
+            )
+    return found
+
+
+def _read_head(component, pattern, selectors, categorical, values, mask):
+    """(HeadFinding, new candidates) for one head; pattern [batch, query, key] incl. BOS."""
+    rows = mask[:, 1:]  # [batch, query]: real query positions
+    real = pattern[:, 1:, 1:]  # attention from real queries to real keys
+    real_share = float(real.sum(-1)[rows].mean())
+    if real_share < BOS_ONLY_SHARE:
+        return HeadFinding(component, "BOS", 0.0, real_share, note="reads BOS only"), []
+    best = None
+    for label, source, matrix in selectors:
+        outside = (real * ~matrix).sum(-1)[rows]
+        mean, worst = float(outside.mean()), float(outside.max())
+        width = float(matrix.sum(-1)[rows].mean())
+        fits = mean <= OUTSIDE_MEAN
+        key = (not fits, width if fits else mean, mean)
+        if best is None or key < best[0]:
+            best = (key, label, source, matrix, mean, worst)
+    (_, label, source, matrix, outside, worst) = best
+    finding = HeadFinding(component, label, outside, real_share, worst=worst)
+    tag = component.replace(".", "").lower()
+    made = [Candidate(f"sel_{tag}", source, component)]
+    single = int(matrix.sum(-1)[rows].max()) <= 1
+    for value in categorical:
+        if single:
+            made.append(
+                Candidate(
+                    f"{value.rstrip('_')}_{tag}",
+                    f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
+                    component,
+                )
+            )
+            continue
+        seen = sorted(set(values[value][mask[:, 1:]].tolist()), key=repr)
+        for number, v in enumerate(seen):
+            literal = repr(v) if isinstance(v, str) else str(v)
+            slug = str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{number}"
+            made.append(
+                Candidate(
+                    f"n_{value.rstrip('_')}_{slug}_{tag}",
+                    f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {literal}))",
+                    component,
+                )
+            )
+    if not single:
+        made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
+        for value in categorical:
+            made.append(
+                Candidate(
+                    f"n_same_{value.rstrip('_')}_{tag}",
+                    f"selector_width(sel_{tag} & select({value}, {value}, ==))",
+                    component,
+                )
+            )
+    finding.variables = [c.name for c in made[1:]]
+    return finding, made

@@ -1,0 +1,200 @@
+"""Causal evidence per component: interchange interventions (as in InterpBench's IIA).
+
+For a program variable credited to a head (or MLP), pairs of inputs of one length:
+
+- same: at a position where both hold the same token, the program gives the variable the
+  same value on both; the component's output there on the second replaces its output on
+  the first, and the model's read-out should not change (a head's output depends on its
+  query, which is the position's own token: pairs keep it, so that what is swapped is
+  what the head gathered from the other positions);
+- different: the variable's values differ; after the same patch the model's read-out
+  should be what the program computes on the first input with the variable holding the
+  second input's values (the program under the same intervention).
+
+A head's output is patched at its `hook_z` (its mix of values, before W_O), an MLP's at
+`hook_mlp_out`. Figures below FLAG_BELOW are flagged in the report.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from distill.trained.program import label_of
+from dsl import ast
+from dsl.interpreter import SOpArray, evaluate_arrays
+from dsl.interpreter import _encode as encode
+
+PAIRS = 400  # of each kind, per variable
+FLAG_BELOW = 0.99
+
+
+@dataclass(frozen=True)
+class Intervention:
+    component: str
+    variables: tuple[str, ...]  # the program's variables credited to it, patched together
+    same_pairs: int
+    unchanged: float | None  # share of same pairs whose read-out did not change
+    different_pairs: int
+    follows: float | None  # share of different pairs whose read-out is the program's
+    undefined: int  # different pairs on which the intervened program is undefined
+
+    @property
+    def flagged(self) -> bool:
+        return any(f is not None and f < FLAG_BELOW for f in (self.unchanged, self.follows))
+
+
+def interventions(
+    program: ast.Program, components: dict[str, str], model, task, inputs: list[list], seed: int = 0
+) -> list[Intervention]:
+    """One Intervention per component credited with variables of `program` (the variables
+    its output needs): the component's variables are compared and overridden together."""
+    evaluated = evaluate_arrays(program, inputs)
+    credited: dict[str, list[str]] = defaultdict(list)
+    for name in needed_definitions(program):
+        if components.get(name) and hasattr(evaluated.definitions[name], "codes"):
+            credited[components[name]].append(name)  # SOps: a selector is credited via them
+    found = []
+    for component, names in sorted(credited.items()):
+        values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
+        same, different = _pairs(values, inputs, seed)
+        found.append(
+            _measure(program, tuple(names), component, model, task, inputs, same, different)
+        )
+    return found
+
+
+def needed_definitions(program: ast.Program) -> list[str]:
+    """Definitions the output depends on, in program order."""
+    lookup = program.lookup()
+    needed: set[str] = set()
+    stack = [program.output]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            if node.id not in needed and node.id in lookup:
+                needed.add(node.id)
+                stack.append(lookup[node.id])
+            continue
+        stack.extend(node.children)
+    return [d.name for d in program.definitions if d.name in needed]
+
+
+def _pairs(values: np.ndarray, inputs, seed):
+    """(same, different): (first, second, position) triples, inputs of one length, at most
+    PAIRS each; values [input, position, variable] are equal at the position or not."""
+    rng = random.Random(seed)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, tokens in enumerate(inputs):
+        by_length[len(tokens)].append(i)
+    lengths = [n for n, rows in by_length.items() if len(rows) > 1]
+    same: list = []
+    different: list = []
+    for _ in range(200 * PAIRS):
+        if not lengths or (len(same) >= PAIRS and len(different) >= PAIRS):
+            break
+        n = rng.choice(lengths)
+        a, b = rng.sample(by_length[n], 2)
+        q = rng.randrange(n)
+        if inputs[a][q] != inputs[b][q]:
+            continue  # the query's own token is the head's query, not the variable
+        equal = list(values[a, q]) == list(values[b, q])
+        if equal and len(same) < PAIRS:
+            same.append((a, b, q))
+        elif not equal and len(different) < PAIRS:
+            different.append((a, b, q))
+    return same, different
+
+
+def _measure(program, names, component, model, task, inputs, same, different) -> Intervention:
+    unchanged = follows = None
+    undefined = 0
+    if same:
+        firsts = [inputs[a] for a, _, _ in same]
+        seconds = [inputs[b] for _, b, _ in same]
+        positions = [q for _, _, q in same]
+        patched = _patched_read_out(model, task, component, firsts, seconds, positions)
+        plain = task.read_out(model, firsts)
+        unchanged = sum(p == q for p, q in zip(patched, plain)) / len(same)
+    if different:
+        firsts = [inputs[a] for a, _, _ in different]
+        seconds = [inputs[b] for _, b, _ in different]
+        positions = [q for _, _, q in different]
+        patched = _patched_read_out(model, task, component, firsts, seconds, positions)
+        predicted = _intervened_program(program, names, firsts, seconds, positions, task)
+        agree = total = 0
+        for got, wanted in zip(patched, predicted):
+            if wanted is None:
+                undefined += 1
+                continue
+            total += 1
+            agree += [label_of(v) for v in got] == wanted
+        follows = agree / total if total else None
+    return Intervention(component, names, len(same), unchanged, len(different), follows, undefined)
+
+
+def _intervened_program(program, names, firsts, seconds, positions, task) -> list[list | None]:
+    """The program's read-out on `firsts` with `names` holding, at each input's position,
+    their values on `seconds`."""
+    own = evaluate_arrays(program, firsts).definitions
+    donor = evaluate_arrays(program, seconds).definitions
+    rows = np.arange(len(firsts))
+    at = np.array(positions)
+    overrides = {}
+    for name in names:
+        values = own[name].values().copy()
+        values[rows, at] = donor[name].values()[rows, at]
+        codes, table = encode(values.reshape(-1).tolist())
+        overrides[name] = SOpArray(codes.reshape(values.shape), table, own[name].failures)
+    outputs = evaluate_arrays(program, firsts, overrides=overrides).outputs()
+    return [
+        None if out is None else [out[p - 1] for p in task.positions_of(tokens)]
+        for tokens, out in zip(firsts, outputs)
+    ]
+
+
+def _patched_read_out(model, task, component: str, firsts, seconds, positions) -> list[list]:
+    """The model's read-out on `firsts` with `component`'s output at each input's position
+    taken from the same position of `seconds`."""
+    hooks = [_hook_of(part) for part in component.split(", ")]
+    ids, mask = model.encode(seconds)
+    _, trace = model.run_with_trace(ids, mask, names=[hook for hook, _ in hooks])
+    modules = dict(model.named_modules())
+    rows = torch.arange(len(firsts))
+    at = torch.tensor(positions) + 1  # BOS is position 0
+
+    def replacing(donor, head):
+        def replace(module, args, output):
+            patched = output.clone()
+            if head is None:
+                patched[rows, at] = donor[rows, at]
+            else:
+                patched[rows, at, head] = donor[rows, at, head]
+            return patched
+
+        return replace
+
+    handles = [
+        modules[hook].register_forward_hook(replacing(trace[hook], head)) for hook, head in hooks
+    ]
+    try:
+        ids, mask = model.encode(firsts)
+        with torch.no_grad():
+            out = model(ids, mask)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return task.decode(model, out, firsts)
+
+
+def _hook_of(component: str) -> tuple[str, int | None]:
+    """The hook that carries `component`'s output ("L1.H0" -> blocks.1.attn.hook_z, head 0)."""
+    layer, part = component.split(".")
+    number = int(layer[1:])
+    if part == "MLP":
+        return f"blocks.{number}.hook_mlp_out", None
+    return f"blocks.{number}.attn.hook_z", int(part[1:])

@@ -1,0 +1,196 @@
+"""Distilling a trained model: trace, read each head, tabulate the read-out, check, repeat.
+
+    discovery inputs -> traces -> head variables (discover) -> the fewest variables that
+    determine the read-out -> its table -> readable (synth) -> every input up to N
+    (-> the inputs that differ join the discovery inputs; next round)
+
+The program follows the model, mistakes included: its read-out table holds what the
+model answers. Where no table over the variables can (two inputs with the same values
+get different answers), there is no faithful program from these variables: the result
+says so with the inputs, and carries the best approximation with its measured agreement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import synth
+from distill.circuit.completion import complete_tables
+from distill.trained.check import CheckResult, check_program
+from distill.trained.discover import HeadFinding, discover
+from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
+from distill.trained.interventions import interventions
+from distill.trained.program import (
+    build,
+    determining_sets,
+    observe,
+    output_tables,
+)
+from dsl import ast
+
+DISCOVERY_INPUTS = 20_000  # every input of the shortest lengths while they fit...
+DISCOVERY_SAMPLES = 2_000  # ...then this many of each longer length up to N
+MAX_ROUNDS = 4
+ALTERNATIVES = 16  # sets of variables tried against the interventions
+BASE_VARIABLES = ("tokens_", "indices_")
+
+
+@dataclass
+class TrainedResult:
+    program: ast.Program
+    table_program: ast.Program  # the same before synthesis: the variables as discovered
+    domain: Domain
+    check: CheckResult
+    heads: list[HeadFinding]
+    components: dict[str, str]  # definition -> component
+    follows: bool  # a table over the variables follows the model on every traced input
+    timings: dict[str, float] = field(default_factory=dict)
+    rounds: int = 1
+    interventions: list = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return self.follows and self.check.exhaustive_agree
+
+    @property
+    def verification(self) -> str:
+        return self.check.level()
+
+
+def distilled_as_trained(model) -> bool:
+    """Whether `model` is read as a trained network: trained or imported (distill.models.task
+    .is_trained), or a compressed tracr model (superposition: no clean subspaces to read)."""
+    from distill.models.task import is_trained
+
+    return is_trained(model) or model.records.get("source", {}).get("kind") == "compressed"
+
+
+def discovery_inputs(domain: Domain, model, seed: int) -> list[list]:
+    inputs: list[list] = []
+    for length in range(domain.min_len, domain.exhaustive_up_to + 1):
+        if len(inputs) + domain.count(length) <= DISCOVERY_INPUTS:
+            inputs += domain.exhaustive(length, model)
+        else:
+            inputs += domain.sample(length, DISCOVERY_SAMPLES, seed, model)
+    return inputs
+
+
+def distill_trained(
+    model,
+    *,
+    budget: int = EXHAUSTIVE_BUDGET,
+    samples: int = 2_000,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedResult:
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(name: str):
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    task = task_of(model)
+    domain = domain_of(task, budget)
+    inputs = discovery_inputs(domain, model, seed)
+    with stage("trace"):
+        found = discover(model, inputs)
+    names = [c.name for c in found.definitions if not c.source.startswith("select(")]
+    preferred = [n for n in names if n not in BASE_VARIABLES]
+    components = {c.name: c.component for c in found.definitions if c.component}
+    for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
+        with stage("tabulate"):
+            observations = observe(model, task, inputs, found.definitions, names)
+        table_program, evidence, follows = _choose(
+            observations, found, names, preferred, components, model, task, inputs, seed, stage
+        )
+        with stage("synthesize"):
+            program = _readable(table_program, model, domain.longest)
+        with stage("check"):
+            check = check_program(program, model, domain, samples=samples, seed=seed)
+        if not follows or check.exhaustive_agree:
+            break
+        inputs = inputs + [list(c.input) for c in check.counterexamples]
+    with stage("interventions"):
+        # Measured again on the program as written where synthesis kept the variables' names.
+        readable_evidence = interventions(program, components, model, task, inputs, seed)
+    evidence = readable_evidence or evidence
+    return TrainedResult(
+        program=program,
+        domain=domain,
+        check=check,
+        heads=found.heads,
+        components=components,
+        follows=follows,
+        timings=timings,
+        rounds=rounds,
+        interventions=evidence,
+        table_program=table_program,
+    )
+
+
+def _choose(observations, found, names, preferred, components, model, task, inputs, seed, stage):
+    """(table program, interventions, follows): the first set of variables determining the
+    read-out whose components pass the interventions, else the first set; with no such
+    set, every variable (the table then takes each key's most common answer)."""
+    chosen = None
+    for number, kept in enumerate(_with_inputs(determining_sets(observations, names, preferred))):
+        if number == ALTERNATIVES:
+            break
+        with stage("tabulate"):
+            table_program = build(found.definitions, kept, output_tables(observations, kept))
+        with stage("interventions"):
+            evidence = interventions(table_program, components, model, task, inputs, seed)
+        if chosen is None or not any(e.flagged for e in evidence):
+            chosen = (table_program, evidence, True)
+        if not any(e.flagged for e in evidence):
+            break
+    if chosen is None:
+        with stage("tabulate"):
+            table_program = build(found.definitions, names, output_tables(observations, names))
+        with stage("interventions"):
+            evidence = interventions(table_program, components, model, task, inputs, seed)
+        chosen = (table_program, evidence, False)
+    return chosen
+
+
+def _with_inputs(sets):
+    """Each set, then the same with the query's token, position, or both added: the model
+    also reads them straight from the embedding, and a program that does too can follow
+    interventions on the heads that one over counts alone cannot (its counts include the
+    query's own token, which patching a head does not change)."""
+    seen: set[frozenset] = set()
+    for kept in sets:
+        for extra in ((), ("tokens_",), ("indices_",), ("tokens_", "indices_")):
+            trial = [*[e for e in extra if e not in kept], *kept]
+            if frozenset(trial) not in seen:
+                seen.add(frozenset(trial))
+                yield trial
+
+
+def _readable(program: ast.Program, model, longest: int) -> ast.Program:
+    """The readable program, typed over the task's lengths (tables completed over the
+    values no traced input reached, so that it type-checks; the check covers them)."""
+    codes = frozenset(
+        d.name for d in program.definitions if "_both_" in d.name or d.name.startswith("read_")
+    )
+    vocab = list(model.config.vocab)
+    result = synth.readable(program, vocab=vocab, max_seq_len=longest, free=codes)
+    return complete_tables(_without_aliases(result.program), vocab, longest)
+
+
+def _without_aliases(program: ast.Program) -> ast.Program:
+    """`tokens_` and `indices_` (names the search gives the inputs) back to the inputs."""
+    inputs = {"tokens_": ast.Tokens(), "indices_": ast.Indices()}
+    renamed = ast.rewrite_program(
+        program, lambda node: inputs.get(node.id, node) if isinstance(node, ast.Name) else node
+    )
+    kept = tuple(d for d in renamed.definitions if d.name not in inputs)
+    output = inputs.get(getattr(program.output, "id", None), renamed.output)
+    return ast.Program(kept, output, program.origin)

@@ -1,0 +1,225 @@
+"""From discovered variables to a program whose output table follows the model.
+
+The read-out is a function of the variables at its position exactly when no two read-out
+positions with the same variable values get different outputs from the model. The
+smallest such set of variables is kept (greedily: each is dropped when the rest still
+determine the output), and the output becomes a map or sequence map of them whose table
+holds what the model answers (synthesis then finds a closed form where one fits).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+import dsl
+from distill.trained.discover import Candidate, evaluate_definitions
+from dsl import ast
+
+
+def label_of(output) -> object:
+    """A read-out value as a program value: a multi-label set becomes its labels joined
+    (`labels_in` reads them back)."""
+    if isinstance(output, tuple):
+        return "{" + ",".join(map(str, output)) + "}"
+    return output
+
+
+def labels_in(label: str, output_values) -> tuple:
+    """The output values a multi-label program value switches on (label_of's inverse)."""
+    names = _split_labels(label[1:-1], output_values)
+    return tuple(v for v in output_values if str(v) in names)
+
+
+def _split_labels(inside: str, output_values) -> set[str]:
+    """The labels of a joined set; labels may hold commas, so match whole names greedily."""
+    names = sorted((str(v) for v in output_values), key=len, reverse=True)
+    found, rest = set(), inside
+    while rest:
+        name = next((n for n in names if rest.startswith(n)), None)
+        if name is None:
+            break
+        found.add(name)
+        rest = rest[len(name) :].removeprefix(",")
+    return found
+
+
+MAX_SUBSET = 4  # sets of variables tried for the read-out, up to this size...
+MAX_SUBSETS_TRIED = 5_000  # ...while there are at most this many of a size (then greedy)
+
+
+@dataclass
+class Observations:
+    """Per variable, its values at each position of the traced inputs, and the model's output.
+
+    Values are kept as codes (`codes[name]`, an int array) with their tables (`values[name]`)
+    so that groups of positions are found with numpy."""
+
+    codes: dict[str, np.ndarray]
+    values: dict[str, list]
+    outputs: list  # per position
+    output_codes: np.ndarray
+    read: np.ndarray  # bool per position: a read-out position (else the model's plain argmax)
+
+
+def observe(model, task, inputs, definitions: list[Candidate], names: list[str]) -> Observations:
+    """The variables at every position of `inputs`, and the model's answer there."""
+    answers = task.read_out(model, inputs)
+    plain = model.predict(inputs)
+    outputs, read = [], []
+    for b, tokens in enumerate(inputs):
+        positions = {p - 1: i for i, p in enumerate(task.positions_of(tokens))}
+        for j in range(len(tokens)):
+            at = positions.get(j)
+            outputs.append(label_of(plain[b][j] if at is None else answers[b][at]))
+            read.append(at is not None)
+    evaluated = evaluate_definitions(definitions, inputs)
+    return observations_of(evaluated, inputs, names, outputs, np.array(read, dtype=bool))
+
+
+def observations_of(evaluated: dict, inputs, names: list[str], outputs: list, read) -> Observations:
+    """Observations of `outputs` (one per position of each input, in order) over the
+    evaluated variables `names`."""
+    mask = np.arange(max(map(len, inputs)))[None, :] < np.array([len(x) for x in inputs])[:, None]
+    codes, values = {}, {}
+    for n in names:
+        codes[n], values[n] = _encode(evaluated[n][mask].tolist())
+    output_codes, _ = _encode(outputs)
+    return Observations(codes, values, outputs, output_codes, read)
+
+
+def _encode(column: list) -> tuple[np.ndarray, list]:
+    index: dict = {}
+    codes = np.fromiter(
+        (index.setdefault((type(v), v), len(index)) for v in column),
+        dtype=np.int64,
+        count=len(column),
+    )
+    return codes, [v for _, v in index]
+
+
+def _groups(obs: Observations, names: list[str]) -> np.ndarray:
+    """Group id per position: positions with the same values of `names` share one."""
+    if not names:
+        return np.zeros(len(obs.outputs), dtype=np.int64)
+    stacked = np.stack([obs.codes[n] for n in names], axis=1)
+    return np.unique(stacked, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def conflicts(obs: Observations, names: list[str]) -> int:
+    """Read-out positions whose output differs from the most common output among the
+    read-out positions with the same values of `names`."""
+    groups = _groups(obs, names)[obs.read]
+    outs = obs.output_codes[obs.read]
+    pairs = np.unique(np.stack([groups, outs], axis=1), axis=0, return_counts=True)
+    (pair, counts) = pairs
+    best = np.zeros(groups.max() + 1 if len(groups) else 0, dtype=np.int64)
+    np.maximum.at(best, pair[:, 0], counts)
+    return int(len(groups) - best.sum())
+
+
+def determining_sets(obs: Observations, names: list[str], preferred: list[str], allowed: int = 0):
+    """Sets of variables that determine the read-out, each minimal, fewest first.
+
+    Among sets of one size, those with more of `preferred` (what the heads wrote) and
+    fewer values in all come first: a program over counts reads better than one over
+    positions. Past MAX_SUBSETS_TRIED sets of a size, one greedy set ends the search.
+    `allowed`: positions that may differ from their group's most common output."""
+    if conflicts(obs, names) > allowed:
+        return
+    sizes = {n: len(obs.values[n]) for n in names}
+    found: list[set] = []
+    for size in range(1, min(len(names), MAX_SUBSET) + 1):
+        if math.comb(len(names), size) > MAX_SUBSETS_TRIED:
+            break
+        subsets = sorted(
+            itertools.combinations(names, size),
+            key=lambda s: (-sum(n in preferred for n in s), math.prod(sizes[n] for n in s)),
+        )
+        for subset in subsets:
+            if any(f <= set(subset) for f in found):
+                continue
+            if conflicts(obs, list(subset)) <= allowed:
+                found.append(set(subset))
+                yield list(subset)
+    greedy = _greedy(obs, names, sizes, allowed)
+    if not any(f <= set(greedy) for f in found):
+        yield greedy
+
+
+def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) -> list[str]:
+    """Each variable dropped, most values first, while the rest determine the read-out."""
+    kept = list(names)
+    for name in sorted(names, key=lambda n: -sizes[n]):
+        trial = [n for n in kept if n != name]
+        if trial and conflicts(obs, trial) <= allowed:
+            kept = trial
+    return kept
+
+
+def output_tables(obs: Observations, names: list[str]) -> dict[tuple, object]:
+    """Variable values -> output: the read-out's majority, else the plain argmax's."""
+    strong: dict[tuple, Counter] = defaultdict(Counter)
+    weak: dict[tuple, Counter] = defaultdict(Counter)
+    columns = [[obs.values[n][c] for c in obs.codes[n].tolist()] for n in names]
+    for i, out in enumerate(obs.outputs):
+        (strong if obs.read[i] else weak)[tuple(c[i] for c in columns)][out] += 1
+    table = {k: c.most_common(1)[0][0] for k, c in weak.items()}
+    table.update({k: c.most_common(1)[0][0] for k, c in strong.items()})
+    return table
+
+
+def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
+    """The program: the definitions, then the output as a table of `names` (table_lines)."""
+    lines = [f"{c.name} = {c.source}" for c in definitions]
+    lines += table_lines("output", names, table)
+    return dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
+
+
+def table_lines(target: str, names: list[str], table: dict) -> list[str]:
+    """Definitions of `target` = table[values of names]: a map (one variable) or a chain of
+    sequence maps, each pairing the values so far (as codes) with one more variable;
+    intermediate definitions are named `{target}_both_{i}`."""
+    if len(names) == 1:
+        return [f"{target} = map({_table({k[0]: v for k, v in table.items()})}, {names[0]})"]
+    lines = []
+    code = {(k[0],): k[0] for k in table}  # a prefix of the key -> its value so far
+    left = names[0]
+    for i, right in enumerate(names[1:-1], start=1):
+        step: dict = {}
+        for key in table:
+            new = code.setdefault(key[: i + 1], len({p for p in code if len(p) == i + 1}))
+            step[(code[key[:i]], key[i])] = new
+        lines.append(f"{target}_both_{i} = sequence_map({_table(step)}, {left}, {right})")
+        left = f"{target}_both_{i}"
+    last = len(names) - 1
+    entries = {(code[k[:last]], k[last]): v for k, v in table.items()}
+    lines.append(f"{target} = sequence_map({_table(entries)}, {left}, {names[-1]})")
+    return lines
+
+
+def _table(entries: dict) -> str:
+    body = ", ".join(f"{_key(k)}: {_literal(v)}" for k, v in entries.items())
+    return "{" + body + "}"
+
+
+def _key(key) -> str:
+    if isinstance(key, tuple):
+        return "(" + ", ".join(_literal(k) for k in key) + ")"
+    return _literal(key)
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    return repr(str(value))

@@ -1,0 +1,334 @@
+"""The report of a trained model's distillation: JSON for machines, HTML for people.
+
+What it holds: the program with the components credited per line and what each line
+says in words where it is a named pattern; each head's attention on an example input
+beside the selector it became; agreement per length (a plot); the interventions; the
+tables left and why; counterexamples; timings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+
+import dsl
+from distill.report.svg import attention_colour, heatmap_svg
+from distill.trained.interventions import FLAG_BELOW, needed_definitions
+from dsl import ast
+from dsl.interpreter import evaluate_arrays
+
+_COUNT = re.compile(
+    r"selector_width\(select\(indices, indices, (?P<sel><=|true|<)\) & "
+    r"select\(tokens, tokens, (?:lambda k, q: k == (?P<value>.+)|(?P<same>==))\)\)$"
+)
+_SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the input"}
+
+
+def in_words(program: ast.Program) -> dict[str, str]:
+    """definition -> what it says in words, for the named patterns synthesis found."""
+    words = {}
+    for definition in program.definitions:
+        source = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
+        text = source.splitlines()[0].split(" = ", 1)[1]
+        match = _COUNT.match(text)
+        if match:
+            scope = _SCOPE[match["sel"]]
+            what = "tokens equal to this one" if match["same"] else f"{match['value']} tokens"
+            words[definition.name] = f"counts {what} {scope}"
+        elif text.startswith("selector_width(select(indices, indices, true))"):
+            words[definition.name] = "the length of the input"
+        elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
+            words[definition.name] = "the previous token"
+    return words
+
+
+def tables_left(program: ast.Program) -> list[dict]:
+    """Definitions still holding a table: no closed form within synthesis's search budget."""
+    left = []
+    for definition in program.definitions:
+        node = definition.node
+        fn = getattr(node, "fn", None) or getattr(node, "predicate", None)
+        if isinstance(fn, ast.Table):
+            left.append(
+                {
+                    "definition": definition.name,
+                    "entries": len(fn.entries),
+                    "why": "no closed form within synthesis's search budget (synth.budget)",
+                }
+            )
+    return left
+
+
+def build_report(result, model, title: str, example: list | None = None) -> dict:
+    """The report as a JSON-ready dict."""
+    program = result.program
+    source = dsl.to_source(program)
+    needed = set(needed_definitions(program))
+    example = example or _example(result)
+    return {
+        "title": title,
+        "model": {
+            "layers": model.config.n_layers,
+            "heads": model.config.n_heads,
+            "d_model": model.config.d_model,
+            "layer_norm": model.config.normalization == "LN",
+            "causal": model.config.causal,
+        },
+        "task": result.domain.task.to_record(),
+        "verification": {
+            "level": result.verification,
+            "verified": result.verified,
+            "equal_up_to": result.check.equal_up_to,
+            "exhaustive_up_to": result.domain.exhaustive_up_to,
+            "agreement": result.check.agreement,
+            "lengths": [
+                {
+                    "length": a.length,
+                    "inputs": a.inputs,
+                    "agree": a.agree,
+                    "exhaustive": a.exhaustive,
+                }
+                for a in result.check.lengths
+            ],
+            "counterexamples": [
+                {
+                    "input": list(c.input),
+                    "position": c.position,
+                    "model": c.model,
+                    "program": c.program,
+                }
+                for c in result.check.counterexamples
+            ],
+        },
+        "program": source,
+        "lines": [
+            {"definition": d.name, "components": _components(result, d.name)}
+            for d in program.definitions
+            if d.name in needed
+        ],
+        "in_words": in_words(program),
+        "tables_left": tables_left(program),
+        "heads": [_head(result, model, finding, example) for finding in result.heads],
+        "interventions": [
+            {
+                "component": i.component,
+                "variables": list(i.variables),
+                "same_pairs": i.same_pairs,
+                "unchanged": i.unchanged,
+                "different_pairs": i.different_pairs,
+                "follows": i.follows,
+                "undefined": i.undefined,
+                "flagged": i.flagged,
+            }
+            for i in result.interventions
+        ],
+        "timings": result.timings,
+    }
+
+
+def _components(result, name: str) -> list[str]:
+    return [c for c in (result.components.get(name) or "").split(", ") if c]
+
+
+def _example(result) -> list:
+    """An example input: the longest exhaustively checked length, first in the domain."""
+    n = min(result.domain.exhaustive_up_to, 8)
+    inputs = (
+        result.domain.exhaustive(n, None) if result.domain.task.domain["kind"] == "strings" else []
+    )
+    return inputs[len(inputs) // 3] if inputs else []
+
+
+def _head(result, model, finding, example) -> dict:
+    head = {
+        "component": finding.component,
+        "selector": finding.selector,
+        "attention_left_out": finding.outside,
+        "worst_row_left_out": finding.worst,
+        "attention_on_tokens": finding.real_share,
+        "variables": finding.variables,
+        "note": finding.note,
+    }
+    if example:
+        layer, number = (int(p[1:]) for p in finding.component.split("."))
+        ids, mask = model.encode([example])
+        name = f"blocks.{layer}.attn.hook_pattern"
+        _, trace = model.run_with_trace(ids, mask, names=[name])
+        head["example"] = [str(t) for t in example]
+        head["attention"] = trace[name][0, number, 1:, 1:].tolist()
+        # The table program keeps each head's selector as a definition of its own.
+        selector = _selector_of(result.table_program, finding.component, result.components)
+        if selector is not None:
+            program = ast.Program(result.table_program.definitions, ast.Tokens())
+            evaluation = evaluate_arrays(program, [example])
+            head["selected"] = evaluation.definitions[selector].matrix[0].tolist()
+            head["selector_definition"] = selector
+    return head
+
+
+def _selector_of(program: ast.Program, component: str, components: dict) -> str | None:
+    for d in program.definitions:
+        if isinstance(d.node, ast.Selector) and component in _split(components.get(d.name)):
+            return d.name
+    return None
+
+
+def _split(text: str | None) -> list[str]:
+    return [c for c in (text or "").split(", ") if c]
+
+
+def write_json(report: dict, path) -> None:
+    from distill.files import write_text_atomically
+
+    write_text_atomically(path, json.dumps(report, indent=2, default=str) + "\n")
+
+
+def render_html(report: dict) -> str:
+    v = report["verification"]
+    colour = "#166534" if v["verified"] else "#991b1b"
+    parts = [
+        f"<h1>{escape(report['title'])}</h1>",
+        f'<p class="verdict" style="color:{colour}"><b>{escape(v["level"])}</b>; '
+        f"equal to the model on every input up to length {v['equal_up_to']} "
+        f"(checked exhaustively up to {v['exhaustive_up_to']})</p>",
+        _agreement_plot(v["lengths"]),
+        "<h2>Program</h2>",
+        f"<pre>{escape(report['program'])}</pre>",
+        _lines(report),
+        _counterexamples(v["counterexamples"]),
+        "<h2>Heads</h2>",
+        *(_head_card(h) for h in report["heads"]),
+        "<h2>Interventions</h2>",
+        _interventions(report["interventions"]),
+        _tables(report["tables_left"]),
+        "<h2>Timings (s)</h2>",
+        "<p>" + ", ".join(f"{escape(k)} {t:.1f}" for k, t in report["timings"].items()) + "</p>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(report['title'])}: distillation report</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".flag{color:#991b1b;font-weight:bold}.card{display:flex;gap:24px;margin:12px 0}"
+        "pre{background:#f8fafc;padding:8px;overflow-x:auto}</style></head><body>"
+        + "\n".join(p for p in parts if p)
+        + "</body></html>\n"
+    )
+
+
+def write_html(report: dict, path) -> None:
+    from distill.files import write_text_atomically
+
+    write_text_atomically(path, render_html(report))
+
+
+def _agreement_plot(lengths: list[dict]) -> str:
+    """Agreement per length as bars: solid where exhaustive, hatched where sampled."""
+    if not lengths:
+        return ""
+    width, height, bar = 40 * len(lengths) + 60, 160, 28
+    parts = [
+        f'<svg class="agreement" width="{width}" height="{height}" role="img" '
+        'aria-label="agreement per length">'
+    ]
+    for i, a in enumerate(lengths):
+        share = a["agree"] / a["inputs"] if a["inputs"] else 1.0
+        h = 110 * share
+        x = 50 + 40 * i
+        fill = "#1d4ed8" if a["exhaustive"] else "#93c5fd"
+        parts.append(
+            f'<rect x="{x}" y="{120 - h}" width="{bar}" height="{h}" fill="{fill}">'
+            f"<title>length {a['length']}: {a['agree']:,} of {a['inputs']:,} agree"
+            f"{'' if a['exhaustive'] else ' (sampled)'}</title></rect>"
+            f'<text x="{x + bar / 2}" y="135" text-anchor="middle" font-size="11">{a["length"]}</text>'
+        )
+    parts.append(
+        '<text x="0" y="14" font-size="11">agreement</text>'
+        '<text x="0" y="124" font-size="11">0</text>'
+        '<text x="50" y="155" font-size="11">length (dark: every input; light: sampled)</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _lines(report: dict) -> str:
+    words = report["in_words"]
+    rows = "".join(
+        f"<tr><td>{escape(line['definition'])}</td><td>{escape(', '.join(line['components']))}</td>"
+        f"<td>{escape(words.get(line['definition'], ''))}</td></tr>"
+        for line in report["lines"]
+    )
+    return f"<table><tr><th>line</th><th>components</th><th>in words</th></tr>{rows}</table>"
+
+
+def _counterexamples(items: list[dict]) -> str:
+    if not items:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(' '.join(map(str, c['input'])))}</td><td>{c['position']}</td>"
+        f"<td>{escape(str(c['model']))}</td><td>{escape(str(c['program']))}</td></tr>"
+        for c in items
+    )
+    return (
+        "<h2>Counterexamples</h2><table><tr><th>input</th><th>position</th><th>model</th>"
+        f"<th>program</th></tr>{rows}</table>"
+    )
+
+
+def _head_card(head: dict) -> str:
+    text = (
+        f"<div><b>{escape(head['component'])}</b>: selector {escape(head['selector'])}; "
+        f"attention on tokens {head['attention_on_tokens']:.2f}, left out {head['attention_left_out']:.3f} "
+        f"on average, {head['worst_row_left_out']:.3f} at worst. {escape(head['note'])}</div>"
+    )
+    if "attention" not in head:
+        return f'<div class="card">{text}</div>'
+    picture = heatmap_svg(
+        head["component"], tuple(head["example"]), tuple(map(tuple, head["attention"]))
+    )
+    selected = ""
+    if "selected" in head:
+        cells = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="background:{attention_colour(1.0 if s else 0.0)}">&nbsp;</td>'
+                for s in row
+            )
+            + "</tr>"
+            for row in head["selected"]
+        )
+        selected = (
+            f"<div>{escape(head['selector_definition'])} on the same input"
+            f"<table>{cells}</table></div>"
+        )
+    return f'<div class="card"><div>{text}{picture}</div>{selected}</div>'
+
+
+def _interventions(items: list[dict]) -> str:
+    def figure(value):
+        if value is None:
+            return "n/a"
+        return f'<span class="flag">{value:.3f}</span>' if value < FLAG_BELOW else f"{value:.3f}"
+
+    rows = "".join(
+        f"<tr><td>{escape(i['component'])}</td><td>{escape(', '.join(i['variables']))}</td>"
+        f"<td>{figure(i['unchanged'])} ({i['same_pairs']})</td>"
+        f"<td>{figure(i['follows'])} ({i['different_pairs'] - i['undefined']})</td></tr>"
+        for i in items
+    )
+    return (
+        "<table><tr><th>component</th><th>variables</th><th>same value: read-out unchanged (pairs)"
+        "</th><th>other value: read-out as the program says (pairs)</th></tr>"
+        f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>"
+    )
+
+
+def _tables(items: list[dict]) -> str:
+    if not items:
+        return "<p>No tables left: every map and selector has a closed form or a name.</p>"
+    rows = "".join(
+        f"<tr><td>{escape(t['definition'])}</td><td>{t['entries']}</td><td>{escape(t['why'])}</td></tr>"
+        for t in items
+    )
+    return f"<h2>Tables left</h2><table><tr><th>definition</th><th>entries</th><th>why</th></tr>{rows}</table>"

@@ -1,0 +1,195 @@
+"""`distill run` on trained and compressed models (tests/data/zoo), against the model itself.
+
+The truth is the model: its read-out on every input of its task domain up to N. A
+program is claimed only when it equals the model there; the tests enumerate the domain
+independently of the pipeline's own check, run the written files, and perturb a weight
+so that the model changes on exactly one input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dsl
+from distill.cli import main
+from distill.models.file_format import load_model
+from distill.trained.domain import domain_of, task_of
+from distill.trained.program import label_of
+
+ZOO = Path(__file__).parent / "data" / "zoo"
+
+
+def _domain_inputs(model):
+    domain = domain_of(task_of(model))
+    return domain, [
+        x
+        for n in range(domain.min_len, domain.exhaustive_up_to + 1)
+        for x in domain.exhaustive(n, model)
+    ]
+
+
+def _disagreements(program, model, inputs) -> list:
+    """Inputs on which `program` and the model's read-out differ (at a read-out position)."""
+    task = task_of(model)
+    wanted = task.read_out(model, inputs)
+    got = dsl.evaluate(program, inputs, undefined="mark")
+    bad = []
+    for tokens, answer, out in zip(inputs, wanted, got):
+        positions = task.positions_of(tokens)
+        if out is None or [out[p - 1] for p in positions] != [label_of(a) for a in answer]:
+            bad.append(tokens)
+    return bad
+
+
+def _run(model_path, out, *extra) -> int:
+    return main(["run", str(model_path), "-o", str(out), "--quiet", *extra])
+
+
+def test_a_trained_model_gets_a_program_equal_to_it_on_every_input_up_to_n(tmp_path, capsys):
+    status = _run(ZOO / "tomita1.safetensors", tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    model = load_model(ZOO / "tomita1.safetensors")
+    domain, inputs = _domain_inputs(model)
+    assert domain.exhaustive_up_to == 12 and len(inputs) == 8190
+    assert "verified: exhaustive(12) on 8,190 inputs" in printed
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    # The head is credited with its variable, and patching it behaves as the program says.
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["verification"]["verified"] and report["verification"]["equal_up_to"] == 12
+    (intervention,) = report["interventions"]
+    assert intervention["component"] == "L0.H0" and not intervention["flagged"]
+    assert intervention["same_pairs"] > 100 and intervention["different_pairs"] > 100
+    assert intervention["unchanged"] >= 0.99 and intervention["follows"] >= 0.99
+    # No table is left: the count and the read-out both have closed forms.
+    assert report["tables_left"] == []
+    assert "selector_width" in report["program"]
+
+
+def test_the_emitted_torch_module_replaces_the_model(tmp_path):
+    assert _run(ZOO / "tomita1.safetensors", tmp_path / "out") == 0
+    model = load_model(ZOO / "tomita1.safetensors")
+    namespace: dict = {}
+    exec((tmp_path / "out" / "module.py").read_text(), namespace)  # our own emitted file
+    module = namespace["DistilledProgram"]()
+    rng = np.random.default_rng(0)
+    inputs = [list(rng.integers(0, 2, size=n)) for n in range(1, 13) for _ in range(20)]
+    inputs = [[int(t) for t in x] for x in inputs]
+    ids, mask = model.encode(inputs)
+    with torch.no_grad():
+        ours = module(ids, mask).argmax(-1)[:, 1:]
+    theirs = model.output_indices(model(ids, mask))[:, 1:]
+    for row, x in enumerate(inputs):
+        assert ours[row, : len(x)].tolist() == theirs[row, : len(x)].tolist(), x
+
+
+def test_a_compressed_tracr_model_gives_its_source_back_within_its_size(tmp_path, capsys):
+    assert _run(ZOO / "hist-compressed.safetensors", tmp_path / "out") == 0
+    model = load_model(ZOO / "hist-compressed.safetensors")
+    _, inputs = _domain_inputs(model)
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    source = dsl.parse(
+        (Path(__file__).parents[1] / "examples" / "hist.rasp").read_text(), filename="hist.rasp"
+    )
+    assert len(program.definitions) <= 1.5 * len(source.definitions) + 1
+    # hist is the width of "same token": the program says so, and equals tracr's source.
+    assert dsl.evaluate(program, inputs) == dsl.evaluate(source, inputs)
+
+
+def test_a_model_no_program_follows_exits_1_with_real_counterexamples(tmp_path, capsys):
+    model = load_model(ZOO / "dyck1-d2.safetensors")
+    status = _run(ZOO / "dyck1-d2.safetensors", tmp_path / "out")
+    captured = capsys.readouterr()
+    if status == 0:  # a program was found: it must then be right everywhere
+        program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="p.rasp")
+        assert _disagreements(program, model, _domain_inputs(model)[1]) == []
+        pytest.skip("the distiller follows this model now; the refusal path is tested below")
+    assert status == 1
+    assert "no faithful program: refuted" in captured.err and "nothing written" in captured.err
+    assert not (tmp_path / "out").exists()
+    task = task_of(model)
+    shown = [line for line in captured.err.splitlines() if line.startswith("  input ")]
+    assert shown
+    for line in shown:  # each one is a real disagreement: the model answers what is printed
+        tokens = line.split("input ", 1)[1].split(":")[0].split()
+        position = int(line.split("at position ")[1].split()[0])
+        model_says = line.split("the model gives ")[1].split(", the program")[0]
+        answer = task.read_out(model, [tokens])[0]
+        at = task.positions_of(tokens).index(position + 1)
+        assert repr(label_of(answer[at])) == model_says
+
+
+def test_min_agreement_writes_an_approximate_program_labelled_with_its_agreement(tmp_path, capsys):
+    model = load_model(ZOO / "dyck1-d2.safetensors")
+    status = _run(ZOO / "dyck1-d2.safetensors", tmp_path / "out", "--min-agreement", "0.5")
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    _, inputs = _domain_inputs(model)
+    bad = _disagreements(program, model, inputs)
+    if status == 0:
+        assert bad == [] and report["verification"]["verified"]
+        return
+    assert status == 1 and bad
+    assert not report["verification"]["verified"]
+    measured = 1 - len(bad) / len(inputs)
+    assert report["verification"]["agreement"] == pytest.approx(measured)
+    header = (tmp_path / "out" / "program.rasp").read_text().splitlines()[0]
+    assert header.startswith("# APPROXIMATE, not verified") and f"{measured:.2%}" in header
+    assert "\nverified:" not in "\n" + printed
+
+
+def _one_input_changed(model, inputs):
+    """The model with W_pos at the last position moved along a fixed direction just far
+    enough that its read-out changes on exactly one input (only inputs of the longest
+    length read that position); None when no step changes exactly one."""
+    task = task_of(model)
+    before = task.read_out(model, inputs)
+    direction = torch.randn(model.config.d_model, generator=torch.Generator().manual_seed(0))
+    last = max(map(len, inputs))
+
+    def changed(step: float):
+        moved = load_model(ZOO / "tomita1.safetensors")
+        with torch.no_grad():
+            moved.pos_embed.W_pos[last] += step * direction
+        after = task.read_out(moved, inputs)
+        return moved, [x for x, a, b in zip(inputs, before, after) if a != b]
+
+    low, high = 0.0, 1.0
+    while len(changed(high)[1]) == 0:
+        high *= 2
+        if high > 1e4:
+            return None
+    for _ in range(60):
+        middle = (low + high) / 2
+        moved, differ = changed(middle)
+        if len(differ) == 1:
+            return moved, differ[0]
+        low, high = (middle, high) if not differ else (low, middle)
+    return None
+
+
+def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, capsys):
+    model = load_model(ZOO / "tomita1.safetensors")
+    _, inputs = _domain_inputs(model)
+    found = _one_input_changed(model, inputs)
+    assert found is not None
+    moved, changed_input = found
+    path = tmp_path / "moved.safetensors"
+    moved.save(path)
+    status = _run(path, tmp_path / "out")
+    captured = capsys.readouterr()
+    if status == 0:  # followed: the program equals the moved model, that input included
+        program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="p.rasp")
+        assert _disagreements(program, moved, inputs) == []
+        assert _disagreements(program, model, inputs) == [changed_input]
+    else:
+        assert status == 1
+        assert f"input {' '.join(map(str, changed_input))}:" in captured.err
