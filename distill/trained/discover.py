@@ -122,6 +122,8 @@ def discover(model, inputs: list[list]) -> Discovery:
                 if made:
                     definitions.extend(made)
                     reads[head] = made[-1].name
+            if len(reads) < config.n_heads:
+                definitions.extend(_balances(definitions, layer, values, mask))
         values = evaluate_definitions(definitions, inputs)
         categorical = _value_variables(definitions, values, mask)
         ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
@@ -225,6 +227,40 @@ def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Ca
     return found
 
 
+def _balances(definitions: list[Candidate], layer: int, values: dict, mask) -> list[Candidate]:
+    """Where the balance of two counts of one earlier head stands (the count of one token
+    minus another's): below or above each value it takes, as 0/1 variables offered to
+    the heads of `layer` whose key vectors form no clusters. A later head of a balance
+    task (dyck: has the depth ever been negative, or past its bound) counts the positions
+    on one side; a variable nothing reads is dropped by the read-out's search, and one
+    that is read is checked like any other."""
+    families: dict[str, list[str]] = {}
+    for c in definitions:
+        if c.name.startswith("n_tokens_") and c.component and "_top" not in c.name:
+            families.setdefault(c.name.rsplit("_", 1)[1], []).append(c.name)
+    made = []
+    rows = mask[:, 1:]
+    for names in families.values():
+        if len(names) != 2:
+            continue
+        left, right = names
+        difference = values[left][rows].astype(np.int64) - values[right][rows].astype(np.int64)
+        low, high = int(difference.min()), int(difference.max())
+        base = f"{left.removeprefix('n_tokens_')}_minus_{right.split('_')[2]}"
+        if any(c.name == f"below0_{base}" for c in definitions):
+            continue
+        for bound in range(low + 1, high + 1):
+            tag = f"m{-bound}" if bound < 0 else str(bound)
+            made.append(
+                Candidate(
+                    f"below{tag}_{base}",
+                    f"sequence_map(lambda x, y: 1 if x - y < {bound} else 0, {left}, {right})",
+                    None,
+                )
+            )
+    return made
+
+
 def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Candidate]:
     """What head (layer, head) reads at its keys, as a categorical variable over the program's
     variables (distill.trained.classes), with the definitions it needs; [] when its key
@@ -275,22 +311,25 @@ def _sortable(values) -> bool:
 
 
 def _merge_duplicates(made: list[Candidate], by_meaning: dict, finding: HeadFinding) -> list:
-    """`made` less what an earlier head of the layer computes already: that candidate is
-    credited to both heads (patched together), as two heads computing one variable are."""
+    """`made` less what an earlier head computes already: that candidate is credited to
+    both heads (patched together, as two heads computing one variable are)."""
     if not made:
         return []
     selector = made[0]
-    meanings = [c.source.replace(selector.name, f"({selector.source})") for c in made]
-    earlier = by_meaning.get(meanings[0])
-    if earlier is None:
-        by_meaning.update(zip(meanings, made))
-        return made
-    for meaning in meanings:
-        if meaning in by_meaning:
-            by_meaning[meaning].component += f", {finding.component}"
-    finding.note = f"computes what {earlier.component.split(', ')[0]} computes"
-    finding.variables = []
-    return []
+    kept, merged = [], []
+    for candidate in made[1:]:
+        meaning = candidate.source.replace(selector.name, f"({selector.source})")
+        earlier = by_meaning.get(meaning)
+        if earlier is None:
+            by_meaning[meaning] = candidate
+            kept.append(candidate)
+        else:
+            earlier.component += f", {finding.component}"
+            merged.append(earlier.name)
+    if merged:
+        finding.note = f"also computes {', '.join(merged)}"
+    finding.variables = [c.name for c in kept]
+    return [selector, *kept] if kept else []
 
 
 def _value_variables(definitions, values, mask) -> list[str]:
@@ -319,6 +358,8 @@ def _selector_candidates(
         if not causal or label not in ("k == q + 1", ">", ">=", "true")
     ]
     for name in categorical:
+        if name.startswith("below"):
+            continue  # a 0/1 balance is read by counting, not compared between positions
         for op in ("==", "<", ">") if name in ordered else ("==",):
             same = f"select({name}, {name}, {op})"
             found.append(
@@ -359,6 +400,8 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
             )
             continue
         seen = sorted(set(values[value][mask[:, 1:]].tolist()), key=repr)
+        if value.startswith("below"):
+            seen = [1]  # how many positions are on that side
         for number, v in enumerate(seen):
             literal = repr(v) if isinstance(v, str) else str(v)
             slug = str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{number}"
@@ -371,7 +414,7 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
             )
     if not single:
         made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
-        for value in categorical:
+        for value in (v for v in categorical if not v.startswith("below")):
             made.append(
                 Candidate(
                     f"n_same_{value.rstrip('_')}_{tag}",

@@ -51,21 +51,43 @@ class Intervention:
 def interventions(
     program: ast.Program, components: dict[str, str], model, task, inputs: list[list], seed: int = 0
 ) -> list[Intervention]:
-    """One Intervention per component credited with variables of `program` (the variables
-    its output needs): the component's variables are compared and overridden together."""
+    """One Intervention per group of components credited with variables of `program` (the
+    variables its output needs). Components that share a variable (two heads computing
+    one count) form one group with every variable credited to any of them: patching a
+    head swaps all it carries, so the program's side overrides all of it too."""
     evaluated = evaluate_arrays(program, inputs)
-    credited: dict[str, list[str]] = defaultdict(list)
-    for name in needed_definitions(program):
-        if components.get(name) and hasattr(evaluated.definitions[name], "codes"):
-            credited[components[name]].append(name)  # SOps: a selector is credited via them
+    credited = [
+        (name, _parts(components[name]))
+        for name in needed_definitions(program)
+        if components.get(name) and hasattr(evaluated.definitions[name], "codes")
+    ]  # SOps: a selector is credited through the widths and aggregates that read it
     found = []
-    for component, names in sorted(credited.items()):
+    for group in _groups(credited):
+        names = [name for name, parts in credited if parts & group]
         values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
         same, different = _pairs(values, inputs, seed)
-        found.append(
-            _measure(program, tuple(names), component, model, task, inputs, same, different)
-        )
+        label = ", ".join(sorted(group, key=_component_order))
+        found.append(_measure(program, tuple(names), label, model, task, inputs, same, different))
     return found
+
+
+def _parts(credit: str) -> frozenset[str]:
+    return frozenset(c for c in credit.split(", ") if c)
+
+
+def _component_order(component: str) -> tuple:
+    layer, part = component.split(".")
+    return (int(layer[1:]), part)
+
+
+def _groups(credited: list[tuple[str, frozenset]]) -> list[frozenset]:
+    """Components joined whenever one variable is credited to several (connected sets)."""
+    groups: list[set] = []
+    for _, parts in credited:
+        touching = [g for g in groups if g & parts]
+        merged = set(parts).union(*touching)
+        groups = [g for g in groups if not g & parts] + [merged]
+    return sorted((frozenset(g) for g in groups), key=lambda g: min(map(_component_order, g)))
 
 
 def needed_definitions(program: ast.Program) -> list[str]:
@@ -140,12 +162,12 @@ def _measure(program, names, component, model, task, inputs, same, different) ->
 def _intervened_program(program, names, firsts, seconds, positions, task) -> list[list | None]:
     """The program's read-out on `firsts` with `names` holding, at each input's position,
     their values on `seconds`."""
-    own = evaluate_arrays(program, firsts).definitions
     donor = evaluate_arrays(program, seconds).definitions
     rows = np.arange(len(firsts))
     at = np.array(positions)
     overrides = {}
-    for name in names:
+    for name in names:  # in program order: elsewhere, a variable follows the ones before it
+        own = evaluate_arrays(program, firsts, overrides=overrides).definitions
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
         codes, table = encode(values.reshape(-1).tolist())

@@ -111,16 +111,16 @@ def distill_trained(
             observations, found, names, preferred, components, model, task, inputs, seed, stage
         )
         with stage("synthesize"):
-            program = _readable(table_program, model, domain.longest)
+            # Interventions were measured on the table program: the readable one equals it on
+            # the domain, but codes synthesis chose for pairs of values may collide on
+            # combinations only an intervention reaches.
+            readable = _readable(table_program, model, domain.longest)
+            program = complete_tables(readable, list(model.config.vocab), domain.longest)
         with stage("check"):
             check = check_program(program, model, domain, samples=samples, seed=seed)
         if not follows or check.exhaustive_agree:
             break
         inputs = inputs + [list(c.input) for c in check.counterexamples]
-    with stage("interventions"):
-        # Measured again on the program as written where synthesis kept the variables' names.
-        readable_evidence = interventions(program, components, model, task, inputs, seed)
-    evidence = readable_evidence or evidence
     return TrainedResult(
         program=program,
         domain=domain,
@@ -175,14 +175,14 @@ def _with_inputs(sets):
 
 
 def _readable(program: ast.Program, model, longest: int) -> ast.Program:
-    """The readable program, typed over the task's lengths (tables completed over the
-    values no traced input reached, so that it type-checks; the check covers them)."""
+    """The readable program over the task's lengths; its tables hold the entries the traced
+    inputs reached (complete_tables fills the rest so that it type-checks)."""
     codes = frozenset(
         d.name for d in program.definitions if "_both_" in d.name or d.name.startswith("read_")
     )
     vocab = list(model.config.vocab)
     result = synth.readable(program, vocab=vocab, max_seq_len=longest, free=codes)
-    return complete_tables(_without_aliases(result.program), vocab, longest)
+    return _without_aliases(result.program)
 
 
 def _without_aliases(program: ast.Program) -> ast.Program:

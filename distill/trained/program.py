@@ -49,7 +49,7 @@ def _split_labels(inside: str, output_values) -> set[str]:
 
 
 MAX_SUBSET = 4  # sets of variables tried for the read-out, up to this size...
-MAX_SUBSETS_TRIED = 5_000  # ...while there are at most this many of a size (then greedy)
+MAX_SUBSETS_TRIED = 2_000  # ...while there are at most this many of a size (then greedy)
 
 
 @dataclass
@@ -93,6 +93,11 @@ def observations_of(evaluated: dict, inputs, names: list[str], outputs: list, re
 
 
 def _encode(column: list) -> tuple[np.ndarray, list]:
+    """Codes into the distinct values (1, 1.0 and True stay apart)."""
+    kinds = {type(v) for v in column[:1000]}
+    if kinds <= {int} and all(type(v) is int for v in column):  # the common case, at numpy speed
+        table, codes = np.unique(np.array(column, dtype=np.int64), return_inverse=True)
+        return codes.reshape(-1), table.tolist()
     index: dict = {}
     codes = np.fromiter(
         (index.setdefault((type(v), v), len(index)) for v in column),
@@ -103,23 +108,31 @@ def _encode(column: list) -> tuple[np.ndarray, list]:
 
 
 def _groups(obs: Observations, names: list[str]) -> np.ndarray:
-    """Group id per position: positions with the same values of `names` share one."""
-    if not names:
-        return np.zeros(len(obs.outputs), dtype=np.int64)
-    stacked = np.stack([obs.codes[n] for n in names], axis=1)
-    return np.unique(stacked, axis=0, return_inverse=True)[1].reshape(-1)
+    """Group key per position: positions with the same values of `names` share one (keys
+    are not consecutive; they are compacted only when the next digit could overflow)."""
+    combined = np.zeros(len(obs.outputs), dtype=np.int64)
+    span = 1  # keys are below this
+    for n in names:  # mixed radix over the variables' codes
+        size = max(len(obs.values[n]), 1)
+        if span * size >= 2**62:
+            combined = np.unique(combined, return_inverse=True)[1].reshape(-1)
+            span = int(combined.max()) + 1
+        combined = combined * size + obs.codes[n]
+        span *= size
+    return combined
 
 
 def conflicts(obs: Observations, names: list[str]) -> int:
     """Read-out positions whose output differs from the most common output among the
     read-out positions with the same values of `names`."""
     groups = _groups(obs, names)[obs.read]
+    if not len(groups):
+        return 0
     outs = obs.output_codes[obs.read]
-    pairs = np.unique(np.stack([groups, outs], axis=1), axis=0, return_counts=True)
-    (pair, counts) = pairs
-    best = np.zeros(groups.max() + 1 if len(groups) else 0, dtype=np.int64)
-    np.maximum.at(best, pair[:, 0], counts)
-    return int(len(groups) - best.sum())
+    width = int(outs.max()) + 1
+    _, group = np.unique(groups, return_inverse=True)
+    counts = np.bincount(group.reshape(-1) * width + outs, minlength=(group.max() + 1) * width)
+    return int(len(groups) - counts.reshape(-1, width).max(axis=1).sum())
 
 
 def determining_sets(obs: Observations, names: list[str], preferred: list[str], allowed: int = 0):
@@ -152,9 +165,15 @@ def determining_sets(obs: Observations, names: list[str], preferred: list[str], 
 
 
 def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) -> list[str]:
-    """Each variable dropped, most values first, while the rest determine the read-out."""
-    kept = list(names)
-    for name in sorted(names, key=lambda n: -sizes[n]):
+    """Forward: add the variable that leaves the fewest conflicts, until none are left (or
+    `allowed`); backward: drop each variable the rest do not need, most values first."""
+    kept: list[str] = []
+    left = conflicts(obs, kept)
+    while left > allowed:
+        best = min((n for n in names if n not in kept), key=lambda n: conflicts(obs, [*kept, n]))
+        kept.append(best)
+        left = conflicts(obs, kept)
+    for name in sorted(kept, key=lambda n: -sizes[n]):
         trial = [n for n in kept if n != name]
         if trial and conflicts(obs, trial) <= allowed:
             kept = trial
