@@ -12,14 +12,17 @@ says so with the inputs, and carries the best approximation with its measured ag
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import dsl
 import synth
 from distill.circuit.completion import complete_tables
 from distill.trained.check import CheckResult, check_program
+from distill.trained.comparisons import comparisons_named
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
@@ -29,12 +32,16 @@ from distill.trained.program import (
     observe,
     output_tables,
 )
+from distill.trained.report import tables_left
 from dsl import ast
+from dsl.errors import TypeCheckError
+from synth.graph import remove_dead
 
 DISCOVERY_INPUTS = 20_000  # every input of the shortest lengths while they fit...
 DISCOVERY_SAMPLES = 2_000  # ...then this many of each longer length up to N
 MAX_ROUNDS = 4
 ALTERNATIVES = 16  # sets of variables tried against the interventions
+READABLE_TRIES = 3  # of those that pass, synthesized to keep the most readable
 BASE_VARIABLES = ("tokens_", "indices_")
 
 
@@ -107,15 +114,11 @@ def distill_trained(
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
         with stage("tabulate"):
             observations = observe(model, task, inputs, found.definitions, names)
-        table_program, evidence, follows = _choose(
+        choices, follows = _choose(
             observations, found, names, preferred, components, model, task, inputs, seed, stage
         )
-        with stage("synthesize"):
-            # Interventions were measured on the table program: the readable one equals it on
-            # the domain, but codes synthesis chose for pairs of values may collide on
-            # combinations only an intervention reaches.
-            readable = _readable(table_program, model, domain.longest)
-            program = complete_tables(readable, list(model.config.vocab), domain.longest)
+        table_program, evidence, readable = _most_readable(choices, model, domain.longest, stage)
+        program = complete_tables(readable, list(model.config.vocab), domain.longest)
         with stage("check"):
             check = check_program(program, model, domain, samples=samples, seed=seed)
         if not follows or check.exhaustive_agree:
@@ -136,38 +139,60 @@ def distill_trained(
 
 
 def _choose(observations, found, names, preferred, components, model, task, inputs, seed, stage):
-    """(table program, interventions, follows): the first set of variables determining the
-    read-out whose components pass the interventions, else the first set; with no such
-    set, every variable (the table then takes each key's most common answer)."""
-    chosen = None
+    """[(table program, interventions)], follows: the sets of variables determining the
+    read-out whose components pass the interventions (up to READABLE_TRIES, for synthesis
+    to choose the most readable), else the first set; with no such set, every variable
+    (the table then takes each key's most common answer) and follows is False."""
+    passing, first = [], None
     for number, kept in enumerate(_with_inputs(determining_sets(observations, names, preferred))):
-        if number == ALTERNATIVES:
+        if number == ALTERNATIVES or len(passing) == READABLE_TRIES:
             break
         with stage("tabulate"):
             table_program = build(found.definitions, kept, output_tables(observations, kept))
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
-        if chosen is None or not any(e.flagged for e in evidence):
-            chosen = (table_program, evidence, True)
+        first = first or (table_program, evidence)
         if not any(e.flagged for e in evidence):
-            break
-    if chosen is None:
+            passing.append((table_program, evidence))
+    if first is None:
         with stage("tabulate"):
             table_program = build(found.definitions, names, output_tables(observations, names))
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
-        chosen = (table_program, evidence, False)
-    return chosen
+        return [(table_program, evidence)], False
+    return passing or [first], True
 
 
-def _with_inputs(sets):
-    """Each set, then the same with the query's token, position, or both added: the model
-    also reads them straight from the embedding, and a program that does too can follow
-    interventions on the heads that one over counts alone cannot (its counts include the
-    query's own token, which patching a head does not change)."""
-    seen: set[frozenset] = set()
-    for kept in sets:
-        for extra in ((), ("tokens_",), ("indices_",), ("tokens_", "indices_")):
+def _most_readable(choices, model, longest: int, stage):
+    """(table program, interventions, readable program) of the choice whose readable form
+    leaves the fewest table entries (the first of equals); synthesis stops at one with none.
+
+    Interventions are measured on the table program: the readable one equals it on the
+    domain, but codes synthesis chose for pairs of values may collide on combinations only
+    an intervention reaches."""
+    best = None
+    for table_program, evidence in choices:
+        with stage("synthesize"):
+            readable = _readable(table_program, model, longest)
+        left = sum(t["entries"] for t in tables_left(readable))
+        if best is None or left < best[0]:
+            best = (left, table_program, evidence, readable)
+        if left == 0:
+            break
+    return best[1:]
+
+
+def _with_inputs(sets, minimal_first: int = ALTERNATIVES):
+    """The minimal sets first (up to `minimal_first`), then each with the query's token,
+    position, or both added: the model also reads them straight from the embedding, and a
+    program that does too can follow interventions on the heads that one over counts
+    alone cannot (its counts include the query's own token, which patching a head does
+    not change)."""
+    minimal = list(itertools.islice(sets, minimal_first))
+    seen = {frozenset(kept) for kept in minimal}
+    yield from minimal
+    for kept in minimal:
+        for extra in (("tokens_",), ("indices_",), ("tokens_", "indices_")):
             trial = [*[e for e in extra if e not in kept], *kept]
             if frozenset(trial) not in seen:
                 seen.add(frozenset(trial))
@@ -182,7 +207,20 @@ def _readable(program: ast.Program, model, longest: int) -> ast.Program:
     )
     vocab = list(model.config.vocab)
     result = synth.readable(program, vocab=vocab, max_seq_len=longest, free=codes)
-    return _without_aliases(result.program)
+    readable = comparisons_named(_without_aliases(result.program))
+    if _type_checks(complete_tables(readable, vocab, longest), vocab, longest):
+        return readable
+    # A closed form fit to the reached entries fails on a value no input reached (e.g.
+    # `x % 12 // y` at y = 0): the tables as read, with only their comparisons named.
+    return comparisons_named(_without_aliases(remove_dead(program)))
+
+
+def _type_checks(program: ast.Program, vocab, longest: int) -> bool:
+    try:
+        dsl.infer(program, vocab, longest)
+    except TypeCheckError:
+        return False
+    return True
 
 
 def _without_aliases(program: ast.Program) -> ast.Program:

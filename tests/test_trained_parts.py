@@ -1,0 +1,140 @@
+"""The parts of trained-model distillation, each against a hand-computed or enumerated truth."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dsl
+from distill.trained.classes import natural_classes
+from distill.trained.comparisons import comparison_of, comparisons_named
+from distill.trained.domain import domain_of
+from distill.trained.interventions import _intervened_program
+from distill.trained.program import Observations, conflicts, determining_sets, label_of, labels_in
+from dsl import ast
+from dsl.interpreter import evaluate_arrays
+
+
+def _observations(columns: dict[str, list], outputs: list) -> Observations:
+    codes, values = {}, {}
+    for name, column in columns.items():
+        table = sorted(set(column))
+        codes[name] = np.array([table.index(v) for v in column])
+        values[name] = table
+    output_table = sorted(set(outputs), key=repr)
+    output_codes = np.array([output_table.index(o) for o in outputs])
+    return Observations(codes, values, outputs, output_codes, np.ones(len(outputs), bool))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=40
+    )
+)
+def test_conflicts_count_what_disagrees_with_each_groups_most_common_output(rows):
+    obs = _observations(
+        {"a": [r[0] for r in rows], "b": [r[1] for r in rows]}, [r[2] for r in rows]
+    )
+    for names in ([], ["a"], ["b"], ["a", "b"]):
+        groups: dict = {}
+        for r in rows:
+            key = tuple(r[i] for i, n in enumerate(["a", "b"]) if n in names)
+            groups.setdefault(key, []).append(r[2])
+        expected = sum(len(g) - max(g.count(v) for v in set(g)) for g in groups.values())
+        assert conflicts(obs, names) == expected
+
+
+def test_the_fewest_determining_variables_come_first():
+    # out = a xor b; c is noise; d = a xor b itself.
+    rows = list(itertools.product([0, 1], [0, 1], [0, 1]))
+    columns = {
+        "a": [r[0] for r in rows],
+        "b": [r[1] for r in rows],
+        "c": [r[2] for r in rows],
+        "d": [r[0] ^ r[1] for r in rows],
+    }
+    obs = _observations(columns, [r[0] ^ r[1] for r in rows])
+    sets = list(determining_sets(obs, list(columns), preferred=[]))
+    assert sets[0] == ["d"] and ["a", "b"] in sets
+    assert all(conflicts(obs, s) == 0 for s in sets)
+    assert not any(set(s) > {"d"} for s in sets)  # minimal: no superset of one found
+
+
+def test_a_two_valued_table_of_two_numbers_that_is_a_comparison_gets_its_name():
+    entries = {(x, y): (1 if x < y else 0) for x in range(5) for y in range(5) if x + y <= 6}
+    fn = comparison_of(ast.Table(tuple(entries.items())))
+    assert fn is not None
+    program = dsl.parse(
+        "out = sequence_map({}, tokens, tokens)\nreturn out\n".replace(
+            "{}", "lambda x, y: 1 if x < y else 0"
+        )
+    )
+    assert fn == program.definitions[0].node.fn
+    # Not a comparison: one entry flipped.
+    flipped = {**entries, (0, 0): 1}
+    assert comparison_of(ast.Table(tuple(flipped.items()))) is None
+    # Three values: not two-valued.
+    assert comparison_of(ast.Table((((0, 1), 0), ((1, 0), 1), ((1, 1), 2)))) is None
+    text = "n = selector_width(select(tokens, tokens, ==))\nout = sequence_map({(1, 1): 'x', (1, 2): 'y', (2, 1): 'x', (2, 2): 'x'}, n, n)\nreturn out\n"
+    named = comparisons_named(dsl.parse(text))
+    assert "lambda x, y: 'y' if x < y else 'x'" in dsl.to_source(named).replace('"', "'")
+
+
+def test_an_intervention_recomputes_what_follows_the_patched_variable():
+    # c counts a's so far; neg marks c > 1; n counts marked positions so far. Patching c
+    # at position 1 with 5 marks position 1, so n counts it at every later position.
+    program = dsl.parse(
+        'c = selector_width(select(indices, indices, <=) & select(tokens, tokens, lambda k, q: k == "a"))\n'
+        "neg = map(lambda x: 1 if x > 1 else 0, c)\n"
+        "n = selector_width(select(indices, indices, <=) & select(neg, neg, lambda k, q: k == 1))\n"
+        "return n\n"
+    )
+    from distill.models.task import Task
+
+    task = Task.from_record(
+        {"alphabet": ["a", "b"], "domain": {"kind": "strings", "max_len": 4},
+         "readout": {"positions": "all", "kind": "argmax"}}
+    )  # fmt: skip
+    firsts, seconds = [list("bbbb")], [list("aaab")]
+    # The donor's c at position 1 is 2 (> 1): marked there, and counted from there on.
+    assert _intervened_program(program, ("c",), firsts, seconds, [1], task) == [[0, 1, 1, 1]]
+    # n patched too (at position 1 only: the donor's n there is 1): the later positions
+    # still follow the patched c.
+    assert _intervened_program(program, ("c", "n"), firsts, seconds, [1], task) == [[0, 1, 1, 1]]
+    assert evaluate_arrays(program, firsts).outputs() == [[0, 0, 0, 0]]
+
+
+def test_clear_clusters_are_cut_and_a_continuum_is_not():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = np.concatenate([c + rng.normal(scale=0.1, size=(20, 2)) for c in centres])
+    labels = natural_classes(points)
+    assert labels is not None and len(set(labels.tolist())) == 3
+    for k in range(3):
+        assert len(set(labels[20 * k : 20 * (k + 1)].tolist())) == 1
+    line = np.stack([np.linspace(0, 1, 50), np.zeros(50)], axis=1)
+    assert natural_classes(line) is None
+
+
+def test_multi_label_sets_read_back_from_their_labels():
+    values = ("(", ")", "EOS", "a,b")
+    for size in range(len(values) + 1):
+        for chosen in itertools.combinations(values, size):
+            assert labels_in(label_of(chosen), values) == chosen
+
+
+def test_n_is_the_longest_length_whose_domain_fits_the_budget():
+    from distill.models.task import Task
+
+    task = Task.from_record(
+        {"alphabet": ["a", "b", "c"], "domain": {"kind": "strings", "max_len": 20},
+         "readout": {"positions": "all", "kind": "argmax"}}
+    )  # fmt: skip
+    total = lambda n: sum(3**k for k in range(1, n + 1))  # noqa: E731
+    for budget in (3, 12, 100, 2_000_000):
+        n = domain_of(task, budget).exhaustive_up_to
+        assert total(n) <= budget < total(n + 1)
