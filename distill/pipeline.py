@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from distill.config import DistillConfig
 from distill.errors import DistillError
 from distill.models.family import Model
 from distill.models.numerics import RESOLUTION, in_float64
+from distill.stages import stage_timer
 from dsl import ast
 from dsl.errors import TypeCheckError
 from verify.check import check as check_program
@@ -138,14 +138,7 @@ def _single_threaded_torch():
 
 def _distill(model: Model, config: DistillConfig, progress, executor) -> DistillResult:
     timings: dict[str, float] = {}
-
-    @contextmanager
-    def stage(name: str):
-        if progress:
-            progress(name)
-        start = time.perf_counter()
-        yield
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    stage = stage_timer(timings, progress)
 
     def chunks_done(done: int, total: int | None) -> None:
         if progress:

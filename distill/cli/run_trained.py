@@ -24,17 +24,11 @@ def run_trained(
     model on every input up to N (see distill.trained.pipeline)."""
     import dsl
     from distill.cli.progress import stage_progress
+    from distill.cli.run import checked_config
     from distill.trained.artifacts import domain_note, write_trained_outputs
     from distill.trained.pipeline import distill_trained
 
-    if exhaustive_limit < 1:
-        raise BadInputError(f"--exhaustive-limit: expected 1 or more, got {exhaustive_limit}")
-    if samples < 1:
-        raise BadInputError(
-            f"--samples: expected at least 1 (a check on no inputs proves nothing), got {samples}"
-        )
-    if seed < 0:
-        raise BadInputError(f"--seed: expected 0 or more, got {seed}")
+    checked_config(exhaustive_limit=exhaustive_limit, samples=samples, seed=seed)
     if min_agreement is not None and not 0.0 < min_agreement <= 1.0:
         raise BadInputError(f"--min-agreement: expected a share in (0, 1], got {min_agreement}")
     with stage_progress(quiet) as progress:

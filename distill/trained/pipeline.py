@@ -13,14 +13,13 @@ says so with the inputs, and carries the best approximation with its measured ag
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dsl
 import synth
 from distill.circuit.completion import complete_tables
+from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
 from distill.trained.comparisons import comparisons_named
 from distill.trained.discover import HeadFinding, discover
@@ -94,14 +93,7 @@ def distill_trained(
     progress: Callable[[str], None] | None = None,
 ) -> TrainedResult:
     timings: dict[str, float] = {}
-
-    @contextmanager
-    def stage(name: str):
-        if progress:
-            progress(name)
-        start = time.perf_counter()
-        yield
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    stage = stage_timer(timings, progress)
 
     task = task_of(model)
     domain = domain_of(task, budget)
