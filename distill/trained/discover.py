@@ -219,7 +219,7 @@ def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Ca
     tag = component.replace(".", "").lower() + "_top"
     found = [Candidate(c.name, c.source, None) for c in made]
     found.append(Candidate(f"sel_{tag}", source, component))
-    for value in categorical:
+    for value in [*categorical, "indices_"]:  # where it points is a variable too
         name = f"{value.rstrip('_')}_{tag}"
         found.append(
             Candidate(name, f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})", component)
@@ -389,7 +389,7 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
     tag = component.replace(".", "").lower()
     made = [Candidate(f"sel_{tag}", source, component)]
     single = int(matrix.sum(-1)[rows].max()) <= 1
-    for value in categorical:
+    for value in [*categorical, "indices_"] if single else categorical:
         if single:
             made.append(
                 Candidate(

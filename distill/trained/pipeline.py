@@ -28,6 +28,7 @@ from distill.trained.interventions import interventions
 from distill.trained.program import (
     build,
     determining_sets,
+    fewest_for,
     observe,
     output_tables,
 )
@@ -148,7 +149,10 @@ def _choose(observations, found, names, preferred, components, model, task, inpu
             passing.append((table_program, evidence))
     if first is None:
         with stage("tabulate"):
-            table_program = build(found.definitions, names, output_tables(observations, names))
+            # No set determines it: the fewest variables that leave no more disagreement
+            # than all of them do (each key's most common answer), for a compact program.
+            fewest = fewest_for(observations, names)
+            table_program = build(found.definitions, fewest, output_tables(observations, fewest))
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
         return [(table_program, evidence)], False

@@ -164,6 +164,13 @@ def determining_sets(obs: Observations, names: list[str], preferred: list[str], 
         yield greedy
 
 
+def fewest_for(obs: Observations, names: list[str]) -> list[str]:
+    """The fewest variables (greedily) under which no more read-out positions disagree with
+    their group's most common answer than under all of `names`."""
+    sizes = {n: len(obs.values[n]) for n in names}
+    return _greedy(obs, names, sizes, conflicts(obs, names))
+
+
 def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) -> list[str]:
     """Forward: add the variable that leaves the fewest conflicts, until none are left (or
     `allowed`); backward: drop each variable the rest do not need, most values first."""
