@@ -23,7 +23,9 @@ from pathlib import Path
 
 
 def _models(zoo: Path, only: list[str]) -> list[Path]:
-    paths = sorted(zoo.glob("*.safetensors")) + sorted((zoo / "compressed").glob("*.safetensors"))
+    compressed = sorted((zoo / "compressed").glob("*.safetensors"))
+    names = {p.name for p in compressed}  # a copy at the top level is the same model
+    paths = [p for p in sorted(zoo.glob("*.safetensors")) if p.name not in names] + compressed
     paths = [p for p in paths if not p.name.endswith(".hf.safetensors")]
     return [p for p in paths if not only or p.stem in only]
 

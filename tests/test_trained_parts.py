@@ -138,3 +138,17 @@ def test_n_is_the_longest_length_whose_domain_fits_the_budget():
     for budget in (3, 12, 100, 2_000_000):
         n = domain_of(task, budget).exhaustive_up_to
         assert total(n) <= budget < total(n + 1)
+
+
+def test_an_approximation_keeps_few_variables_and_the_least_disagreement_they_allow():
+    from distill.trained.program import MAX_SUBSET, fewest_for
+
+    rows = list(itertools.product([0, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]))
+    columns = {f"v{i}": [r[i] for r in rows] for i in range(6)}
+    outputs = [r[0] ^ r[1] for r in rows]
+    outputs[5] ^= 1  # only all six variables single this row out
+    obs = _observations(columns, outputs)
+    kept = fewest_for(obs, list(columns))
+    # xor first (no one variable lowers the disagreement more), then what narrows row 5 down
+    assert len(kept) == MAX_SUBSET and {"v0", "v1"} <= set(kept)
+    assert conflicts(obs, kept) == 1 == conflicts(obs, ["v0", "v1"])

@@ -165,10 +165,15 @@ def determining_sets(obs: Observations, names: list[str], preferred: list[str], 
 
 
 def fewest_for(obs: Observations, names: list[str]) -> list[str]:
-    """The fewest variables (greedily) under which no more read-out positions disagree with
-    their group's most common answer than under all of `names`."""
-    sizes = {n: len(obs.values[n]) for n in names}
-    return _greedy(obs, names, sizes, conflicts(obs, names))
+    """At most MAX_SUBSET variables, added greedily, each leaving the fewest read-out
+    positions that disagree with their group's most common answer (an approximation: a
+    table over many more would follow the traced inputs only by memorising them)."""
+    kept: list[str] = []
+    while len(kept) < MAX_SUBSET and conflicts(obs, kept) > conflicts(obs, names):
+        kept.append(
+            min((n for n in names if n not in kept), key=lambda n: conflicts(obs, [*kept, n]))
+        )
+    return kept or names[:1]
 
 
 def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) -> list[str]:
