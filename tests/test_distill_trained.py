@@ -193,3 +193,24 @@ def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, cap
     else:
         assert status == 1
         assert f"input {' '.join(map(str, changed_input))}:" in captured.err
+
+
+def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):
+    """dyck1-d2 (multi-label): module.py's scores > 0 are the set the program names."""
+    from distill.trained.program import labels_in
+
+    _run(ZOO / "dyck1-d2.safetensors", tmp_path / "out", "--min-agreement", "0.5")
+    model = load_model(ZOO / "dyck1-d2.safetensors")
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    namespace: dict = {}
+    exec((tmp_path / "out" / "module.py").read_text(), namespace)  # our own emitted file
+    module = namespace["DistilledProgram"]()
+    _, inputs = _domain_inputs(model)
+    ids, mask = model.encode(inputs)
+    with torch.no_grad():
+        on = (module(ids, mask) > 0).tolist()
+    values = model.config.output_values
+    for row, (tokens, out) in enumerate(zip(inputs, dsl.evaluate(program, inputs))):
+        for position, label in enumerate(out):
+            switched = tuple(v for v, yes in zip(values, on[row][position + 1]) if yes)
+            assert switched == labels_in(label, values), (tokens, position)
