@@ -70,6 +70,10 @@ def test_a_trained_model_gets_a_program_equal_to_it_on_every_input_up_to_n(tmp_p
     # No table is left: the count and the read-out both have closed forms.
     assert report["tables_left"] == []
     assert "selector_width" in report["program"]
+    # The count says what it counts, and the read-out is credited to what computes it.
+    assert "counts 0 tokens so far (itself included)" in report["in_words"].values()
+    output_line = next(line for line in report["lines"] if line["definition"] == "output")
+    assert output_line["components"][-1] == "unembed"
 
 
 def test_the_emitted_torch_module_replaces_the_model(tmp_path):

@@ -28,9 +28,15 @@ _SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the in
 def in_words(program: ast.Program) -> dict[str, str]:
     """definition -> what it says in words, for the named patterns synthesis found."""
     words = {}
+    selectors: dict[str, str] = {}  # a named selector's text, put back where it is used
     for definition in program.definitions:
         source = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
         text = source.splitlines()[0].split(" = ", 1)[1]
+        for name, selector in selectors.items():
+            text = re.sub(rf"\b{re.escape(name)}\b", selector, text)
+        if isinstance(definition.node, ast.Selector):
+            selectors[definition.name] = text
+            continue
         match = _COUNT.match(text)
         if match:
             scope = _SCOPE[match["sel"]]
@@ -103,7 +109,7 @@ def build_report(result, model, title: str, example: list | None = None) -> dict
         },
         "program": source,
         "lines": [
-            {"definition": d.name, "components": _components(result, d.name)}
+            {"definition": d.name, "components": _components(result, model, d.name)}
             for d in program.definitions
             if d.name in needed
         ],
@@ -127,7 +133,12 @@ def build_report(result, model, title: str, example: list | None = None) -> dict
     }
 
 
-def _components(result, name: str) -> list[str]:
+def _components(result, model, name: str) -> list[str]:
+    """The components credited with a line; the read-out's table is what the MLPs (if the
+    model has any) and the unembedding compute from the variables at the position."""
+    if name == "output" or name.startswith("output_both_"):
+        mlps = range(model.config.n_layers) if model.config.d_mlp else range(0)
+        return [*(f"L{layer}.MLP" for layer in mlps), "unembed"]
     return [c for c in (result.components.get(name) or "").split(", ") if c]
 
 
