@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-import dsl
 import synth
 import verify
 from distill.checks.against_model import (
@@ -31,7 +30,7 @@ from distill.checks.against_model import (
 )
 from distill.circuit import tables as table_stage
 from distill.circuit.certificate import Certificate, certify
-from distill.circuit.completion import complete_tables
+from distill.circuit.completion import complete_tables, type_checks
 from distill.circuit.credit import components_of
 from distill.circuit.discovery import Circuit, UnsupportedCircuit, discover
 from distill.circuit.evidence import collect
@@ -221,7 +220,7 @@ def _synthesize_and_check(model, config, reader, oracle, stage, timings, checkin
             bound = tables.program
         with stage("synthesize"):
             candidate = _readable(bound, tables, vocab, max_len)
-            if bound is not tables.program and not _type_checks(candidate, vocab, max_len):
+            if bound is not tables.program and not type_checks(candidate, vocab, max_len):
                 # A closed form fit to the reached entries fails on a value no sample reached
                 # (e.g. `2 % x` at 0): bind every entry of the complete tables instead.
                 candidate = _readable(tables.program, tables, vocab, max_len)
@@ -344,14 +343,6 @@ def _readable(program: ast.Program, tables, vocab, max_len: int) -> ast.Program:
     result = synth.readable(program, vocab=vocab, max_seq_len=max_len, free=tables.free)
     # Don't-care entries get values so the program type-checks; verification follows.
     return complete_tables(result.program, vocab, max_len)
-
-
-def _type_checks(program: ast.Program, vocab, max_len: int) -> bool:
-    try:
-        dsl.infer(program, vocab, max_len)
-    except TypeCheckError:
-        return False
-    return True
 
 
 def _table_incomplete(proof: verify.Verdict) -> bool:

@@ -47,6 +47,12 @@ class SOpArray:
         """[batch, pos] object array of the values (padding positions included)."""
         return _object_array(self.table)[self.codes]
 
+    @classmethod
+    def from_values(cls, values: np.ndarray, failures: Mapping[int, str]) -> SOpArray:
+        """The SOpArray holding `values` ([batch, pos] object array), e.g. for an override."""
+        codes, table = _encode(values.reshape(-1).tolist())
+        return cls(codes.reshape(values.shape), table, failures)
+
 
 @dataclass(frozen=True, eq=False)
 class SelectorArray:

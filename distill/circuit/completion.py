@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 from collections import Counter
 
+import dsl
 from dsl import ast
 from dsl.errors import TypeCheckError
 from dsl.types import _Inference  # the inference without its final raise: value sets so far
@@ -35,6 +36,15 @@ def complete_tables(program: ast.Program, vocab, max_seq_len: int) -> ast.Progra
             return program  # other problems: let the caller's type check report them
         program = completed
     return program
+
+
+def type_checks(program: ast.Program, vocab, max_seq_len: int) -> bool:
+    """Whether `program` type-checks over the domain (every table total, no function failing)."""
+    try:
+        dsl.infer(program, vocab, max_seq_len)
+    except TypeCheckError:
+        return False
+    return True
 
 
 def _complete_once(program: ast.Program, infos: dict) -> ast.Program:

@@ -86,10 +86,9 @@ class CheckResult:
         )
 
 
-def compare(
-    program: ast.Program, model, task, inputs: list[list]
-) -> list[tuple[int, Counterexample | None]]:
-    """Per input, (agrees, the first disagreeing position as a Counterexample or None)."""
+def compare(program: ast.Program, model, task, inputs: list[list]) -> list[Counterexample | None]:
+    """Per input, None where program and model agree, else the first position where they do
+    not, as a Counterexample."""
     answers = task.read_out(model, inputs)
     evaluation = evaluate_arrays(program, inputs)
     outputs = evaluation.outputs()

@@ -11,22 +11,29 @@ weighs (its selector) and what it reads there (its value). So each head becomes:
   selected keys (selector widths): for weights that depend on the value read, the
   average is a function of those counts and the query.
 
-Nothing here is assumed to be exact: `discover` returns the candidate variables and
-how much of each head's output they explain; the program built from them is checked
-against the model on every input of the domain (distill.trained.program).
+Nothing here is assumed to be exact: `discover` returns candidate variables (pointers,
+key clusters and balances too, see below); the read-out's search keeps those that
+determine the model's answers, and the program is checked against the model on every
+input up to N (distill.trained.pipeline).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-import dsl
 from distill.circuit.discovery import DEFAULT_LABEL
+from distill.trained.candidates import Candidate, evaluate_definitions
 from distill.trained.classes import natural_classes
-from dsl import ast
-from dsl.interpreter import evaluate_arrays
+from distill.trained.program import (
+    determining_sets,
+    group_ids,
+    observations_of,
+    output_tables,
+    table_lines,
+)
 
 # A head whose attention on real tokens is below this share on average reads only BOS.
 BOS_ONLY_SHARE = 0.02
@@ -55,15 +62,6 @@ INDEX_COMPARISONS = (
 
 
 @dataclass
-class Candidate:
-    """A definition offered to the program, and where it came from."""
-
-    name: str
-    source: str  # the right-hand side, in .rasp syntax
-    component: str | None  # e.g. "L0.H1"; None for tokens and indices
-
-
-@dataclass
 class HeadFinding:
     component: str
     selector: str
@@ -78,21 +76,6 @@ class HeadFinding:
 class Discovery:
     definitions: list[Candidate]
     heads: list[HeadFinding]
-
-
-def _parse(definitions: list[Candidate], output: str) -> ast.Program:
-    lines = [f"{c.name} = {c.source}" for c in definitions]
-    return dsl.parse("\n".join([*lines, f"return {output}", ""]), filename="<trained>")
-
-
-def evaluate_definitions(definitions: list[Candidate], inputs: list[list]) -> dict:
-    """name -> values [batch, pos] (object) or selector matrix [batch, query, key] (bool)."""
-    program = _parse(definitions, "tokens")
-    evaluation = evaluate_arrays(program, inputs)
-    found = {}
-    for name, value in evaluation.definitions.items():
-        found[name] = value.values() if hasattr(value, "codes") else value.matrix
-    return found
 
 
 def traces(model, inputs: list[list]) -> tuple[dict, np.ndarray]:
@@ -166,13 +149,6 @@ def _pointer(layer, head, pattern, definitions, values, inputs, mask):
     picks as a function of the query's variables (`select(indices, at, ==)` with `at` a
     table of them), or of the key's (`select(at, indices, ==)`); ([],) when the head
     does not point, or no variables determine where."""
-    from distill.trained.program import (
-        determining_sets,
-        observations_of,
-        output_tables,
-        table_lines,
-    )
-
     rows = mask[:, 1:]
     real = pattern[:, 1:, 1:]
     share, top = real.sum(-1), real.argmax(-1)
@@ -182,25 +158,23 @@ def _pointer(layer, head, pattern, definitions, values, inputs, mask):
     preferred = [n for n in names if n not in ("tokens_", "indices_")]
     target = f"at_l{layer}h{head}"
     pointed = np.where(share >= POINTER_SHARE, top, -1)  # mostly on BOS: no key
-    readings = []
-    labels = pointed[rows].tolist()
-    obs = observations_of(values, inputs, names, labels, np.ones(len(labels), bool))
-    allowed = int(POINTER_MISSES * len(labels))  # a soft head's strongest key may stray
-    kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
-    if kept is not None:
-        readings.append((kept, obs, f"select(indices_, {target}, ==)", "query"))
-    chooser = np.full(pointed.shape, -1)
+    chooser = np.full(pointed.shape, -1)  # at each key, the query that points at it
     unique = True
     for b, q in zip(*np.nonzero(rows & (pointed >= 0))):
         k = pointed[b, q]
         unique &= chooser[b, k] in (-1, q)
         chooser[b, k] = q
-    if unique:
-        labels = chooser[rows].tolist()
+    sides = [(pointed, f"select(indices_, {target}, ==)", "query")]
+    if unique:  # no key is pointed at by two queries: its variables may say by whom
+        sides.append((chooser, f"select({target}, indices_, ==)", "key"))
+    allowed = int(POINTER_MISSES * rows.sum())  # a soft head's strongest key may stray
+    readings = []
+    for labelled, selector, side in sides:
+        labels = labelled[rows].tolist()
         obs = observations_of(values, inputs, names, labels, np.ones(len(labels), bool))
         kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
         if kept is not None:
-            readings.append((kept, obs, f"select({target}, indices_, ==)", "key"))
+            readings.append((kept, obs, selector, side))
     if not readings:
         return ([],)
     kept, obs, selector, side = min(readings, key=lambda r: len(r[0]))
@@ -219,12 +193,20 @@ def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Ca
     tag = component.replace(".", "").lower() + "_top"
     found = [Candidate(c.name, c.source, None) for c in made]
     found.append(Candidate(f"sel_{tag}", source, component))
-    for value in [*categorical, "indices_"]:  # where it points is a variable too
-        name = f"{value.rstrip('_')}_{tag}"
-        found.append(
-            Candidate(name, f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})", component)
+    return found + _aggregates(tag, categorical, component)
+
+
+def _aggregates(tag: str, categorical: list[str], component: str) -> list[Candidate]:
+    """What a one-key selector `sel_{tag}` reads there: each categorical variable, and
+    where it points (indices)."""
+    return [
+        Candidate(
+            f"{value.rstrip('_')}_{tag}",
+            f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
+            component,
         )
-    return found
+        for value in [*categorical, "indices_"]
+    ]
 
 
 def _balances(definitions: list[Candidate], layer: int, values: dict, mask) -> list[Candidate]:
@@ -265,25 +247,24 @@ def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Ca
     """What head (layer, head) reads at its keys, as a categorical variable over the program's
     variables (distill.trained.classes), with the definitions it needs; [] when its key
     and value vectors form no clear clusters."""
-    from distill.trained.program import determining_sets, observations_of, table_lines
-
     rows = mask[:, 1:]
     parts = [trace[f"blocks.{layer}.attn.hook_{x}"][:, 1:, head][rows] for x in ("k", "v")]
     points = np.concatenate([p / max(np.sqrt((p**2).sum(-1).mean()), 1e-12) for p in parts], -1)
     names = [
         c.name for c in definitions if not c.source.startswith("select(") and c.name != "indices_"
     ]
-    stacked = np.stack([_codes(values[n][rows]) for n in names], axis=1)
-    groups, group_of = np.unique(stacked, axis=0, return_inverse=True)
-    group_of = group_of.reshape(-1)
-    means = np.zeros((len(groups), points.shape[1]))
+    unlabelled = observations_of(
+        values, inputs, names, [0] * len(points), np.ones(len(points), bool)
+    )
+    group_of = group_ids(unlabelled, names)  # positions with the same values of every variable
+    means = np.zeros((group_of.max() + 1, points.shape[1]))
     np.add.at(means, group_of, points)
-    means /= np.bincount(group_of, minlength=len(groups))[:, None]
+    means /= np.bincount(group_of)[:, None]
     labels = natural_classes(means)
     if labels is None:
         return []
     per_position = labels[group_of].tolist()
-    obs = observations_of(values, inputs, names, per_position, np.ones(len(per_position), bool))
+    obs = dataclasses.replace(unlabelled, outputs=per_position, output_codes=labels[group_of])
     preferred = [n for n in names if n != "tokens_"]
     kept = next(iter(determining_sets(obs, names, preferred)), None)
     if kept is None:
@@ -297,11 +278,6 @@ def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Ca
         name, source = line.split(" = ", 1)
         made.append(Candidate(name, source, component if name == target else None))
     return made
-
-
-def _codes(column: np.ndarray) -> np.ndarray:
-    index: dict = {}
-    return np.fromiter((index.setdefault(v, len(index)) for v in column.tolist()), np.int64)
 
 
 def _sortable(values) -> bool:
@@ -388,18 +364,12 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
     finding = HeadFinding(component, label, outside, real_share, worst=worst)
     tag = component.replace(".", "").lower()
     made = [Candidate(f"sel_{tag}", source, component)]
-    single = int(matrix.sum(-1)[rows].max()) <= 1
-    for value in [*categorical, "indices_"] if single else categorical:
-        if single:
-            made.append(
-                Candidate(
-                    f"{value.rstrip('_')}_{tag}",
-                    f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
-                    component,
-                )
-            )
-            continue
-        seen = sorted(set(values[value][mask[:, 1:]].tolist()), key=repr)
+    if int(matrix.sum(-1)[rows].max()) <= 1:  # one key at most: read what is there
+        made += _aggregates(tag, categorical, component)
+        finding.variables = [c.name for c in made[1:]]
+        return finding, made
+    for value in categorical:  # the counts of each value among the selected keys
+        seen = sorted(set(values[value][rows].tolist()), key=repr)
         if value.startswith("below"):
             seen = [1]  # how many positions are on that side
         for number, v in enumerate(seen):
@@ -412,15 +382,14 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
                     component,
                 )
             )
-    if not single:
-        made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
-        for value in (v for v in categorical if not v.startswith("below")):
-            made.append(
-                Candidate(
-                    f"n_same_{value.rstrip('_')}_{tag}",
-                    f"selector_width(sel_{tag} & select({value}, {value}, ==))",
-                    component,
-                )
+    made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
+    for value in (v for v in categorical if not v.startswith("below")):
+        made.append(
+            Candidate(
+                f"n_same_{value.rstrip('_')}_{tag}",
+                f"selector_width(sel_{tag} & select({value}, {value}, ==))",
+                component,
             )
+        )
     finding.variables = [c.name for c in made[1:]]
     return finding, made

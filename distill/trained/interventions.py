@@ -27,7 +27,7 @@ import torch
 from distill.trained.program import label_of
 from dsl import ast
 from dsl.interpreter import SOpArray, evaluate_arrays
-from dsl.interpreter import _encode as encode
+from synth.graph import reachable
 
 PAIRS = 400  # of each kind, per variable
 FLAG_BELOW = 0.99
@@ -57,7 +57,7 @@ def interventions(
     head swaps all it carries, so the program's side overrides all of it too."""
     evaluated = evaluate_arrays(program, inputs)
     credited = [
-        (name, _parts(components[name]))
+        (name, credited_components(components[name]))
         for name in needed_definitions(program)
         if components.get(name) and hasattr(evaluated.definitions[name], "codes")
     ]  # SOps: a selector is credited through the widths and aggregates that read it
@@ -66,16 +66,17 @@ def interventions(
         names = [name for name, parts in credited if parts & group]
         values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
         same, different = _pairs(values, inputs, seed)
-        label = ", ".join(sorted(group, key=_component_order))
+        label = ", ".join(sorted(group, key=component_order))
         found.append(_measure(program, tuple(names), label, model, task, inputs, same, different))
     return found
 
 
-def _parts(credit: str) -> frozenset[str]:
-    return frozenset(c for c in credit.split(", ") if c)
+def credited_components(credit: str | None) -> frozenset[str]:
+    """The components named in a credit ("L0.H0, L1.H0")."""
+    return frozenset(c for c in (credit or "").split(", ") if c)
 
 
-def _component_order(component: str) -> tuple:
+def component_order(component: str) -> tuple:
     layer, part = component.split(".")
     return (int(layer[1:]), part)
 
@@ -87,22 +88,12 @@ def _groups(credited: list[tuple[str, frozenset]]) -> list[frozenset]:
         touching = [g for g in groups if g & parts]
         merged = set(parts).union(*touching)
         groups = [g for g in groups if not g & parts] + [merged]
-    return sorted((frozenset(g) for g in groups), key=lambda g: min(map(_component_order, g)))
+    return sorted((frozenset(g) for g in groups), key=lambda g: min(map(component_order, g)))
 
 
 def needed_definitions(program: ast.Program) -> list[str]:
     """Definitions the output depends on, in program order."""
-    lookup = program.lookup()
-    needed: set[str] = set()
-    stack = [program.output]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name):
-            if node.id not in needed and node.id in lookup:
-                needed.add(node.id)
-                stack.append(lookup[node.id])
-            continue
-        stack.extend(node.children)
+    needed = reachable(program)
     return [d.name for d in program.definitions if d.name in needed]
 
 
@@ -170,8 +161,7 @@ def _intervened_program(program, names, firsts, seconds, positions, task) -> lis
         own = evaluate_arrays(program, firsts, overrides=overrides).definitions
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
-        codes, table = encode(values.reshape(-1).tolist())
-        overrides[name] = SOpArray(codes.reshape(values.shape), table, own[name].failures)
+        overrides[name] = SOpArray.from_values(values, own[name].failures)
     outputs = evaluate_arrays(program, firsts, overrides=overrides).outputs()
     return [
         None if out is None else [out[p - 1] for p in task.positions_of(tokens)]

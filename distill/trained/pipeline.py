@@ -16,9 +16,8 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dsl
 import synth
-from distill.circuit.completion import complete_tables
+from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
 from distill.trained.comparisons import comparisons_named
@@ -34,7 +33,6 @@ from distill.trained.program import (
 )
 from distill.trained.report import tables_left
 from dsl import ast
-from dsl.errors import TypeCheckError
 from synth.graph import remove_dead
 
 DISCOVERY_INPUTS = 20_000  # every input of the shortest lengths while they fit...
@@ -110,10 +108,11 @@ def distill_trained(
         choices, follows = _choose(
             observations, found, names, preferred, components, model, task, inputs, seed, stage
         )
-        table_program, evidence, readable = _most_readable(choices, model, domain.longest, stage)
-        program = complete_tables(readable, list(model.config.vocab), domain.longest)
+        table_program, evidence, program = _most_readable(choices, model, domain.longest, stage)
         with stage("check"):
-            check = check_program(program, model, domain, samples=samples, seed=seed)
+            check = check_program(
+                program, model, domain, samples=samples, seed=seed, progress=progress
+            )
         if not follows or check.exhaustive_agree:
             break
         inputs = inputs + [list(c.input) for c in check.counterexamples]
@@ -134,8 +133,9 @@ def distill_trained(
 def _choose(observations, found, names, preferred, components, model, task, inputs, seed, stage):
     """[(table program, interventions)], follows: the sets of variables determining the
     read-out whose components pass the interventions (up to READABLE_TRIES, for synthesis
-    to choose the most readable), else the first set; with no such set, every variable
-    (the table then takes each key's most common answer) and follows is False."""
+    to choose the most readable), else the first set; with no such set, the few variables
+    `fewest_for` keeps (the table then takes each key's most common answer) and follows is
+    False."""
     passing, first = [], None
     for number, kept in enumerate(_with_inputs(determining_sets(observations, names, preferred))):
         if number == ALTERNATIVES or len(passing) == READABLE_TRIES:
@@ -160,7 +160,7 @@ def _choose(observations, found, names, preferred, components, model, task, inpu
 
 
 def _most_readable(choices, model, longest: int, stage):
-    """(table program, interventions, readable program) of the choice whose readable form
+    """(table program, interventions, completed readable program) of the choice whose readable form
     leaves the fewest table entries (the first of equals); synthesis stops at one with none.
 
     Interventions are measured on the table program: the readable one equals it on the
@@ -169,10 +169,10 @@ def _most_readable(choices, model, longest: int, stage):
     best = None
     for table_program, evidence in choices:
         with stage("synthesize"):
-            readable = _readable(table_program, model, longest)
+            readable, completed = _readable(table_program, model, longest)
         left = sum(t["entries"] for t in tables_left(readable))
         if best is None or left < best[0]:
-            best = (left, table_program, evidence, readable)
+            best = (left, table_program, evidence, completed)
         if left == 0:
             break
     return best[1:]
@@ -195,28 +195,23 @@ def _with_inputs(sets, minimal_first: int = ALTERNATIVES):
                 yield trial
 
 
-def _readable(program: ast.Program, model, longest: int) -> ast.Program:
-    """The readable program over the task's lengths; its tables hold the entries the traced
-    inputs reached (complete_tables fills the rest so that it type-checks)."""
+def _readable(program: ast.Program, model, longest: int) -> tuple[ast.Program, ast.Program]:
+    """(readable, completed): the readable program over the task's lengths, its tables
+    holding the entries the traced inputs reached; and the same with complete_tables
+    filling the rest so that it type-checks."""
     codes = frozenset(
         d.name for d in program.definitions if "_both_" in d.name or d.name.startswith("read_")
     )
     vocab = list(model.config.vocab)
     result = synth.readable(program, vocab=vocab, max_seq_len=longest, free=codes)
     readable = comparisons_named(_without_aliases(result.program))
-    if _type_checks(complete_tables(readable, vocab, longest), vocab, longest):
-        return readable
+    completed = complete_tables(readable, vocab, longest)
+    if type_checks(completed, vocab, longest):
+        return readable, completed
     # A closed form fit to the reached entries fails on a value no input reached (e.g.
     # `x % 12 // y` at y = 0): the tables as read, with only their comparisons named.
-    return comparisons_named(_without_aliases(remove_dead(program)))
-
-
-def _type_checks(program: ast.Program, vocab, longest: int) -> bool:
-    try:
-        dsl.infer(program, vocab, longest)
-    except TypeCheckError:
-        return False
-    return True
+    readable = comparisons_named(_without_aliases(remove_dead(program)))
+    return readable, complete_tables(readable, vocab, longest)
 
 
 def _without_aliases(program: ast.Program) -> ast.Program:

@@ -1,10 +1,10 @@
 """From discovered variables to a program whose output table follows the model.
 
 The read-out is a function of the variables at its position exactly when no two read-out
-positions with the same variable values get different outputs from the model. The
-smallest such set of variables is kept (greedily: each is dropped when the rest still
-determine the output), and the output becomes a map or sequence map of them whose table
-holds what the model answers (synthesis then finds a closed form where one fits).
+positions with the same variable values get different outputs from the model. Minimal
+sets of variables that do so are found fewest first (`determining_sets`), and the output
+becomes a map or a chain of sequence maps of one whose table holds what the model
+answers (synthesis then finds a closed form where one fits).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 import dsl
-from distill.trained.discover import Candidate, evaluate_definitions
+from distill.trained.candidates import Candidate, evaluate_definitions
 from dsl import ast
 
 
@@ -48,6 +49,7 @@ def _split_labels(inside: str, output_values) -> set[str]:
     return found
 
 
+CHUNK = 4096  # inputs per forward pass
 MAX_SUBSET = 4  # sets of variables tried for the read-out, up to this size...
 MAX_SUBSETS_TRIED = 2_000  # ...while there are at most this many of a size (then greedy)
 
@@ -67,16 +69,22 @@ class Observations:
 
 
 def observe(model, task, inputs, definitions: list[Candidate], names: list[str]) -> Observations:
-    """The variables at every position of `inputs`, and the model's answer there."""
-    answers = task.read_out(model, inputs)
-    plain = model.predict(inputs)
+    """The variables at every position of `inputs`, and the model's answer there: its
+    read-out at read-out positions, its plain argmax elsewhere (one forward pass)."""
     outputs, read = [], []
-    for b, tokens in enumerate(inputs):
-        positions = {p - 1: i for i, p in enumerate(task.positions_of(tokens))}
-        for j in range(len(tokens)):
-            at = positions.get(j)
-            outputs.append(label_of(plain[b][j] if at is None else answers[b][at]))
-            read.append(at is not None)
+    for start in range(0, len(inputs), CHUNK):
+        chunk = inputs[start : start + CHUNK]
+        ids, mask = model.encode(chunk)
+        with torch.no_grad():
+            out = model(ids, mask)
+        answers = task.decode(model, out, chunk)
+        plain = model.decode(out, [len(tokens) for tokens in chunk])
+        for tokens, answer, argmax in zip(chunk, answers, plain):
+            positions = {p - 1: i for i, p in enumerate(task.positions_of(tokens))}
+            for j in range(len(tokens)):
+                at = positions.get(j)
+                outputs.append(label_of(argmax[j] if at is None else answer[at]))
+                read.append(at is not None)
     evaluated = evaluate_definitions(definitions, inputs)
     return observations_of(evaluated, inputs, names, outputs, np.array(read, dtype=bool))
 
@@ -122,17 +130,21 @@ def _groups(obs: Observations, names: list[str]) -> np.ndarray:
     return combined
 
 
+def group_ids(obs: Observations, names: list[str]) -> np.ndarray:
+    """Group 0..G-1 per position: positions with the same values of `names` share one."""
+    return np.unique(_groups(obs, names), return_inverse=True)[1].reshape(-1)
+
+
 def conflicts(obs: Observations, names: list[str]) -> int:
     """Read-out positions whose output differs from the most common output among the
     read-out positions with the same values of `names`."""
-    groups = _groups(obs, names)[obs.read]
-    if not len(groups):
+    if not obs.read.any():
         return 0
+    group = group_ids(obs, names)[obs.read]
     outs = obs.output_codes[obs.read]
     width = int(outs.max()) + 1
-    _, group = np.unique(groups, return_inverse=True)
-    counts = np.bincount(group.reshape(-1) * width + outs, minlength=(group.max() + 1) * width)
-    return int(len(groups) - counts.reshape(-1, width).max(axis=1).sum())
+    counts = np.bincount(group * width + outs, minlength=(group.max() + 1) * width)
+    return int(len(group) - counts.reshape(-1, width).max(axis=1).sum())
 
 
 def determining_sets(obs: Observations, names: list[str], preferred: list[str], allowed: int = 0):
@@ -168,23 +180,24 @@ def fewest_for(obs: Observations, names: list[str]) -> list[str]:
     """At most MAX_SUBSET variables, added greedily, each leaving the fewest read-out
     positions that disagree with their group's most common answer (an approximation: a
     table over many more would follow the traced inputs only by memorising them)."""
+    return _forward(obs, names, conflicts(obs, names), most=MAX_SUBSET) or names[:1]
+
+
+def _forward(obs: Observations, names: list[str], allowed: int, most: int | None = None):
+    """Variables added one by one, each the one leaving the fewest conflicts, until at most
+    `allowed` are left (or `most` are kept)."""
     kept: list[str] = []
-    while len(kept) < MAX_SUBSET and conflicts(obs, kept) > conflicts(obs, names):
+    while conflicts(obs, kept) > allowed and len(kept) < (most or len(names)):
         kept.append(
             min((n for n in names if n not in kept), key=lambda n: conflicts(obs, [*kept, n]))
         )
-    return kept or names[:1]
+    return kept
 
 
 def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) -> list[str]:
-    """Forward: add the variable that leaves the fewest conflicts, until none are left (or
-    `allowed`); backward: drop each variable the rest do not need, most values first."""
-    kept: list[str] = []
-    left = conflicts(obs, kept)
-    while left > allowed:
-        best = min((n for n in names if n not in kept), key=lambda n: conflicts(obs, [*kept, n]))
-        kept.append(best)
-        left = conflicts(obs, kept)
+    """Forward (`_forward`), then backward: drop each variable the rest do not need, most
+    values first."""
+    kept = _forward(obs, names, allowed)
     for name in sorted(kept, key=lambda n: -sizes[n]):
         trial = [n for n in kept if n != name]
         if trial and conflicts(obs, trial) <= allowed:
@@ -222,9 +235,11 @@ def table_lines(target: str, names: list[str], table: dict) -> list[str]:
     left = names[0]
     for i, right in enumerate(names[1:-1], start=1):
         step: dict = {}
+        made = 0  # codes given to prefixes of this length so far
         for key in table:
-            new = code.setdefault(key[: i + 1], len({p for p in code if len(p) == i + 1}))
-            step[(code[key[:i]], key[i])] = new
+            if key[: i + 1] not in code:
+                code[key[: i + 1]], made = made, made + 1
+            step[(code[key[:i]], key[i])] = code[key[: i + 1]]
         lines.append(f"{target}_both_{i} = sequence_map({_table(step)}, {left}, {right})")
         left = f"{target}_both_{i}"
     last = len(names) - 1

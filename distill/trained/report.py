@@ -14,7 +14,12 @@ from html import escape
 
 import dsl
 from distill.report.svg import attention_colour, heatmap_svg
-from distill.trained.interventions import FLAG_BELOW, needed_definitions
+from distill.trained.interventions import (
+    FLAG_BELOW,
+    component_order,
+    credited_components,
+    needed_definitions,
+)
 from dsl import ast
 from dsl.interpreter import evaluate_arrays
 
@@ -115,7 +120,7 @@ def build_report(result, model, title: str, example: list | None = None) -> dict
         ],
         "in_words": in_words(program),
         "tables_left": tables_left(program),
-        "heads": [_head(result, model, finding, example) for finding in result.heads],
+        "heads": _heads(result, model, example),
         "interventions": [
             {
                 "component": i.component,
@@ -139,7 +144,7 @@ def _components(result, model, name: str) -> list[str]:
     if name == "output" or name.startswith("output_both_"):
         mlps = range(model.config.n_layers) if model.config.d_mlp else range(0)
         return [*(f"L{layer}.MLP" for layer in mlps), "unembed"]
-    return [c for c in (result.components.get(name) or "").split(", ") if c]
+    return sorted(credited_components(result.components.get(name)), key=component_order)
 
 
 def _example(result) -> list:
@@ -151,42 +156,46 @@ def _example(result) -> list:
     return inputs[len(inputs) // 3] if inputs else []
 
 
-def _head(result, model, finding, example) -> dict:
-    head = {
-        "component": finding.component,
-        "selector": finding.selector,
-        "attention_left_out": finding.outside,
-        "worst_row_left_out": finding.worst,
-        "attention_on_tokens": finding.real_share,
-        "variables": finding.variables,
-        "note": finding.note,
-    }
+def _heads(result, model, example) -> list[dict]:
+    """Each head's reading; with an example input, its attention there beside the selector
+    it became (one forward pass, one evaluation of the table program, for every head)."""
     if example:
-        layer, number = (int(p[1:]) for p in finding.component.split("."))
         ids, mask = model.encode([example])
-        name = f"blocks.{layer}.attn.hook_pattern"
-        _, trace = model.run_with_trace(ids, mask, names=[name])
-        head["example"] = [str(t) for t in example]
-        head["attention"] = trace[name][0, number, 1:, 1:].tolist()
+        _, trace = model.run_with_trace(ids, mask, names=lambda n: n.endswith("hook_pattern"))
         # The table program keeps each head's selector as a definition of its own.
-        selector = _selector_of(result.table_program, finding.component, result.components)
-        if selector is not None:
-            program = ast.Program(result.table_program.definitions, ast.Tokens())
-            evaluation = evaluate_arrays(program, [example])
-            head["selected"] = evaluation.definitions[selector].matrix[0].tolist()
-            head["selector_definition"] = selector
-    return head
+        table_program = ast.Program(result.table_program.definitions, ast.Tokens())
+        evaluated = evaluate_arrays(table_program, [example]).definitions
+    heads = []
+    for finding in result.heads:
+        head = {
+            "component": finding.component,
+            "selector": finding.selector,
+            "attention_left_out": finding.outside,
+            "worst_row_left_out": finding.worst,
+            "attention_on_tokens": finding.real_share,
+            "variables": finding.variables,
+            "note": finding.note,
+        }
+        if example:
+            layer, number = (int(p[1:]) for p in finding.component.split("."))
+            pattern = trace[f"blocks.{layer}.attn.hook_pattern"]
+            head["example"] = [str(t) for t in example]
+            head["attention"] = pattern[0, number, 1:, 1:].tolist()
+            selector = _selector_of(result.table_program, finding.component, result.components)
+            if selector is not None:
+                head["selected"] = evaluated[selector].matrix[0].tolist()
+                head["selector_definition"] = selector
+        heads.append(head)
+    return heads
 
 
 def _selector_of(program: ast.Program, component: str, components: dict) -> str | None:
     for d in program.definitions:
-        if isinstance(d.node, ast.Selector) and component in _split(components.get(d.name)):
+        if isinstance(d.node, ast.Selector) and component in credited_components(
+            components.get(d.name)
+        ):
             return d.name
     return None
-
-
-def _split(text: str | None) -> list[str]:
-    return [c for c in (text or "").split(", ") if c]
 
 
 def write_json(report: dict, path) -> None:
