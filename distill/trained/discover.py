@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate, evaluate_definitions
@@ -76,14 +77,16 @@ class HeadFinding:
 class Discovery:
     definitions: list[Candidate]
     heads: list[HeadFinding]
+    output: torch.Tensor  # the model's output on the traced inputs (program.observe reads it)
 
 
-def traces(model, inputs: list[list]) -> tuple[dict, np.ndarray]:
-    """(hook name -> array, mask [batch, pos]) over `inputs`, BOS at position 0."""
+def traces(model, inputs: list[list]) -> tuple[dict, np.ndarray, torch.Tensor]:
+    """(hook name -> array, mask [batch, pos], the model's output) over `inputs`, BOS at
+    position 0."""
     ids, mask = model.encode(inputs)
     wanted = lambda name: name.endswith(("hook_pattern", "hook_k", "hook_v"))  # noqa: E731
-    _, trace = model.run_with_trace(ids, mask, names=wanted)
-    return {k: v.double().numpy() for k, v in trace.items()}, mask.numpy()
+    out, trace = model.run_with_trace(ids, mask, names=wanted)
+    return {k: v.double().numpy() for k, v in trace.items()}, mask.numpy(), out
 
 
 def discover(model, inputs: list[list]) -> Discovery:
@@ -92,7 +95,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         Candidate("tokens_", "tokens", None),
         Candidate("indices_", "indices", None),
     ]
-    trace, mask = traces(model, inputs)
+    trace, mask, output = traces(model, inputs)
     config = model.config
     heads: list[HeadFinding] = []
     by_meaning: dict[str, Candidate] = {}  # what a head computes -> the first head's variable
@@ -141,7 +144,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 extra = _pointer_reading(component, pointer, categorical)
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
-    return Discovery(definitions, heads)
+    return Discovery(definitions, heads, output)
 
 
 def _pointer(layer, head, pattern, definitions, values, inputs, mask):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,15 +67,21 @@ class Observations:
     read: np.ndarray  # bool per position: a read-out position (else the model's plain argmax)
 
 
-def observe(model, task, inputs, definitions: list[Candidate], names: list[str]) -> Observations:
+def observe(
+    model, task, inputs, definitions: list[Candidate], names: list[str], output=None
+) -> Observations:
     """The variables at every position of `inputs`, and the model's answer there: its
-    read-out at read-out positions, its plain argmax elsewhere (one forward pass)."""
+    read-out at read-out positions, its plain argmax elsewhere. `output`: the model's
+    output on `inputs` where a trace already ran it (else one forward pass)."""
     outputs, read = [], []
     for start in range(0, len(inputs), CHUNK):
         chunk = inputs[start : start + CHUNK]
-        ids, mask = model.encode(chunk)
-        with torch.no_grad():
-            out = model(ids, mask)
+        if output is None:
+            ids, mask = model.encode(chunk)
+            with torch.no_grad():
+                out = model(ids, mask)
+        else:
+            out = output[start : start + len(chunk)]
         answers = task.decode(model, out, chunk)
         plain = model.decode(out, [len(tokens) for tokens in chunk])
         for tokens, answer, argmax in zip(chunk, answers, plain):
@@ -206,15 +211,34 @@ def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) 
 
 
 def output_tables(obs: Observations, names: list[str]) -> dict[tuple, object]:
-    """Variable values -> output: the read-out's majority, else the plain argmax's."""
-    strong: dict[tuple, Counter] = defaultdict(Counter)
-    weak: dict[tuple, Counter] = defaultdict(Counter)
-    columns = [[obs.values[n][c] for c in obs.codes[n].tolist()] for n in names]
-    for i, out in enumerate(obs.outputs):
-        (strong if obs.read[i] else weak)[tuple(c[i] for c in columns)][out] += 1
-    table = {k: c.most_common(1)[0][0] for k, c in weak.items()}
-    table.update({k: c.most_common(1)[0][0] for k, c in strong.items()})
+    """Variable values -> output: the read-out's majority, else the plain argmax's (ties
+    go to the output seen first); keys in the order they first occur."""
+    group = group_ids(obs, names)
+    firsts = np.unique(group, return_index=True)[1]  # per group, its first position
+    output_of = [obs.outputs[i] for i in np.unique(obs.output_codes, return_index=True)[1]]
+    best = np.full(len(firsts), -1)
+    for positions in (~obs.read, obs.read):  # the read-out's majority wins where it has one
+        best = _majority(group[positions], obs.output_codes[positions], best)
+    table = {}
+    for g in sorted(range(len(firsts)), key=lambda g: firsts[g]):
+        key = tuple(obs.values[n][obs.codes[n][firsts[g]]] for n in names)
+        table[key] = output_of[best[g]]
     return table
+
+
+def _majority(group: np.ndarray, outputs: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """`best` with each group present replaced by its most common output code (ties: the
+    lowest code)."""
+    if not len(group):
+        return best
+    width = int(outputs.max()) + 1
+    pairs, counts = np.unique(group * width + outputs, return_counts=True)
+    owners = pairs // width
+    order = np.lexsort((pairs % width, -counts, owners))  # per owner, most common first
+    winners = order[np.r_[True, owners[order][1:] != owners[order][:-1]]]
+    best = best.copy()
+    best[owners[winners]] = pairs[winners] % width
+    return best
 
 
 def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
