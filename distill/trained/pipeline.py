@@ -106,10 +106,19 @@ def distill_trained(
         with stage("tabulate"):
             traced = found.output if rounds == 1 else None  # later rounds add inputs
             observations = observe(model, task, inputs, found.definitions, names, traced)
-        choices, follows = _choose(
-            observations, found, names, preferred, components, model, task, inputs, seed, stage
+        (table_program, evidence, program), follows = _choose(
+            observations,
+            found,
+            names,
+            preferred,
+            components,
+            model,
+            task,
+            inputs,
+            seed,
+            stage,
+            domain.longest,
         )
-        table_program, evidence, program = _most_readable(choices, model, domain.longest, stage)
         with stage("check"):
             check = check_program(
                 program, model, domain, samples=samples, seed=seed, progress=progress
@@ -131,23 +140,37 @@ def distill_trained(
     )
 
 
-def _choose(observations, found, names, preferred, components, model, task, inputs, seed, stage):
-    """[(table program, interventions)], follows: the sets of variables determining the
-    read-out whose components pass the interventions (up to READABLE_TRIES, for synthesis
-    to choose the most readable), else the first set; with no such set, the few variables
-    `fewest_for` keeps (the table then takes each key's most common answer) and follows is
-    False."""
-    passing, first = [], None
+def _choose(
+    observations, found, names, preferred, components, model, task, inputs, seed, stage, longest
+):
+    """(table program, interventions, completed readable program), follows.
+
+    The sets of variables that determine the read-out are tried in turn against the
+    interventions; each that passes is synthesized, up to READABLE_TRIES, and the one whose
+    readable form leaves the fewest table entries is kept (the first of equals; one that
+    leaves none ends the search). With none passing, the first set. With no set
+    determining the read-out, the few variables `fewest_for` keeps (the table then takes
+    each key's most common answer) and follows is False.
+
+    Interventions are measured on the table program: the readable one equals it on the
+    domain, but codes synthesis chose for pairs of values may collide on combinations only
+    an intervention reaches."""
+    best, first, passing = None, None, 0
     for number, kept in enumerate(_with_inputs(determining_sets(observations, names, preferred))):
-        if number == ALTERNATIVES or len(passing) == READABLE_TRIES:
+        if number == ALTERNATIVES or passing == READABLE_TRIES:
             break
         with stage("tabulate"):
             table_program = build(found.definitions, kept, output_tables(observations, kept))
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
         first = first or (table_program, evidence)
-        if not any(e.flagged for e in evidence):
-            passing.append((table_program, evidence))
+        if any(e.flagged for e in evidence):
+            continue
+        passing += 1
+        tried = _synthesized(table_program, evidence, model, longest, stage)
+        best = tried if best is None or tried[0] < best[0] else best
+        if best[0] == 0:
+            break
     if first is None:
         with stage("tabulate"):
             # No set determines it: the fewest variables that leave no more disagreement
@@ -156,27 +179,17 @@ def _choose(observations, found, names, preferred, components, model, task, inpu
             table_program = build(found.definitions, fewest, output_tables(observations, fewest))
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
-        return [(table_program, evidence)], False
-    return passing or [first], True
+        return _synthesized(table_program, evidence, model, longest, stage)[1:], False
+    return (best or _synthesized(*first, model, longest, stage))[1:], True
 
 
-def _most_readable(choices, model, longest: int, stage):
-    """(table program, interventions, completed readable program) of the choice whose readable form
-    leaves the fewest table entries (the first of equals); synthesis stops at one with none.
-
-    Interventions are measured on the table program: the readable one equals it on the
-    domain, but codes synthesis chose for pairs of values may collide on combinations only
-    an intervention reaches."""
-    best = None
-    for table_program, evidence in choices:
-        with stage("synthesize"):
-            readable, completed = _readable(table_program, model, longest)
-        left = sum(t["entries"] for t in tables_left(readable))
-        if best is None or left < best[0]:
-            best = (left, table_program, evidence, completed)
-        if left == 0:
-            break
-    return best[1:]
+def _synthesized(table_program, evidence, model, longest: int, stage) -> tuple:
+    """(table entries the readable form leaves, table program, interventions, completed
+    readable program)."""
+    with stage("synthesize"):
+        readable, completed = _readable(table_program, model, longest)
+    left = sum(t["entries"] for t in tables_left(readable))
+    return left, table_program, evidence, completed
 
 
 def _with_inputs(sets, minimal_first: int = ALTERNATIVES):
