@@ -114,6 +114,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         categorical = _value_variables(definitions, values, mask)
         ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
         offered = _selector_candidates(categorical, config.causal, ordered)
+        offered += _position_pointers(definitions, values, mask, config.causal)
         trial = definitions + [
             Candidate(f"sel_{i}", source, None) for i, (_, source) in enumerate(offered)
         ]
@@ -347,6 +348,46 @@ def _selector_candidates(
     return found
 
 
+def _one_number_selected(column: np.ndarray, matrix: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether `column` [batch, pos] holds numbers and, at every real query, the keys
+    `matrix` [batch, query, key] selects (BOS excluded) hold one of them."""
+    flat = column[rows].tolist()
+    if not flat or not set(map(type, flat)) <= {int, float}:
+        return False
+    numbers = np.where(rows, column, 0).astype(np.float64)[:, None, :]
+    selected = matrix[:, :, : numbers.shape[-1]]
+    high = np.where(selected, numbers, -np.inf).max(-1)
+    low = np.where(selected, numbers, np.inf).min(-1)
+    return bool(((high == low) | ~selected.any(-1))[rows].all())
+
+
+def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[str, str]]:
+    """Selectors that match a position held by an earlier variable with the other side's
+    index: `select(v, indices, ==)` (the key whose v is the query's position: sort puts
+    the token whose rank is i at i) and `select(indices, v, ==)` (the key at the query's
+    v: reverse reads position length - i - 1). Offered for variables whose values are
+    all positions of the inputs traced."""
+    live = mask[:, 1:]
+    width = int(live.sum(-1).max())
+    found = []
+    for candidate in definitions:
+        if candidate.name in ("tokens_", "indices_") or candidate.source.startswith("select("):
+            continue
+        column = values[candidate.name][live].tolist()
+        if set(map(type, column)) != {int} or len(set(column)) < 2:
+            continue
+        if min(column) < 0 or max(column) >= width:
+            continue
+        for label, source in (
+            (f"{candidate.name} == q index", f"select({candidate.name}, indices_, ==)"),
+            (f"k index == {candidate.name}", f"select(indices_, {candidate.name}, ==)"),
+        ):
+            found.append(
+                (label, f"{source} & select(indices_, indices_, <=)" if causal else source)
+            )
+    return found
+
+
 def _read_head(component, pattern, selectors, categorical, values, mask):
     """(HeadFinding, new candidates) for one head; pattern [batch, query, key] incl. BOS."""
     rows = mask[:, 1:]  # [batch, query]: real query positions
@@ -371,6 +412,10 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
         made += _aggregates(tag, categorical, component)
         finding.variables = [c.name for c in made[1:]]
         return finding, made
+    # Several keys that all hold one number: the aggregate (their mean) is that number
+    # (sort_unique's duplicates share their rank, hence their position and their token).
+    uniform = [v for v in categorical if _one_number_selected(values[v], matrix, rows)]
+    made += [c for c in _aggregates(tag, uniform, component) if c.name.split("_")[0] != "indices"]
     for value in categorical:  # the counts of each value among the selected keys
         seen = sorted(set(values[value][rows].tolist()), key=repr)
         if value.startswith("below"):

@@ -162,11 +162,38 @@ def _intervened_program(program, names, firsts, seconds, positions, task) -> lis
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
         overrides[name] = SOpArray.from_values(values, own[name].failures)
-    outputs = evaluate_arrays(program, firsts, overrides=overrides).outputs()
+    intervened = evaluate_arrays(program, firsts, overrides=overrides)
+    mixed = _mixed_categorical_reads(program, intervened.definitions, firsts)
     return [
-        None if out is None else [out[p - 1] for p in task.positions_of(tokens)]
-        for tokens, out in zip(firsts, outputs)
+        None if out is None or bad else [out[p - 1] for p in task.positions_of(tokens)]
+        for tokens, out, bad in zip(firsts, intervened.outputs(), mixed)
     ]
+
+
+def _mixed_categorical_reads(program: ast.Program, values: dict, inputs) -> np.ndarray:
+    """Per input, whether a categorical aggregate selects keys that hold different values
+    somewhere: RASP leaves that undefined (tracr compiles a categorical aggregate for one
+    value among the selected keys; the evaluator's mean of numbers is numerical semantics).
+    An intervention can make two keys claim one query (sort_unique's ranks) where the
+    traced inputs never do: the program says nothing there, so the pair is not scored."""
+    lengths = np.array([len(x) for x in inputs])
+    live = np.arange(max(lengths))[None, :] < lengths[:, None]
+    mixed = np.zeros(len(inputs), dtype=bool)
+    for definition in program.definitions:
+        node = definition.node
+        if not (
+            isinstance(node, ast.Aggregate)
+            and node.encoding is ast.CATEGORICAL
+            and isinstance(node.selector, ast.Name)
+            and isinstance(node.sop, ast.Name)
+        ):
+            continue
+        matrix = values[node.selector.id].matrix & live[:, None, :]
+        codes = values[node.sop.id].codes[:, None, :]
+        high = np.where(matrix, codes, -1).max(-1)
+        low = np.where(matrix, codes, np.iinfo(np.int64).max).min(-1)
+        mixed |= (matrix.any(-1) & (high != low)).any(-1)
+    return mixed
 
 
 def _patched_read_out(model, task, component: str, firsts, seconds, positions) -> list[list]:
