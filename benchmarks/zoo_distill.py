@@ -3,7 +3,10 @@
     python benchmarks/zoo_distill.py --zoo ZOO_DIR [--only NAME ...] [--out table.md]
 
 Each model is distilled by `distill run` in a process of its own, timed whole (start to
-exit), beside the time its training (or compression) took, from the zoo's row. Per model:
+exit). Beside it: with --train, its training (`distill train` with the zoo's recipe) or
+compression (`distill compile --compress`) run again as a process of its own and timed
+whole (the baseline the issue names, measured in the same run); without, the training
+loop's seconds from the zoo's row. Per model:
 the verdict (the length N up to which the program equals the model on every input),
 sampled agreement beyond N, the program's size (definitions) and tables left, the
 intervention figures of every credited component, and whether the model itself is right
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _models(zoo: Path, only: list[str]) -> list[Path]:
@@ -51,15 +56,34 @@ def _exhaustive_up_to(path: Path) -> int:
     return domain_of(task_of(load_model(path))).exhaustive_up_to
 
 
-def _distill(path: Path, out: Path) -> tuple[int, float, str]:
+def _train_command(name: str, row: dict, out: Path) -> list[str] | None:
+    """The `distill` command that makes this zoo model again (benchmarks/zoo.py's recipe)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import zoo
+
+    if name in zoo.TRAINED:
+        task, layers, heads, d_model, dropout, max_len, steps = zoo.TRAINED[name]
+        return ["train", task, "-o", str(out), "--layers", str(layers), "--heads", str(heads),
+                "--d-model", str(d_model), "--dropout", str(dropout), "--max-len", str(max_len),
+                "--context", str(zoo.CONTEXT * max_len), "--steps", str(steps), "--seed", "0",
+                "--quiet"]  # fmt: skip
+    if name in zoo.COMPRESSED and row.get("tried"):
+        program, vocab, max_len = zoo.COMPRESSED[name]
+        return ["compile", str(ROOT / "examples" / program), "--vocab", vocab, "--max-len",
+                str(max_len), "--compress", str(row["tried"][0][0]), "-o", str(out)]  # fmt: skip
+    return None
+
+
+def _timed(arguments: list[str]) -> tuple[int, float, str]:
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "distill.cli", "run", str(path), "-o", str(out), "--quiet",
-         "--min-agreement", "0.5"],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "distill.cli", *arguments], capture_output=True, text=True
+    )
     return done.returncode, time.perf_counter() - start, done.stderr
+
+
+def _distill(path: Path, out: Path) -> tuple[int, float, str]:
+    return _timed(["run", str(path), "-o", str(out), "--quiet", "--min-agreement", "0.5"])
 
 
 def main(argv=None) -> int:
@@ -67,6 +91,9 @@ def main(argv=None) -> int:
     parser.add_argument("--zoo", type=Path, required=True)
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    parser.add_argument(
+        "--train", action="store_true", help="time each model's training as a whole process too"
+    )
     args = parser.parse_args(argv)
     header = (
         "| model | right up to | N | verdict | beyond N (sampled) | size | tables | "
@@ -75,12 +102,22 @@ def main(argv=None) -> int:
     )
     lines = [header]
     print(header, flush=True)
-    counted = solved = 0
+    counted = solved = slower = 0
     with tempfile.TemporaryDirectory() as scratch:
         for path in _models(args.zoo, args.only):
             row = _row(path)
             out = Path(scratch) / path.stem
             status, seconds, err = _distill(path, out)
+            trained = row.get("seconds", "")
+            command = _train_command(
+                path.stem, row, Path(scratch) / f"{path.stem}.again.safetensors"
+            )
+            if args.train and command:
+                train_status, train_seconds, _ = _timed(command)
+                trained = f"{train_seconds:.1f}" + (
+                    "" if train_status == 0 else f" (exit {train_status})"
+                )
+                slower += seconds > train_seconds
             report = json.loads((out / "report.json").read_text()) if out.exists() else None
             right = _right_up_to(path, row)
             n = _exhaustive_up_to(path)
@@ -88,7 +125,7 @@ def main(argv=None) -> int:
             counted += perfect
             if report is None:
                 reason = err.strip().splitlines()[0] if err.strip() else f"exit {status}"
-                line = f"| {path.stem} | {right} | | {reason[:90]} | | | | | {seconds:.1f} | {row.get('seconds', '')} |"
+                line = f"| {path.stem} | {right} | | {reason[:90]} | | | | | {seconds:.1f} | {trained} |"
             else:
                 v = report["verification"]
                 beyond = ", ".join(
@@ -112,7 +149,7 @@ def main(argv=None) -> int:
                 )
                 line = (
                     f"| {path.stem} | {right} | {n} | {verdict} | {beyond} | {size} | {tables or '-'} | "
-                    f"{figures} | {seconds:.1f} | {row.get('seconds', '')} |"
+                    f"{figures} | {seconds:.1f} | {trained} |"
                 )
                 flagged = any(i["flagged"] for i in report["interventions"])
                 solved += perfect and v["verified"] and not flagged
@@ -121,6 +158,7 @@ def main(argv=None) -> int:
     summary = (
         f"\nmodels right on every input up to N: {counted}; of them given a program equal to the "
         f"model up to N with every intervention figure >= 0.99: {solved}"
+        + (f"; distilled slower than trained (whole processes): {slower}" if args.train else "")
     )
     print(summary)
     if args.out:

@@ -200,16 +200,18 @@ def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Ca
     return found + _aggregates(tag, categorical, component)
 
 
-def _aggregates(tag: str, categorical: list[str], component: str) -> list[Candidate]:
+def _aggregates(
+    tag: str, categorical: list[str], component: str, where: bool = True
+) -> list[Candidate]:
     """What a one-key selector `sel_{tag}` reads there: each categorical variable, and
-    where it points (indices)."""
+    (`where`) where it points (indices)."""
     return [
         Candidate(
             f"{value.rstrip('_')}_{tag}",
             f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
             component,
         )
-        for value in [*categorical, "indices_"]
+        for value in [*categorical, *(["indices_"] if where else [])]
     ]
 
 
@@ -351,8 +353,8 @@ def _selector_candidates(
 def _one_number_selected(column: np.ndarray, matrix: np.ndarray, rows: np.ndarray) -> bool:
     """Whether `column` [batch, pos] holds numbers and, at every real query, the keys
     `matrix` [batch, query, key] selects (BOS excluded) hold one of them."""
-    flat = column[rows].tolist()
-    if not flat or not set(map(type, flat)) <= {int, float}:
+    sample = column[rows][:1000].tolist()  # a variable's values share one type
+    if not sample or not set(map(type, sample)) <= {int, float}:
         return False
     numbers = np.where(rows, column, 0).astype(np.float64)[:, None, :]
     selected = matrix[:, :, : numbers.shape[-1]]
@@ -414,8 +416,12 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
         return finding, made
     # Several keys that all hold one number: the aggregate (their mean) is that number
     # (sort_unique's duplicates share their rank, hence their position and their token).
-    uniform = [v for v in categorical if _one_number_selected(values[v], matrix, rows)]
-    made += [c for c in _aggregates(tag, uniform, component) if c.name.split("_")[0] != "indices"]
+    uniform = [
+        v
+        for v in categorical
+        if not v.startswith("below") and _one_number_selected(values[v], matrix, rows)
+    ]  # (a 0/1 balance is read by counting)
+    made += _aggregates(tag, uniform, component, where=False)
     for value in categorical:  # the counts of each value among the selected keys
         seen = sorted(set(values[value][rows].tolist()), key=repr)
         if value.startswith("below"):

@@ -9,6 +9,7 @@ answers (synthesis then finds a closed form where one fits).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -66,6 +67,27 @@ class Observations:
     output_codes: np.ndarray
     read: np.ndarray  # bool per position: a read-out position (else the model's plain argmax)
 
+    @functools.cached_property
+    def distinct_read(self) -> DistinctRows:
+        """The distinct rows (codes of every variable, output code) among the read-out
+        positions, with how many positions each stands for."""
+        names = list(self.codes)
+        columns = [self.codes[n][self.read] for n in names] + [self.output_codes[self.read]]
+        widest = max(int(c.max(initial=0)) for c in columns)
+        table = np.ascontiguousarray(np.stack(columns, 1).astype(np.min_scalar_type(widest)))
+        as_bytes = table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel()
+        _, first, weights = np.unique(as_bytes, return_index=True, return_counts=True)
+        rows = table[first].astype(np.int64)
+        codes = {n: rows[:, i] for i, n in enumerate(names)}
+        return DistinctRows(codes, rows[:, -1], weights)
+
+
+@dataclass
+class DistinctRows:
+    codes: dict[str, np.ndarray]
+    outputs: np.ndarray
+    weights: np.ndarray
+
 
 def observe(
     model, task, inputs, definitions: list[Candidate], names: list[str], output=None
@@ -120,16 +142,23 @@ def _encode(column: list) -> tuple[np.ndarray, list]:
 
 
 def _groups(obs: Observations, names: list[str]) -> np.ndarray:
-    """Group key per position: positions with the same values of `names` share one (keys
-    are not consecutive; they are compacted only when the next digit could overflow)."""
-    combined = np.zeros(len(obs.outputs), dtype=np.int64)
+    """Group key per position: positions with the same values of `names` share one."""
+    sizes = [len(obs.values[n]) for n in names]
+    return _combined([obs.codes[n] for n in names], sizes, len(obs.outputs))
+
+
+def _combined(columns: list[np.ndarray], sizes: list[int], length: int) -> np.ndarray:
+    """One key per row of the code `columns` (a mixed radix over them): rows with the same
+    codes share one. Keys are not consecutive; they are compacted only when the next digit
+    could overflow."""
+    combined = np.zeros(length, dtype=np.int64)
     span = 1  # keys are below this
-    for n in names:  # mixed radix over the variables' codes
-        size = max(len(obs.values[n]), 1)
+    for column, size in zip(columns, sizes):
+        size = max(size, 1)
         if span * size >= 2**62:
             combined = np.unique(combined, return_inverse=True)[1].reshape(-1)
             span = int(combined.max()) + 1
-        combined = combined * size + obs.codes[n]
+        combined = combined * size + column
         span *= size
     return combined
 
@@ -141,14 +170,21 @@ def group_ids(obs: Observations, names: list[str]) -> np.ndarray:
 
 def conflicts(obs: Observations, names: list[str]) -> int:
     """Read-out positions whose output differs from the most common output among the
-    read-out positions with the same values of `names`."""
-    if not obs.read.any():
+    read-out positions with the same values of `names`.
+
+    Counted over the distinct read-out rows (every variable and the output) with their
+    multiplicities: the searches call this thousands of times, and positions repeat."""
+    rows = obs.distinct_read
+    if not len(rows.weights):
         return 0
-    group = group_ids(obs, names)[obs.read]
-    outs = obs.output_codes[obs.read]
-    width = int(outs.max()) + 1
-    counts = np.bincount(group * width + outs, minlength=(group.max() + 1) * width)
-    return int(len(group) - counts.reshape(-1, width).max(axis=1).sum())
+    sizes = [len(obs.values[n]) for n in names]
+    keys = _combined([rows.codes[n] for n in names], sizes, len(rows.weights))
+    group = np.unique(keys, return_inverse=True)[1].reshape(-1)
+    width = int(rows.outputs.max()) + 1
+    counts = np.bincount(
+        group * width + rows.outputs, weights=rows.weights, minlength=(group.max() + 1) * width
+    )
+    return int(rows.weights.sum() - counts.reshape(-1, width).max(axis=1).sum())
 
 
 def determining_sets(obs: Observations, names: list[str], preferred: list[str], allowed: int = 0):
