@@ -17,11 +17,16 @@ class Candidate:
     component: str | None  # e.g. "L0.H1"; None for tokens and indices
 
 
-def evaluate_definitions(definitions: list[Candidate], inputs: list[list]) -> dict:
-    """name -> values [batch, pos] (object) or selector matrix [batch, query, key] (bool)."""
+def evaluate_definitions(
+    definitions: list[Candidate], inputs: list[list], as_arrays: bool = False
+) -> dict:
+    """name -> values [batch, pos] (object) or selector matrix [batch, query, key] (bool);
+    `as_arrays`: the interpreter's SOpArray / SelectorArray as they are."""
     lines = [f"{c.name} = {c.source}" for c in definitions]
     program = dsl.parse("\n".join([*lines, "return tokens", ""]), filename="<trained>")
     evaluation = evaluate_arrays(program, inputs)
+    if as_arrays:
+        return dict(evaluation.definitions)
     return {
         name: value.values() if hasattr(value, "codes") else value.matrix
         for name, value in evaluation.definitions.items()

@@ -19,7 +19,6 @@ input up to N (distill.trained.pipeline).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,8 +28,10 @@ from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate, evaluate_definitions
 from distill.trained.classes import natural_classes
 from distill.trained.program import (
+    Observations,
     determining_sets,
     group_ids,
+    labelled,
     observations_of,
     output_tables,
     table_lines,
@@ -103,14 +104,16 @@ def discover(model, inputs: list[list]) -> Discovery:
         reads = {}
         if layer > 0:
             values = evaluate_definitions(definitions, inputs)
+            coded = _coded(definitions, values, inputs)
             for head in range(config.n_heads):
-                made = _key_class(layer, head, trace, definitions, values, inputs, mask)
+                made = _key_class(layer, head, trace, definitions, coded, mask)
                 if made:
                     definitions.extend(made)
                     reads[head] = made[-1].name
             if len(reads) < config.n_heads:
                 definitions.extend(_balances(definitions, layer, values, mask))
         values = evaluate_definitions(definitions, inputs)
+        coded = _coded(definitions, values, inputs)
         categorical = _value_variables(definitions, values, mask)
         ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
         offered = _selector_candidates(categorical, config.causal, ordered)
@@ -126,7 +129,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         for head in range(config.n_heads):
             component = f"L{layer}.H{head}"
             pattern = trace[f"blocks.{layer}.attn.hook_pattern"][:, head]
-            pointer = _pointer(layer, head, pattern, definitions, values, inputs, mask)
+            pointer = _pointer(layer, head, pattern, definitions, coded, inputs, mask)
             finding, made = _read_head(
                 component,
                 pattern,
@@ -148,7 +151,15 @@ def discover(model, inputs: list[list]) -> Discovery:
     return Discovery(definitions, heads, output)
 
 
-def _pointer(layer, head, pattern, definitions, values, inputs, mask):
+def _coded(definitions: list[Candidate], values: dict, inputs) -> Observations:
+    """Every variable of `definitions` at every position, coded once for the searches of
+    a layer (each head's labels are put in with `labelled`)."""
+    names = [c.name for c in definitions if not c.source.startswith("select(")]
+    positions = sum(map(len, inputs))
+    return observations_of(values, inputs, names, [0] * positions, np.ones(positions, bool))
+
+
+def _pointer(layer, head, pattern, definitions, coded, inputs, mask):
     """(definitions, (label, source, matrix)) of a head that points at one key: the key it
     picks as a function of the query's variables (`select(indices, at, ==)` with `at` a
     table of them), or of the key's (`select(at, indices, ==)`); ([],) when the head
@@ -173,9 +184,9 @@ def _pointer(layer, head, pattern, definitions, values, inputs, mask):
         sides.append((chooser, f"select({target}, indices_, ==)", "key"))
     allowed = int(POINTER_MISSES * rows.sum())  # a soft head's strongest key may stray
     readings = []
-    for labelled, selector, side in sides:
-        labels = labelled[rows].tolist()
-        obs = observations_of(values, inputs, names, labels, np.ones(len(labels), bool))
+    for keys, selector, side in sides:
+        labels = keys[rows].tolist()
+        obs = labelled(coded, labels)
         kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
         if kept is not None:
             readings.append((kept, obs, selector, side))
@@ -249,7 +260,7 @@ def _balances(definitions: list[Candidate], layer: int, values: dict, mask) -> l
     return made
 
 
-def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Candidate]:
+def _key_class(layer, head, trace, definitions, coded, mask) -> list[Candidate]:
     """What head (layer, head) reads at its keys, as a categorical variable over the program's
     variables (distill.trained.classes), with the definitions it needs; [] when its key
     and value vectors form no clear clusters."""
@@ -259,10 +270,7 @@ def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Ca
     names = [
         c.name for c in definitions if not c.source.startswith("select(") and c.name != "indices_"
     ]
-    unlabelled = observations_of(
-        values, inputs, names, [0] * len(points), np.ones(len(points), bool)
-    )
-    group_of = group_ids(unlabelled, names)  # positions with the same values of every variable
+    group_of = group_ids(coded, names)  # positions with the same values of every variable
     means = np.zeros((group_of.max() + 1, points.shape[1]))
     np.add.at(means, group_of, points)
     means /= np.bincount(group_of)[:, None]
@@ -270,7 +278,7 @@ def _key_class(layer, head, trace, definitions, values, inputs, mask) -> list[Ca
     if labels is None:
         return []
     per_position = labels[group_of].tolist()
-    obs = dataclasses.replace(unlabelled, outputs=per_position, output_codes=labels[group_of])
+    obs = labelled(coded, per_position)
     preferred = [n for n in names if n != "tokens_"]
     kept = next(iter(determining_sets(obs, names, preferred)), None)
     if kept is None:

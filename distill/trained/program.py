@@ -9,6 +9,7 @@ answers (synthesis then finds a closed form where one fits).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -20,6 +21,7 @@ import torch
 import dsl
 from distill.trained.candidates import Candidate, evaluate_definitions
 from dsl import ast
+from dsl.interpreter import SOpArray
 
 
 def label_of(output) -> object:
@@ -112,19 +114,43 @@ def observe(
                 at = positions.get(j)
                 outputs.append(label_of(argmax[j] if at is None else answer[at]))
                 read.append(at is not None)
-    evaluated = evaluate_definitions(definitions, inputs)
+    evaluated = evaluate_definitions(definitions, inputs, as_arrays=True)
     return observations_of(evaluated, inputs, names, outputs, np.array(read, dtype=bool))
 
 
 def observations_of(evaluated: dict, inputs, names: list[str], outputs: list, read) -> Observations:
     """Observations of `outputs` (one per position of each input, in order) over the
-    evaluated variables `names`."""
+    evaluated variables `names` (values [batch, pos], or the interpreter's SOpArrays)."""
     mask = np.arange(max(map(len, inputs)))[None, :] < np.array([len(x) for x in inputs])[:, None]
     codes, values = {}, {}
     for n in names:
-        codes[n], values[n] = _encode(evaluated[n][mask].tolist())
+        value = evaluated[n]
+        if isinstance(value, SOpArray):
+            codes[n], values[n] = _recode(value.codes[mask], value.table)
+        else:
+            codes[n], values[n] = _encode(value[mask].tolist())
     output_codes, _ = _encode(outputs)
     return Observations(codes, values, outputs, output_codes, read)
+
+
+def labelled(obs: Observations, labels: list) -> Observations:
+    """`obs` with `labels` (one per position, each a read-out) as the outputs to determine:
+    one coding of the variables serves every search over them."""
+    positions = np.ones(len(labels), dtype=bool)
+    return dataclasses.replace(obs, outputs=labels, output_codes=_encode(labels)[0], read=positions)
+
+
+def _recode(codes: np.ndarray, table: tuple) -> tuple[np.ndarray, list]:
+    """`_encode`'s codes for values given as codes into a table of distinct values (as the
+    interpreter keeps them): the values that occur, numbers in order when all are int."""
+    used, dense = np.unique(codes, return_inverse=True)
+    values = [table[c] for c in used.tolist()]
+    if values and all(type(v) is int for v in values):
+        order = np.argsort(values, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rank[dense.reshape(-1)], [values[i] for i in order]
+    return dense.reshape(-1), values
 
 
 def _encode(column: list) -> tuple[np.ndarray, list]:
