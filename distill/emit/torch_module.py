@@ -553,7 +553,7 @@ def _gen_map(em: _Emitter, node: ast.Map, var: str) -> _Tensor:
     if node.encoding is ast.NUMERICAL:
         rows, dtype, kind = [_as_number(v) for v in outcomes], "torch.float64", "numbers"
     else:
-        rows, dtype, kind = [_code_of(values)(v) for v in outcomes], "torch.long", "codes"
+        rows, dtype, kind = list(map(_code_of(values), outcomes)), "torch.long", "codes"
     var = em.gather(var, rows, comment, arg.var, dtype, var=var)
     return _Tensor(
         var,
@@ -584,7 +584,7 @@ def _gen_sequence_map(em: _Emitter, node: ast.SequenceMap, var: str) -> _Tensor:
     if node.encoding is ast.NUMERICAL:
         rows, dtype, kind = [_as_number(v) for v in flat], "torch.float64", "numbers"
     else:
-        rows, dtype, kind = [_code_of(values)(v) for v in flat], "torch.long", "codes"
+        rows, dtype, kind = list(map(_code_of(values), flat)), "torch.long", "codes"
     # One lookup in the flattened [left, right] table (two advanced indices cost twice as much).
     index = f"{left.var} * {len(right.values) + 1} + {right.var}"
     var = em.gather(var, rows, comment, index, dtype, var=var)
