@@ -23,10 +23,16 @@ def spanning_tree_edges(points: np.ndarray) -> list[tuple[float, int, int]]:
     n = len(points)
     if n < 2:
         return []
-    distance = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    squares = (points**2).sum(-1)
+
+    def distance(
+        i: int,
+    ) -> np.ndarray:  # from point i to all (a row at a time: n² memory is too much)
+        return np.sqrt(np.maximum(squares + squares[i] - 2 * points @ points[i], 0.0))
+
     inside = np.zeros(n, dtype=bool)
     inside[0] = True
-    best = distance[0].copy()
+    best = distance(0)
     parent = np.zeros(n, dtype=np.int64)
     edges = []
     for _ in range(n - 1):
@@ -34,8 +40,9 @@ def spanning_tree_edges(points: np.ndarray) -> list[tuple[float, int, int]]:
         j = int(candidates.argmin())
         edges.append((float(best[j]), int(parent[j]), j))
         inside[j] = True
-        closer = distance[j] < best
-        best = np.where(closer, distance[j], best)
+        from_j = distance(j)
+        closer = from_j < best
+        best = np.where(closer, from_j, best)
         parent = np.where(closer, j, parent)
     return edges
 
