@@ -25,7 +25,16 @@ _COMPARISONS = {
 
 def comparison_of(table: ast.Table) -> ast.Lambda | None:
     """`lambda x, y: a if x OP y else b` equal to `table` on every entry, or None."""
-    entries = table.entries
+    text = comparison_text(table.entries)
+    if text is None:
+        return None
+    program = dsl.parse(f"f = sequence_map({text}, tokens, tokens)\nreturn f\n")
+    return program.definitions[0].node.fn
+
+
+def comparison_text(entries) -> str | None:
+    """The comparison's lambda, as text, equal to the ((x, y), value) `entries`, or None."""
+    entries = list(entries)
     outputs = list(dict.fromkeys((type(v), v) for _, v in entries))
     numbers = all(isinstance(k, tuple) and all(type(p) is int for p in k) for k, _ in entries)
     if len(outputs) != 2 or not numbers:
@@ -38,9 +47,7 @@ def comparison_of(table: ast.Table) -> ast.Lambda | None:
                 and type(v) is type(then if compare(x, y) else other)
                 for (x, y), v in entries
             ):
-                text = f"lambda x, y: {_literal(then)} if x {op} y else {_literal(other)}"
-                program = dsl.parse(f"f = sequence_map({text}, tokens, tokens)\nreturn f\n")
-                return program.definitions[0].node.fn
+                return f"lambda x, y: {_literal(then)} if x {op} y else {_literal(other)}"
     return None
 
 

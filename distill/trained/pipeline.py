@@ -20,7 +20,7 @@ import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
-from distill.trained.comparisons import comparisons_named
+from distill.trained.comparisons import comparison_text, comparisons_named
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
@@ -156,11 +156,18 @@ def _choose(
     domain, but codes synthesis chose for pairs of values may collide on combinations only
     an intervention reaches."""
     best, first, passing = None, None, 0
-    for number, kept in enumerate(_with_inputs(determining_sets(observations, names, preferred))):
-        if number == ALTERNATIVES or passing == READABLE_TRIES:
+    with stage("tabulate"):
+        sets = itertools.islice(
+            _with_inputs(determining_sets(observations, names, preferred)), ALTERNATIVES
+        )
+        tabled = [(kept, output_tables(observations, kept)) for kept in sets]
+    # A read-out that is a comparison of two variables is readable without a search.
+    tabled.sort(key=lambda pair: not (len(pair[0]) == 2 and comparison_text(pair[1].items())))
+    for kept, table in tabled:
+        if passing == READABLE_TRIES:
             break
         with stage("tabulate"):
-            table_program = build(found.definitions, kept, output_tables(observations, kept))
+            table_program = build(found.definitions, kept, table)
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
         first = first or (table_program, evidence)
@@ -217,7 +224,10 @@ def _readable(program: ast.Program, model, longest: int) -> tuple[ast.Program, a
         d.name for d in program.definitions if "_both_" in d.name or d.name.startswith("read_")
     )
     vocab = list(model.config.vocab)
-    result = synth.readable(program, vocab=vocab, max_seq_len=longest, free=codes)
+    # Comparisons named first: one pass over a table, where synthesis would search for it.
+    result = synth.readable(
+        comparisons_named(program), vocab=vocab, max_seq_len=longest, free=codes
+    )
     readable = comparisons_named(_without_aliases(result.program))
     completed = complete_tables(readable, vocab, longest)
     if type_checks(completed, vocab, longest):
