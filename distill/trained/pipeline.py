@@ -161,8 +161,14 @@ def _choose(
             _with_inputs(determining_sets(observations, names, preferred)), ALTERNATIVES
         )
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
-    # A read-out that is a comparison of two variables is readable without a search.
-    tabled.sort(key=lambda pair: not (len(pair[0]) == 2 and comparison_text(pair[1].items())))
+    # Fewest variables first; among two, a read-out that is a comparison of them first
+    # (readable without a search).
+    tabled.sort(
+        key=lambda pair: (
+            len(pair[0]),
+            not (len(pair[0]) == 2 and comparison_text(pair[1].items())),
+        )
+    )
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break
