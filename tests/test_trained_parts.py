@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import dsl
 from distill.trained.classes import natural_classes
-from distill.trained.comparisons import comparison_of, comparisons_named
+from distill.trained.comparisons import argmax_lines, comparison_of, comparisons_named
 from distill.trained.domain import domain_of
 from distill.trained.interventions import _intervened_program
 from distill.trained.program import Observations, conflicts, determining_sets, label_of, labels_in
@@ -152,3 +152,43 @@ def test_an_approximation_keeps_few_variables_and_the_least_disagreement_they_al
     # xor first (no one variable lowers the disagreement more), then what narrows row 5 down
     assert len(kept) == MAX_SUBSET and {"v0", "v1"} <= set(kept)
     assert conflicts(obs, kept) == 1 == conflicts(obs, ["v0", "v1"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.permutations(["a", "b", "c", "d"]),
+    st.lists(st.text("abcd", min_size=1, max_size=9), min_size=1, max_size=20),
+)
+def test_the_largest_of_counts_with_a_tie_order_gets_a_closed_form(priority, strings):
+    """A table "the most frequent letter, ties to the earliest in `priority`" over counts
+    0..4 becomes definitions that give that letter on any string (counts past the table's
+    included), checked against Python's own max."""
+    letters = ["a", "b", "c", "d"]
+
+    def most_frequent(counts):
+        return max(letters, key=lambda x: (counts[letters.index(x)], -priority.index(x)))
+
+    table = {key: most_frequent(key) for key in itertools.product(range(5), repeat=4)}
+    names = [f"n_{x}" for x in letters]
+    lines = argmax_lines("output", names, table)
+    assert lines is not None
+    counts = [
+        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
+    ]
+    program = dsl.parse("\n".join([*counts, *lines, "return output", ""]))
+    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
+    for string, output in zip(strings, outputs):
+        expected = most_frequent([string.count(x) for x in letters])
+        assert output == [expected] * len(string)
+
+
+def test_a_table_that_is_not_the_largest_of_its_variables_gets_no_argmax_form():
+    letters = ["a", "b", "c"]
+    smallest = {
+        key: letters[min(range(3), key=lambda i: (key[i], i))]
+        for key in itertools.product(range(4), repeat=3)
+    }
+    assert argmax_lines("output", ["x", "y", "z"], smallest) is None
+    largest = {key: letters[max(range(3), key=lambda i: (key[i], -i))] for key in smallest}
+    largest[(3, 0, 0)] = "b"  # one entry off: the model's own mistake stays a table
+    assert argmax_lines("output", ["x", "y", "z"], largest) is None

@@ -1,13 +1,17 @@
-"""Two-valued tables of two numbers that are a comparison: `a if x < y else b`.
+"""Read-out tables with a form found without a search: a comparison of two numbers
+(`a if x < y else b`), or the label of the largest of three or four (ties to a fixed order).
 
 A trained model's read-out is often which of two counts is larger (binary majority:
 more 1s than 0s), a closed form one node past synthesis's default search for two
-inputs; checking the six comparisons directly costs one pass over the table.
+inputs; checking the six comparisons directly costs one pass over the table. With three
+or four counts (majority) the table grows with every count reached, and no search over
+expressions of three variables is cheap; the argmax is checked against every entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 
 import dsl
@@ -51,6 +55,14 @@ def comparison_text(entries) -> str | None:
     return None
 
 
+def named_form(names: list[str], table: dict) -> bool:
+    """Whether the read-out `table` over `names` has a form found without a search (a
+    comparison of two variables, or the largest of three or four)."""
+    if len(names) == 2:
+        return comparison_text(table.items()) is not None
+    return argmax_lines("output", names, table) is not None
+
+
 def comparisons_named(program: ast.Program) -> ast.Program:
     """`program` with each two-valued sequence-map table that is a comparison written as one."""
 
@@ -66,3 +78,65 @@ def comparisons_named(program: ast.Program) -> ast.Program:
 
 def _literal(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def argmax_lines(target: str, names: list[str], table: dict) -> list[str] | None:
+    """Definitions of `target` as "the label of the largest of `names`, ties to a fixed
+    order", when `table` ((values of names) -> label) is exactly that, else None.
+
+    A majority read-out over counts is this (the most frequent token): as a table it
+    grows with every count the inputs reach; as a closed form it holds for any count.
+    Each variable gets a score, value * k + its rank (k variables; the rank breaks ties),
+    the largest score wins, and its rank names the label."""
+    k = len(names)
+    entries = list(table.items())
+    labels = list(dict.fromkeys(v for _, v in entries))
+    if not 3 <= k <= 4 or len(labels) != k:  # two: a comparison reads better
+        return None
+    if not all(len(key) == k and all(type(x) is int for x in key) for key, _ in entries):
+        return None
+    label_of = _labels_of_variables(entries, k)
+    if label_of is None or sorted(map(repr, label_of)) != sorted(map(repr, labels)):
+        return None
+    for order in itertools.permutations(range(k)):  # order[0] wins every tie
+        rank = {variable: k - 1 - place for place, variable in enumerate(order)}
+        if all(
+            label_of[max(range(k), key=lambda i: (key[i], rank[i]))] == value
+            for key, value in entries
+        ):
+            return _argmax_definitions(target, names, label_of, rank)
+    return None
+
+
+def _labels_of_variables(entries, k: int) -> list | None:
+    """The label each variable stands for, read off the entries where it alone is the
+    largest; None if a variable never is, or stands for two labels."""
+    found: dict[int, object] = {}
+    for key, value in entries:
+        top = max(key)
+        if key.count(top) == 1:
+            i = key.index(top)
+            if found.setdefault(i, value) != value:
+                return None
+    return [found[i] for i in range(k)] if len(found) == k else None
+
+
+def _argmax_definitions(target: str, names: list[str], label_of: list, rank: dict) -> list[str]:
+    k = len(names)
+    lines = [
+        f"{target}_score_{i} = map(lambda x: x * {k} + {rank[i]}, {name})"
+        for i, name in enumerate(names)
+    ]
+    best = f"{target}_score_0"
+    for i in range(1, k):
+        lines.append(
+            f"{target}_best_{i} = sequence_map(lambda x, y: max(x, y), {best}, {target}_score_{i})"
+        )
+        best = f"{target}_best_{i}"
+    by_rank = sorted(range(k), key=lambda i: rank[i])
+    choice = _literal(label_of[by_rank[0]])
+    for i in by_rank[1:]:
+        otherwise = choice if " if " not in choice else f"({choice})"
+        choice = f"{_literal(label_of[i])} if s % {k} == {rank[i]} else {otherwise}"
+    lines.append(f"{target} = map(lambda s: {choice}, {best})")
+    return lines

@@ -20,7 +20,7 @@ import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
-from distill.trained.comparisons import comparison_text, comparisons_named
+from distill.trained.comparisons import comparisons_named, named_form
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
@@ -161,14 +161,9 @@ def _choose(
             _with_inputs(determining_sets(observations, names, preferred)), ALTERNATIVES
         )
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
-    # Fewest variables first; among two, a read-out that is a comparison of them first
-    # (readable without a search).
-    tabled.sort(
-        key=lambda pair: (
-            len(pair[0]),
-            not (len(pair[0]) == 2 and comparison_text(pair[1].items())),
-        )
-    )
+    # Fewest variables first; among as many, a read-out with a form found without a
+    # search first (a comparison, the largest of counts).
+    tabled.sort(key=lambda pair: (len(pair[0]), not named_form(*pair)))
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break

@@ -20,6 +20,7 @@ import torch
 
 import dsl
 from distill.trained.candidates import Candidate, evaluate_definitions
+from distill.trained.comparisons import argmax_lines
 from dsl import ast
 from dsl.interpreter import SOpArray
 
@@ -303,9 +304,10 @@ def _majority(group: np.ndarray, outputs: np.ndarray, best: np.ndarray) -> np.nd
 
 
 def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
-    """The program: the definitions, then the output as a table of `names` (table_lines)."""
+    """The program: the definitions, then the output over `names`: the largest of them
+    where the table is exactly that (argmax_lines), else the table (table_lines)."""
     lines = [f"{c.name} = {c.source}" for c in definitions]
-    lines += table_lines("output", names, table)
+    lines += argmax_lines("output", names, table) or table_lines("output", names, table)
     return dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
 
 
