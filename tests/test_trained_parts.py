@@ -192,3 +192,24 @@ def test_a_table_that_is_not_the_largest_of_its_variables_gets_no_argmax_form():
     largest = {key: letters[max(range(3), key=lambda i: (key[i], -i))] for key in smallest}
     largest[(3, 0, 0)] = "b"  # one entry off: the model's own mistake stays a table
     assert argmax_lines("output", ["x", "y", "z"], largest) is None
+
+
+def test_the_largest_of_counts_is_put_in_words_with_its_tie_order():
+    from distill.trained.report import in_words
+
+    letters = ["a", "b", "c"]
+    priority = ["c", "a", "b"]  # a tie goes to c, then a
+    table = {
+        key: max(letters, key=lambda x: (key[letters.index(x)], -priority.index(x)))
+        for key in itertools.product(range(4), repeat=3)
+    }
+    names = [f"n_{x}" for x in letters]
+    counts = [
+        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
+    ]
+    lines = argmax_lines("output", names, table)
+    program = dsl.parse("\n".join([*counts, *lines, "return output", ""]))
+    assert in_words(program)["output"] == (
+        'the one whose count is largest: "c" (n_c), "a" (n_a), "b" (n_b); '
+        "a tie goes to the one listed first"
+    )

@@ -27,6 +27,8 @@ _COUNT = re.compile(
     r"selector_width\(select\(indices, indices, (?P<sel><=|true|<)\) & "
     r"select\(tokens, tokens, (?:lambda k, q: k == (?P<value>.+)|(?P<same>==))\)\)$"
 )
+_SCORE = re.compile(r"map\(lambda x: x \* \d+ \+ (?P<rank>\d+), (?P<variable>\w+)\)$")
+_RANKED_LABEL = re.compile(r"(\S+) if s % \d+ == (\d+)")
 _SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the input"}
 
 
@@ -34,6 +36,7 @@ def in_words(program: ast.Program) -> dict[str, str]:
     """definition -> what it says in words, for the named patterns synthesis found."""
     words = {}
     selectors: dict[str, str] = {}  # a named selector's text, put back where it is used
+    scores: dict[str, list] = {}  # an argmax read-out's (rank, variable) per score
     for definition in program.definitions:
         source = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
         text = source.splitlines()[0].split(" = ", 1)[1]
@@ -51,6 +54,21 @@ def in_words(program: ast.Program) -> dict[str, str]:
             words[definition.name] = "the length of the input"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
             words[definition.name] = "the previous token"
+        score = _SCORE.match(text)
+        if score and "_score_" in definition.name:
+            scores.setdefault(definition.name.rsplit("_score_", 1)[0], []).append(
+                (int(score["rank"]), score["variable"])
+            )
+        largest = scores.get(definition.name)
+        if largest and text.startswith("map(lambda s: "):
+            labels = dict((int(rank), label) for label, rank in _RANKED_LABEL.findall(text))
+            labels.setdefault(0, text.rsplit(" else ", 1)[1].split(",")[0])
+            ranked = sorted(largest, reverse=True)
+            words[definition.name] = (
+                "the one whose count is largest: "
+                + ", ".join(f"{labels.get(r, '?')} ({v})" for r, v in ranked)
+                + "; a tie goes to the one listed first"
+            )
     return words
 
 
