@@ -15,6 +15,7 @@ import itertools
 import operator
 
 import dsl
+from distill.circuit.discovery import DEFAULT_LABEL
 from dsl import ast
 
 _COMPARISONS = {
@@ -30,8 +31,15 @@ _COMPARISONS = {
 def comparison_of(table: ast.Table) -> ast.Lambda | None:
     """`lambda x, y: a if x OP y else b` equal to `table` on every entry, or None."""
     text = comparison_text(table.entries)
-    if text is None:
-        return None
+    return None if text is None else _lambda(text)
+
+
+def _fallback_of(table: ast.Table) -> ast.Lambda | None:
+    text = fallback_text(table.entries)
+    return None if text is None else _lambda(text)
+
+
+def _lambda(text: str) -> ast.Lambda:
     program = dsl.parse(f"f = sequence_map({text}, tokens, tokens)\nreturn f\n")
     return program.definitions[0].node.fn
 
@@ -57,18 +65,38 @@ def comparison_text(entries) -> str | None:
 
 def named_form(names: list[str], table: dict) -> bool:
     """Whether the read-out `table` over `names` has a form found without a search (a
-    comparison of two variables, or the largest of three or four)."""
+    comparison of two variables or a fallback between them, or the largest of three or
+    four)."""
     if len(names) == 2:
-        return comparison_text(table.items()) is not None
+        entries = list(table.items())
+        return comparison_text(entries) is not None or fallback_text(entries) is not None
     return argmax_lines("output", names, table) is not None
 
 
+def fallback_text(entries) -> str | None:
+    """`lambda x, y: y if x == DEFAULT else x` (or with x and y swapped) equal to the
+    ((x, y), value) `entries`, or None: one aggregate's value where it selects a key,
+    another's where it selects none (what tracr's default is for)."""
+    entries = list(entries)
+    if not all(isinstance(k, tuple) and len(k) == 2 for k, _ in entries):
+        return None
+    for first, second, text in ((0, 1, "y if x == {d} else x"), (1, 0, "x if y == {d} else y")):
+        defaults = [k for k, _ in entries if k[first] == DEFAULT_LABEL]
+        if defaults and all(
+            v == (k[second] if k[first] == DEFAULT_LABEL else k[first]) and v != DEFAULT_LABEL
+            for k, v in entries
+        ):
+            return "lambda x, y: " + text.format(d=_literal(DEFAULT_LABEL))
+    return None
+
+
 def comparisons_named(program: ast.Program) -> ast.Program:
-    """`program` with each two-valued sequence-map table that is a comparison written as one."""
+    """`program` with each sequence-map table that is a comparison, or a fallback between
+    two aggregates, written as one."""
 
     def rewrite(node):
         if isinstance(node, ast.SequenceMap) and isinstance(node.fn, ast.Table):
-            fn = comparison_of(node.fn)
+            fn = comparison_of(node.fn) or _fallback_of(node.fn)
             if fn is not None:
                 return dataclasses.replace(node, fn=fn)
         return node

@@ -13,6 +13,7 @@ says so with the inputs, and carries the best approximation with its measured ag
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -162,8 +163,11 @@ def _choose(
         )
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
     # Fewest variables first; among as many, a read-out with a form found without a
-    # search first (a comparison, the largest of counts).
-    tabled.sort(key=lambda pair: (len(pair[0]), not named_form(*pair)))
+    # search first (a comparison, the largest of counts), then the shortest program.
+    sources = {c.name: c.source for c in found.definitions}
+    tabled.sort(
+        key=lambda pair: (len(pair[0]), not named_form(*pair), len(_needed(sources, pair[0])))
+    )
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break
@@ -189,6 +193,17 @@ def _choose(
             evidence = interventions(table_program, components, model, task, inputs, seed)
         return _synthesized(table_program, evidence, model, longest, stage)[1:], False
     return (best or _synthesized(*first, model, longest, stage))[1:], True
+
+
+def _needed(sources: dict[str, str], names: list[str]) -> set[str]:
+    """The definitions `names` need (themselves included), read off their sources."""
+    needed, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += [w for w in re.findall(r"[A-Za-z_]\w*", sources[name]) if w in sources]
+    return needed
 
 
 def _synthesized(table_program, evidence, model, longest: int, stage) -> tuple:
