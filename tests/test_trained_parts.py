@@ -12,7 +12,7 @@ import dsl
 from distill.trained.classes import natural_classes
 from distill.trained.comparisons import argmax_lines, comparison_of, comparisons_named
 from distill.trained.domain import domain_of
-from distill.trained.interventions import _intervened_program
+from distill.trained.interventions import _intervened_program, _pairs
 from distill.trained.program import Observations, conflicts, determining_sets, label_of, labels_in
 from dsl import ast
 from dsl.interpreter import evaluate_arrays
@@ -213,3 +213,16 @@ def test_the_largest_of_counts_is_put_in_words_with_its_tie_order():
         'the one whose count is largest: "c" (n_c), "a" (n_a), "b" (n_b); '
         "a tie goes to the one listed first"
     )
+
+
+def test_a_variable_that_changes_only_with_the_length_is_intervened_across_lengths():
+    inputs = [list(x) for n in (2, 3, 4) for x in itertools.product("ab", repeat=n)]
+    values = np.zeros((len(inputs), 4, 1), dtype=object)
+    for i, tokens in enumerate(inputs):
+        values[i, : len(tokens), 0] = len(tokens)  # the length, at every position
+    same, different = _pairs(values, inputs, seed=0)
+    assert same and all(len(inputs[a]) == len(inputs[b]) for a, b, _ in same)
+    assert len(different) > 100
+    for a, b, q in different:
+        assert len(inputs[a]) != len(inputs[b]) and q < min(len(inputs[a]), len(inputs[b]))
+        assert inputs[a][q] == inputs[b][q]

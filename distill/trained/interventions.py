@@ -98,8 +98,11 @@ def needed_definitions(program: ast.Program) -> list[str]:
 
 
 def _pairs(values: np.ndarray, inputs, seed):
-    """(same, different): (first, second, position) triples, inputs of one length, at most
-    PAIRS each; values [input, position, variable] are equal at the position or not."""
+    """(same, different): (first, second, position) triples, at most PAIRS each; values
+    [input, position, variable] are equal at the position or not. The two inputs have one
+    length; where no such pair differs (a variable that changes only with the length, as
+    the length itself does), different pairs are drawn across lengths, at a position both
+    have."""
     rng = random.Random(seed)
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, tokens in enumerate(inputs):
@@ -107,19 +110,26 @@ def _pairs(values: np.ndarray, inputs, seed):
     lengths = [n for n, rows in by_length.items() if len(rows) > 1]
     same: list = []
     different: list = []
-    for _ in range(200 * PAIRS):
-        if not lengths or (len(same) >= PAIRS and len(different) >= PAIRS):
-            break
-        n = rng.choice(lengths)
-        a, b = rng.sample(by_length[n], 2)
-        q = rng.randrange(n)
+
+    def draw(a, b):
+        q = rng.randrange(min(len(inputs[a]), len(inputs[b])))
         if inputs[a][q] != inputs[b][q]:
-            continue  # the query's own token is the head's query, not the variable
+            return  # the query's own token is the head's query, not the variable
         equal = list(values[a, q]) == list(values[b, q])
         if equal and len(same) < PAIRS:
             same.append((a, b, q))
         elif not equal and len(different) < PAIRS:
             different.append((a, b, q))
+
+    for _ in range(200 * PAIRS):
+        if not lengths or (len(same) >= PAIRS and len(different) >= PAIRS):
+            break
+        draw(*rng.sample(by_length[rng.choice(lengths)], 2))
+    if not different and len(by_length) > 1:
+        for _ in range(200 * PAIRS):
+            if len(different) >= PAIRS:
+                break
+            draw(*rng.sample(range(len(inputs)), 2))
     return same, different
 
 
