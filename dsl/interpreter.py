@@ -117,7 +117,7 @@ def evaluate(program: ast.Program, inputs: Sequence[Sequence], *, undefined: str
 def evaluate_arrays(
     program: ast.Program,
     inputs: Sequence[Sequence],
-    overrides: Mapping[str, SOpArray] | None = None,
+    overrides: Mapping[str, SOpArray | SelectorArray] | None = None,
 ) -> Evaluation:
     """Every definition and the output of `program` as arrays over the batch `inputs`.
 
@@ -128,8 +128,15 @@ def evaluate_arrays(
     for name, value in (overrides or {}).items():
         if name not in evaluator.lookup:
             raise EvaluationError(f"override of an undefined name {name!r}")
-        if value.codes.shape[0] != evaluator.batch or value.codes.shape[1] < evaluator.width:
+        shape = value.matrix.shape if isinstance(value, SelectorArray) else value.codes.shape
+        if shape[0] != evaluator.batch or shape[1] < evaluator.width:
             raise EvaluationError(f"override of {name!r}: its shape does not fit the batch")
+        if isinstance(value, SelectorArray):  # a selector already evaluated on this batch
+            width = evaluator.width
+            evaluator._by_name[name] = SelectorArray(
+                value.matrix[:, :width, :width], value.failures
+            )
+            continue
         evaluator._by_name[name] = SOpArray(
             value.codes[:, : evaluator.width], value.table, value.failures
         )

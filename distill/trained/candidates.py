@@ -17,17 +17,38 @@ class Candidate:
     component: str | None  # e.g. "L0.H1"; None for tokens and indices
 
 
-def evaluate_definitions(
-    definitions: list[Candidate], inputs: list[list], as_arrays: bool = False
-) -> dict:
-    """name -> values [batch, pos] (object) or selector matrix [batch, query, key] (bool);
-    `as_arrays`: the interpreter's SOpArray / SelectorArray as they are."""
-    lines = [f"{c.name} = {c.source}" for c in definitions]
-    program = dsl.parse("\n".join([*lines, "return tokens", ""]), filename="<trained>")
-    evaluation = evaluate_arrays(program, inputs)
-    if as_arrays:
-        return dict(evaluation.definitions)
-    return {
-        name: value.values() if hasattr(value, "codes") else value.matrix
-        for name, value in evaluation.definitions.items()
-    }
+class DefinitionValues:
+    """Definitions evaluated over one batch of inputs, each once: a later call evaluates
+    only the definitions it has not seen (with the same source), the others going in as
+    the interpreter's overrides. Discovery adds definitions layer by layer and evaluates
+    them all each time; without this the first layer's are evaluated once per layer."""
+
+    def __init__(self, inputs: list[list]):
+        self.inputs = inputs
+        self._known: dict[str, tuple[str, object, object]] = {}  # name -> source, array, values
+
+    def evaluate(self, definitions: list[Candidate], as_arrays: bool = False, keep: bool = True):
+        """name -> values [batch, pos] (object) or selector matrix [batch, query, key]
+        (bool); `as_arrays`: the interpreter's SOpArray / SelectorArray as they are.
+        `keep`: remember these for later calls (not for trial definitions, whose names
+        are used again with other sources)."""
+        lines = [f"{c.name} = {c.source}" for c in definitions]
+        program = dsl.parse("\n".join([*lines, "return tokens", ""]), filename="<trained>")
+        known = {c.name: self._known.get(c.name) for c in definitions}
+        overrides = {
+            c.name: known[c.name][1]
+            for c in definitions
+            if known[c.name] is not None and known[c.name][0] == c.source
+        }
+        evaluation = evaluate_arrays(program, self.inputs, overrides=overrides)
+        found = {}
+        for c in definitions:
+            array = evaluation.definitions[c.name]
+            cached = known[c.name] if c.name in overrides else None
+            values = cached[2] if cached is not None and cached[2] is not None else None
+            if not as_arrays and values is None:
+                values = array.values() if hasattr(array, "codes") else array.matrix
+            if keep:
+                self._known[c.name] = (c.source, array, values)
+            found[c.name] = array if as_arrays else values
+        return found

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from distill.circuit.discovery import DEFAULT_LABEL
-from distill.trained.candidates import Candidate, evaluate_definitions
+from distill.trained.candidates import Candidate, DefinitionValues
 from distill.trained.classes import natural_classes
 from distill.trained.program import (
     Observations,
@@ -79,6 +79,7 @@ class Discovery:
     definitions: list[Candidate]
     heads: list[HeadFinding]
     output: torch.Tensor  # the model's output on the traced inputs (program.observe reads it)
+    evaluated: DefinitionValues  # the definitions' values on them, likewise
 
 
 def traces(model, inputs: list[list]) -> tuple[dict, np.ndarray, torch.Tensor]:
@@ -97,13 +98,14 @@ def discover(model, inputs: list[list]) -> Discovery:
         Candidate("indices_", "indices", None),
     ]
     trace, mask, output = traces(model, inputs)
+    evaluated = DefinitionValues(inputs)
     config = model.config
     heads: list[HeadFinding] = []
     by_meaning: dict[str, Candidate] = {}  # what a head computes -> the first head's variable
     for layer in range(config.n_layers):
         reads = {}
         if layer > 0:
-            values = evaluate_definitions(definitions, inputs)
+            values = evaluated.evaluate(definitions)
             coded = _coded(definitions, values, inputs)
             for head in range(config.n_heads):
                 made = _key_class(layer, head, trace, definitions, coded, mask)
@@ -112,7 +114,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                     reads[head] = made[-1].name
             if len(reads) < config.n_heads:
                 definitions.extend(_balances(definitions, layer, values, mask))
-        values = evaluate_definitions(definitions, inputs)
+        values = evaluated.evaluate(definitions)
         coded = _coded(definitions, values, inputs)
         categorical = _value_variables(definitions, values, mask)
         ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
@@ -121,7 +123,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         trial = definitions + [
             Candidate(f"sel_{i}", source, None) for i, (_, source) in enumerate(offered)
         ]
-        matrices = evaluate_definitions(trial, inputs)
+        matrices = evaluated.evaluate(trial, keep=False)
         selectors = [
             (label, source, matrices[f"sel_{i}"]) for i, (label, source) in enumerate(offered)
         ]
@@ -129,7 +131,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         for head in range(config.n_heads):
             component = f"L{layer}.H{head}"
             pattern = trace[f"blocks.{layer}.attn.hook_pattern"][:, head]
-            pointer = _pointer(layer, head, pattern, definitions, coded, inputs, mask)
+            pointer = _pointer(layer, head, pattern, definitions, coded, evaluated, mask)
             finding, made = _read_head(
                 component,
                 pattern,
@@ -148,7 +150,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 extra = _pointer_reading(component, pointer, categorical)
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
-    return Discovery(definitions, heads, output)
+    return Discovery(definitions, heads, output, evaluated)
 
 
 def _coded(definitions: list[Candidate], values: dict, inputs) -> Observations:
@@ -159,7 +161,7 @@ def _coded(definitions: list[Candidate], values: dict, inputs) -> Observations:
     return observations_of(values, inputs, names, [0] * positions, np.ones(positions, bool))
 
 
-def _pointer(layer, head, pattern, definitions, coded, inputs, mask):
+def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     """(definitions, (label, source, matrix)) of a head that points at one key: the key it
     picks as a function of the query's variables (`select(indices, at, ==)` with `at` a
     table of them), or of the key's (`select(at, indices, ==)`); ([],) when the head
@@ -199,7 +201,7 @@ def _pointer(layer, head, pattern, definitions, coded, inputs, mask):
         name, source = line.split(" = ", 1)
         made.append(Candidate(name, source, None))
     trial = definitions + made + [Candidate("pointer_", selector, None)]
-    matrix = evaluate_definitions(trial, inputs)["pointer_"]
+    matrix = evaluated.evaluate(trial, keep=False)["pointer_"]
     return (made, (f"pointer ({side} side)", selector, matrix))
 
 

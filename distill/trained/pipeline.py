@@ -105,7 +105,7 @@ def distill_trained(
     components = {c.name: c.component for c in found.definitions if c.component}
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
         with stage("tabulate"):
-            traced = found.output if rounds == 1 else None  # later rounds add inputs
+            traced = found if rounds == 1 else None  # later rounds add inputs
             observations = observe(model, task, inputs, found.definitions, names, traced)
         (table_program, evidence, program), follows = _choose(
             observations,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import dsl
-from distill.trained.candidates import Candidate, evaluate_definitions
+from distill.trained.candidates import Candidate, DefinitionValues
 from distill.trained.comparisons import argmax_lines
 from dsl import ast
 from dsl.interpreter import SOpArray
@@ -93,11 +93,13 @@ class DistinctRows:
 
 
 def observe(
-    model, task, inputs, definitions: list[Candidate], names: list[str], output=None
+    model, task, inputs, definitions: list[Candidate], names: list[str], traced=None
 ) -> Observations:
     """The variables at every position of `inputs`, and the model's answer there: its
-    read-out at read-out positions, its plain argmax elsewhere. `output`: the model's
-    output on `inputs` where a trace already ran it (else one forward pass)."""
+    read-out at read-out positions, its plain argmax elsewhere. `traced`: the Discovery
+    made on these very inputs (its output and values are reused; else one forward pass
+    and every definition evaluated)."""
+    output = None if traced is None else traced.output
     outputs, read = [], []
     for start in range(0, len(inputs), CHUNK):
         chunk = inputs[start : start + CHUNK]
@@ -115,7 +117,8 @@ def observe(
                 at = positions.get(j)
                 outputs.append(label_of(argmax[j] if at is None else answer[at]))
                 read.append(at is not None)
-    evaluated = evaluate_definitions(definitions, inputs, as_arrays=True)
+    values = DefinitionValues(inputs) if traced is None else traced.evaluated
+    evaluated = values.evaluate(definitions, as_arrays=True)
     return observations_of(evaluated, inputs, names, outputs, np.array(read, dtype=bool))
 
 
