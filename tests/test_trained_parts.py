@@ -226,3 +226,27 @@ def test_a_variable_that_changes_only_with_the_length_is_intervened_across_lengt
     for a, b, q in different:
         assert len(inputs[a]) != len(inputs[b]) and q < min(len(inputs[a]), len(inputs[b]))
         assert inputs[a][q] == inputs[b][q]
+
+
+def test_the_largest_of_many_counts_gets_its_tie_order_from_the_ties_seen():
+    """Seven labels (past any search over orders): the order is read off the ties."""
+    letters = list("abcdefg")
+    priority = list("gcaebfd")
+    table = {
+        key: max(letters, key=lambda x: (key[letters.index(x)], -priority.index(x)))
+        for key in itertools.product(range(3), repeat=7)
+    }
+    names = [f"n_{x}" for x in letters]
+    counts = [
+        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
+    ]
+    program = dsl.parse(
+        "\n".join([*counts, *argmax_lines("output", names, table), "return output", ""])
+    )
+    strings = ["gc", "ca", "ae", "eb", "bf", "fd", "dg", "abcdefg", "ddaa", "ffbbcc"]
+    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
+    for string, output in zip(strings, outputs):
+        counts_of = [string.count(x) for x in letters]
+        assert output[0] == max(
+            letters, key=lambda x: (counts_of[letters.index(x)], -priority.index(x))
+        )

@@ -1,17 +1,17 @@
 """Read-out tables with a form found without a search: a comparison of two numbers
-(`a if x < y else b`), or the label of the largest of three or four (ties to a fixed order).
+(`a if x < y else b`), a fallback between two aggregates, or the label of the largest of
+three or more (ties to a fixed order).
 
 A trained model's read-out is often which of two counts is larger (binary majority:
 more 1s than 0s), a closed form one node past synthesis's default search for two
 inputs; checking the six comparisons directly costs one pass over the table. With three
-or four counts (majority) the table grows with every count reached, and no search over
+or more counts (majority) the table grows with every count reached, and no search over
 expressions of three variables is cheap; the argmax is checked against every entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import operator
 
 import dsl
@@ -66,7 +66,7 @@ def comparison_text(entries) -> str | None:
 def named_form(names: list[str], table: dict) -> bool:
     """Whether the read-out `table` over `names` has a form found without a search (a
     comparison of two variables or a fallback between them, or the largest of three or
-    four)."""
+    more)."""
     if len(names) == 2:
         entries = list(table.items())
         return comparison_text(entries) is not None or fallback_text(entries) is not None
@@ -119,21 +119,43 @@ def argmax_lines(target: str, names: list[str], table: dict) -> list[str] | None
     k = len(names)
     entries = list(table.items())
     labels = list(dict.fromkeys(v for _, v in entries))
-    if not 3 <= k <= 4 or len(labels) != k:  # two: a comparison reads better
+    if k < 3 or len(labels) != k:  # two: a comparison reads better
         return None
     if not all(len(key) == k and all(type(x) is int for x in key) for key, _ in entries):
         return None
     label_of = _labels_of_variables(entries, k)
     if label_of is None or sorted(map(repr, label_of)) != sorted(map(repr, labels)):
         return None
-    for order in itertools.permutations(range(k)):  # order[0] wins every tie
-        rank = {variable: k - 1 - place for place, variable in enumerate(order)}
-        if all(
-            label_of[max(range(k), key=lambda i: (key[i], rank[i]))] == value
-            for key, value in entries
-        ):
-            return _argmax_definitions(target, names, label_of, rank)
-    return None
+    rank = _tie_ranks(entries, label_of)
+    return None if rank is None else _argmax_definitions(target, names, label_of, rank)
+
+
+def _tie_ranks(entries, label_of: list) -> dict | None:
+    """A rank per variable (the higher wins a tie) under which every entry's label is
+    its largest variable's, or None: each entry's label must be among its largest, and
+    beats the others there; the ranks are an order of those wins (none may go round)."""
+    k = len(label_of)
+    variable_of = {repr(label): i for i, label in enumerate(label_of)}
+    beats: dict[int, set] = {i: set() for i in range(k)}
+    for key, value in entries:
+        top = max(key)
+        tied = [i for i in range(k) if key[i] == top]
+        winner = variable_of.get(repr(value))
+        if winner not in tied:
+            return None
+        beats[winner].update(i for i in tied if i != winner)
+    order, placed = [], set()
+    while len(order) < k:  # winners first: a variable no unplaced one beats
+        free = [
+            i
+            for i in range(k)
+            if i not in placed and not any(i in beats[j] for j in range(k) if j not in placed)
+        ]
+        if not free:
+            return None  # a cycle: no order breaks these ties
+        order.append(free[0])
+        placed.add(free[0])
+    return {variable: k - 1 - place for place, variable in enumerate(order)}
 
 
 def _labels_of_variables(entries, k: int) -> list | None:

@@ -21,12 +21,13 @@ import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
-from distill.trained.comparisons import comparisons_named, named_form
+from distill.trained.comparisons import argmax_lines, comparisons_named, named_form
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
 from distill.trained.program import (
     build,
+    conflicts,
     determining_sets,
     fewest_for,
     observe,
@@ -168,6 +169,16 @@ def _choose(
     tabled.sort(
         key=lambda pair: (len(pair[0]), not named_form(*pair), len(_needed(sources, pair[0])))
     )
+    with stage("tabulate"):
+        # A read-out that is the largest of one head's counts comes first, however many
+        # values it counts (the searches above stop at MAX_SUBSET variables).
+        tried = [kept for kept, _ in tabled]
+        for family in _count_families(found.definitions):
+            if family in tried or conflicts(observations, family):
+                continue
+            table = output_tables(observations, family)
+            if argmax_lines("output", family, table):
+                tabled.insert(0, (family, table))
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break
@@ -193,6 +204,21 @@ def _choose(
             evidence = interventions(table_program, components, model, task, inputs, seed)
         return _synthesized(table_program, evidence, model, longest, stage)[1:], False
     return (best or _synthesized(*first, model, longest, stage))[1:], True
+
+
+_COUNT_OF_VALUE = re.compile(
+    r"selector_width\(sel_(?P<tag>\w+) & select\((?P<var>\w+), (?P=var), lambda k, q: k == .+\)\)$"
+)
+
+
+def _count_families(definitions) -> list[list[str]]:
+    """Per head and variable read, its counts of each value (at least three)."""
+    families: dict[tuple, list[str]] = {}
+    for c in definitions:
+        match = _COUNT_OF_VALUE.match(c.source)
+        if match and c.component:
+            families.setdefault((match["tag"], match["var"]), []).append(c.name)
+    return [names for names in families.values() if len(names) >= 3]
 
 
 def _needed(sources: dict[str, str], names: list[str]) -> set[str]:
