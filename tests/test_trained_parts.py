@@ -250,3 +250,23 @@ def test_the_largest_of_many_counts_gets_its_tie_order_from_the_ties_seen():
         assert output[0] == max(
             letters, key=lambda x: (counts_of[letters.index(x)], -priority.index(x))
         )
+
+
+def test_an_approximate_largest_of_counts_takes_labels_and_ties_from_most_positions():
+    from distill.trained.program import argmax_table
+
+    letters = ["a", "b", "c"]
+    keys = list(itertools.product(range(4), repeat=3))
+    outputs = [max(letters, key=lambda x: (key[letters.index(x)], -"bca".index(x))) for key in keys]
+    flipped = {5, 17, 40}  # the model's mistakes: a label no argmax gives there
+    outputs = [
+        ("a" if out != "a" else "b") if i in flipped else out for i, out in enumerate(outputs)
+    ]
+    obs = _observations(
+        {f"n_{x}": [key[i] for key in keys] for i, x in enumerate(letters)}, outputs
+    )
+    table, disagreements = argmax_table(obs, ["n_a", "n_b", "n_c"])
+    assert disagreements == len(flipped)
+    assert table == {
+        key: max(letters, key=lambda x: (key[letters.index(x)], -"bca".index(x))) for key in keys
+    }

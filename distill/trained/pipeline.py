@@ -26,6 +26,8 @@ from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
 from distill.trained.program import (
+    MAX_SUBSET,
+    argmax_table,
     build,
     conflicts,
     determining_sets,
@@ -119,7 +121,7 @@ def distill_trained(
             inputs,
             seed,
             stage,
-            domain.longest,
+            domain,
         )
         with stage("check"):
             check = check_program(
@@ -143,7 +145,7 @@ def distill_trained(
 
 
 def _choose(
-    observations, found, names, preferred, components, model, task, inputs, seed, stage, longest
+    observations, found, names, preferred, components, model, task, inputs, seed, stage, domain
 ):
     """(table program, interventions, completed readable program), follows.
 
@@ -151,17 +153,29 @@ def _choose(
     interventions; each that passes is synthesized, up to READABLE_TRIES, and the one whose
     readable form leaves the fewest table entries is kept (the first of equals; one that
     leaves none ends the search). With none passing, the first set. With no set
-    determining the read-out, the few variables `fewest_for` keeps (the table then takes
-    each key's most common answer) and follows is False.
+    determining the read-out (a set of more than MAX_SUBSET variables only counts when the
+    traced inputs are the whole domain up to N), an approximation and follows is False:
+    the few variables `fewest_for` keeps (the table then takes each key's most common
+    answer), or the largest of a head's counts (`argmax_table`) where that disagrees with
+    fewer traced positions.
 
     Interventions are measured on the table program: the readable one equals it on the
     domain, but codes synthesis chose for pairs of values may collide on combinations only
     an intervention reaches."""
+    longest = domain.longest
     best, first, passing = None, None, 0
+    # A table over more variables than the searches try only memorises the traced inputs
+    # unless they are the whole domain up to N: no evidence it holds on the rest.
+    whole = len(inputs) >= sum(
+        map(domain.count, range(domain.min_len, domain.exhaustive_up_to + 1))
+    )
     with stage("tabulate"):
-        sets = itertools.islice(
-            _with_inputs(determining_sets(observations, names, preferred)), ALTERNATIVES
+        sets = (
+            kept
+            for kept in _with_inputs(determining_sets(observations, names, preferred))
+            if whole or len(kept) <= MAX_SUBSET
         )
+        sets = itertools.islice(sets, ALTERNATIVES)
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
     # Fewest variables first; among as many, a read-out with a form found without a
     # search first (a comparison, the largest of counts), then the shortest program.
@@ -198,8 +212,18 @@ def _choose(
         with stage("tabulate"):
             # No set determines it: the fewest variables that leave no more disagreement
             # than all of them do (each key's most common answer), for a compact program.
+            # The largest of a head's counts, with the labels and tie order most of the
+            # traced positions say, where that disagrees with fewer.
             fewest = fewest_for(observations, names)
-            table_program = build(found.definitions, fewest, output_tables(observations, fewest))
+            options = [
+                (conflicts(observations, fewest), fewest, output_tables(observations, fewest))
+            ]
+            for family in _count_families(found.definitions):
+                approximation = argmax_table(observations, family)
+                if approximation is not None:
+                    options.append((approximation[1], family, approximation[0]))
+            _, kept, table = min(options, key=lambda option: option[0])
+            table_program = build(found.definitions, kept, table)
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
         return _synthesized(table_program, evidence, model, longest, stage)[1:], False

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import itertools
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,6 +305,43 @@ def _majority(group: np.ndarray, outputs: np.ndarray, best: np.ndarray) -> np.nd
     best = best.copy()
     best[owners[winners]] = pairs[winners] % width
     return best
+
+
+def argmax_table(obs: Observations, names: list[str]) -> tuple[dict, int] | None:
+    """(table, disagreements): the read-out as the label of the largest of `names`, each
+    variable's label and the tie order taken from what most read-out positions say, as a
+    table over the values seen (build writes it as the largest of them); disagreements:
+    the read-out positions whose output it does not give. None where some variable is
+    never alone the largest, or two stand for one label."""
+    rows = obs.distinct_read
+    output_of = [obs.outputs[i] for i in np.unique(obs.output_codes, return_index=True)[1]]
+    keys = np.stack([np.array(obs.values[n], dtype=object)[rows.codes[n]] for n in names], 1)
+    if not len(keys) or not all(type(v) is int for v in keys.reshape(-1).tolist()):
+        return None
+    keys = keys.astype(np.int64)
+    top = keys.max(1, keepdims=True)
+    alone = (keys == top).sum(1) == 1
+    votes: dict[int, Counter] = {i: Counter() for i in range(len(names))}
+    for i, out, weight in zip(keys[alone].argmax(1), rows.outputs[alone], rows.weights[alone]):
+        votes[int(i)][int(out)] += int(weight)
+    if any(not v for v in votes.values()):
+        return None
+    label_code = [votes[i].most_common(1)[0][0] for i in range(len(names))]
+    if len(set(label_code)) != len(names):
+        return None
+    variable_of = {code: i for i, code in enumerate(label_code)}
+    wins = np.zeros(len(names))  # ties won minus lost, over the positions that show them
+    for key, out, weight in zip(keys[~alone], rows.outputs[~alone], rows.weights[~alone]):
+        winner = variable_of.get(int(out))
+        tied = np.flatnonzero(key == key.max())
+        if winner in tied:
+            wins[winner] += weight * (len(tied) - 1)
+            wins[tied[tied != winner]] -= weight
+    rank = np.argsort(np.argsort(wins, kind="stable"), kind="stable")  # most wins: highest
+    predicted = (keys * len(names) + rank).argmax(1)
+    disagreements = int(rows.weights[np.array(label_code)[predicted] != rows.outputs].sum())
+    table = {tuple(key.tolist()): output_of[label_code[p]] for key, p in zip(keys, predicted)}
+    return table, disagreements
 
 
 def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
