@@ -101,8 +101,9 @@ def _pairs(values: np.ndarray, inputs, seed):
     """(same, different): (first, second, position) triples, at most PAIRS each; values
     [input, position, variable] are equal at the position or not. The two inputs have one
     length; where no such pair differs (a variable that changes only with the length, as
-    the length itself does), different pairs are drawn across lengths, at a position both
-    have."""
+    the length itself does), different pairs are drawn across lengths, from a shorter
+    donor at a position both have (the length of a longer one would have the program and
+    the model read positions past the base's end, where neither says anything)."""
     rng = random.Random(seed)
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, tokens in enumerate(inputs):
@@ -129,7 +130,9 @@ def _pairs(values: np.ndarray, inputs, seed):
         for _ in range(200 * PAIRS):
             if len(different) >= PAIRS:
                 break
-            draw(*rng.sample(range(len(inputs)), 2))
+            a, b = rng.sample(range(len(inputs)), 2)
+            if len(inputs[b]) < len(inputs[a]):  # a longer donor's length points past the end
+                draw(a, b)
     return same, different
 
 

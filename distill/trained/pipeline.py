@@ -177,22 +177,26 @@ def _choose(
         )
         sets = itertools.islice(sets, ALTERNATIVES)
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
-    # Fewest variables first; among as many, a read-out with a form found without a
-    # search first (a comparison, the largest of counts), then the shortest program.
-    sources = {c.name: c.source for c in found.definitions}
-    tabled.sort(
-        key=lambda pair: (len(pair[0]), not named_form(*pair), len(_needed(sources, pair[0])))
-    )
     with stage("tabulate"):
-        # A read-out that is the largest of one head's counts comes first, however many
-        # values it counts (the searches above stop at MAX_SUBSET variables).
+        # A read-out that is the largest of one head's counts, however many values it
+        # counts (the searches above stop at MAX_SUBSET variables).
         tried = [kept for kept, _ in tabled]
         for family in _count_families(found.definitions):
             if family in tried or conflicts(observations, family):
                 continue
             table = output_tables(observations, family)
             if argmax_lines("output", family, table):
-                tabled.insert(0, (family, table))
+                tabled.append((family, table))
+    # Fewest variables first (a table over many only after every named form); among as
+    # many, a form found without a search first, then the shortest program.
+    sources = {c.name: c.source for c in found.definitions}
+
+    def order(pair):
+        named = named_form(*pair)
+        many = len(pair[0]) > MAX_SUBSET and not named
+        return (many, len(pair[0]), not named, len(_needed(sources, pair[0])))
+
+    tabled.sort(key=order)
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break
