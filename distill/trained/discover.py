@@ -385,6 +385,8 @@ def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[st
     for candidate in definitions:
         if candidate.name in ("tokens_", "indices_") or candidate.source.startswith("select("):
             continue
+        if candidate.name.startswith("below"):
+            continue  # a 0/1 balance is read by counting, not as a position
         column = values[candidate.name][live].tolist()
         if set(map(type, column)) != {int} or len(set(column)) < 2:
             continue
