@@ -154,32 +154,39 @@ def test_an_approximation_keeps_few_variables_and_the_least_disagreement_they_al
     assert conflicts(obs, kept) == 1 == conflicts(obs, ["v0", "v1"])
 
 
+def _most_frequent_program(letters: list[str], priority: list[str], largest_count: int):
+    """(program, most_frequent): the table "the most frequent letter, ties to the earliest
+    in `priority`" over counts 0..largest_count, as argmax_lines writes it, after the
+    letters' counts; and that rule in Python, the truth to hold it to."""
+
+    def most_frequent(counts):
+        return max(letters, key=lambda x: (counts[letters.index(x)], -priority.index(x)))
+
+    counts_seen = itertools.product(range(largest_count + 1), repeat=len(letters))
+    table = {key: most_frequent(key) for key in counts_seen}
+    names = [f"n_{x}" for x in letters]
+    lines = argmax_lines("output", names, table)
+    assert lines is not None
+    counts = [
+        f'{n} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))'
+        for n, x in zip(names, letters)
+    ]
+    return dsl.parse("\n".join([*counts, *lines, "return output", ""])), most_frequent
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     st.permutations(["a", "b", "c", "d"]),
     st.lists(st.text("abcd", min_size=1, max_size=9), min_size=1, max_size=20),
 )
 def test_the_largest_of_counts_with_a_tie_order_gets_a_closed_form(priority, strings):
-    """A table "the most frequent letter, ties to the earliest in `priority`" over counts
-    0..4 becomes definitions that give that letter on any string (counts past the table's
-    included), checked against Python's own max."""
+    """A table of "the most frequent letter" over counts 0..4 becomes definitions that
+    give that letter on any string (counts past the table's included)."""
     letters = ["a", "b", "c", "d"]
-
-    def most_frequent(counts):
-        return max(letters, key=lambda x: (counts[letters.index(x)], -priority.index(x)))
-
-    table = {key: most_frequent(key) for key in itertools.product(range(5), repeat=4)}
-    names = [f"n_{x}" for x in letters]
-    lines = argmax_lines("output", names, table)
-    assert lines is not None
-    counts = [
-        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
-    ]
-    program = dsl.parse("\n".join([*counts, *lines, "return output", ""]))
+    program, most_frequent = _most_frequent_program(letters, priority, 4)
     outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
     for string, output in zip(strings, outputs):
-        expected = most_frequent([string.count(x) for x in letters])
-        assert output == [expected] * len(string)
+        assert output == [most_frequent([string.count(x) for x in letters])] * len(string)
 
 
 def test_a_table_that_is_not_the_largest_of_its_variables_gets_no_argmax_form():
@@ -197,18 +204,7 @@ def test_a_table_that_is_not_the_largest_of_its_variables_gets_no_argmax_form():
 def test_the_largest_of_counts_is_put_in_words_with_its_tie_order():
     from distill.trained.report import in_words
 
-    letters = ["a", "b", "c"]
-    priority = ["c", "a", "b"]  # a tie goes to c, then a
-    table = {
-        key: max(letters, key=lambda x: (key[letters.index(x)], -priority.index(x)))
-        for key in itertools.product(range(4), repeat=3)
-    }
-    names = [f"n_{x}" for x in letters]
-    counts = [
-        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
-    ]
-    lines = argmax_lines("output", names, table)
-    program = dsl.parse("\n".join([*counts, *lines, "return output", ""]))
+    program, _ = _most_frequent_program(["a", "b", "c"], ["c", "a", "b"], 3)
     assert in_words(program)["output"] == (
         'the one whose count is largest: "c" (n_c), "a" (n_a), "b" (n_b); '
         "a tie goes to the one listed first"
@@ -231,25 +227,11 @@ def test_a_variable_that_changes_only_with_the_length_is_intervened_across_lengt
 def test_the_largest_of_many_counts_gets_its_tie_order_from_the_ties_seen():
     """Seven labels (past any search over orders): the order is read off the ties."""
     letters = list("abcdefg")
-    priority = list("gcaebfd")
-    table = {
-        key: max(letters, key=lambda x: (key[letters.index(x)], -priority.index(x)))
-        for key in itertools.product(range(3), repeat=7)
-    }
-    names = [f"n_{x}" for x in letters]
-    counts = [
-        f'n_{x} = selector_width(select(tokens, tokens, lambda k, q: k == "{x}"))' for x in letters
-    ]
-    program = dsl.parse(
-        "\n".join([*counts, *argmax_lines("output", names, table), "return output", ""])
-    )
+    program, most_frequent = _most_frequent_program(letters, list("gcaebfd"), 2)
     strings = ["gc", "ca", "ae", "eb", "bf", "fd", "dg", "abcdefg", "ddaa", "ffbbcc"]
     outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
     for string, output in zip(strings, outputs):
-        counts_of = [string.count(x) for x in letters]
-        assert output[0] == max(
-            letters, key=lambda x: (counts_of[letters.index(x)], -priority.index(x))
-        )
+        assert output[0] == most_frequent([string.count(x) for x in letters])
 
 
 def test_an_approximate_largest_of_counts_takes_labels_and_ties_from_most_positions():
