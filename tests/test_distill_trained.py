@@ -67,6 +67,7 @@ def test_a_trained_model_gets_a_program_equal_to_it_on_every_input_up_to_n(tmp_p
     assert intervention["component"] == "L0.H0" and not intervention["flagged"]
     assert intervention["same_pairs"] > 100 and intervention["different_pairs"] > 100
     assert intervention["unchanged"] >= 0.99 and intervention["follows"] >= 0.99
+    assert intervention["failed_elsewhere"] == 0  # one layer: nothing reads the patched position
     # No table is left: the count and the read-out both have closed forms.
     assert report["tables_left"] == []
     assert "selector_width" in report["program"]

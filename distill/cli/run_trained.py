@@ -70,6 +70,8 @@ def run_trained(
             for label, value in (("unchanged", i.unchanged), ("follows", i.follows))
         )
         flag = "  FLAGGED" if i.flagged else ""
+        if i.failed_elsewhere:
+            flag += f" ({i.failed_elsewhere} failing only at positions other than the patched one)"
         typer.echo(f"interventions {i.component} ({', '.join(i.variables)}): {figures}{flag}")
     typer.echo(f"report: {paths['report.html']}")
     if not result.verified:

@@ -42,6 +42,9 @@ class Intervention:
     different_pairs: int
     follows: float | None  # share of different pairs whose read-out is the program's
     undefined: int  # different pairs on which the intervened program is undefined
+    # Different pairs that fail only at read-out positions other than the patched one: a
+    # later head there reads the patched position in a way the program does not model.
+    failed_elsewhere: int = 0
 
     @property
     def flagged(self) -> bool:
@@ -152,15 +155,21 @@ def _measure(program, names, component, model, task, inputs, same, different) ->
         positions = [q for _, _, q in different]
         patched = _patched_read_out(model, task, component, firsts, seconds, positions)
         predicted = _intervened_program(program, names, firsts, seconds, positions, task)
-        agree = total = 0
-        for got, wanted in zip(patched, predicted):
+        agree = total = elsewhere = 0
+        for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
             if wanted is None:
                 undefined += 1
                 continue
             total += 1
-            agree += [label_of(v) for v in got] == wanted
+            wrong = [
+                p - 1 for p, g, w in zip(task.positions_of(tokens), got, wanted) if label_of(g) != w
+            ]
+            agree += not wrong
+            elsewhere += bool(wrong) and q not in wrong
         follows = agree / total if total else None
-    return Intervention(component, names, len(same), unchanged, len(different), follows, undefined)
+    return Intervention(
+        component, names, len(same), unchanged, len(different), follows, undefined, elsewhere
+    )
 
 
 def _intervened_program(program, names, firsts, seconds, positions, task) -> list[list | None]:

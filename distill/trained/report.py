@@ -148,6 +148,7 @@ def build_report(result, model, title: str, example: list | None = None) -> dict
                 "different_pairs": i.different_pairs,
                 "follows": i.follows,
                 "undefined": i.undefined,
+                "failed_elsewhere": i.failed_elsewhere,
                 "flagged": i.flagged,
             }
             for i in result.interventions
@@ -352,12 +353,15 @@ def _interventions(items: list[dict]) -> str:
     rows = "".join(
         f"<tr><td>{escape(i['component'])}</td><td>{escape(', '.join(i['variables']))}</td>"
         f"<td>{figure(i['unchanged'])} ({i['same_pairs']})</td>"
-        f"<td>{figure(i['follows'])} ({i['different_pairs'] - i['undefined']})</td></tr>"
+        f"<td>{figure(i['follows'])} ({i['different_pairs'] - i['undefined']})</td>"
+        f"<td>{i['failed_elsewhere']}</td></tr>"
         for i in items
     )
     return (
         "<table><tr><th>component</th><th>variables</th><th>same value: read-out unchanged (pairs)"
-        "</th><th>other value: read-out as the program says (pairs)</th></tr>"
+        "</th><th>other value: read-out as the program says (pairs)</th>"
+        "<th>of those failing, failing only at other positions (a later head reads the patched "
+        "one in a way the program does not model)</th></tr>"
         f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>"
     )
 
