@@ -3,13 +3,15 @@
 A trained head rarely selects exactly; what it passes on is decided by which keys it
 weighs (its selector) and what it reads there (its value). So each head becomes:
 
-- a selector: the tightest named comparison (on indices, or equality of a variable)
-  holding all but a sliver of the attention the head puts on real tokens (attention on
-  BOS is the head's "nothing here" default, as in tracr);
+- a selector: the tightest named comparison (on indices, equality of a variable, or an
+  earlier variable equal to the other side's index: sort's rank) holding all but a
+  sliver of the attention the head puts on real tokens (attention on BOS is the head's
+  "nothing here" default, as in tracr);
 - a variable: where the selector picks at most one key, the value read there
-  (a categorical aggregate); where it averages, the counts of each value among the
-  selected keys (selector widths): for weights that depend on the value read, the
-  average is a function of those counts and the query.
+  (a categorical aggregate), also where the keys it picks all hold one number; where
+  it averages, the counts of each value among the selected keys (selector widths): for
+  weights that depend on the value read, the average is a function of those counts and
+  the query.
 
 Nothing here is assumed to be exact: `discover` returns candidate variables (pointers,
 key clusters and balances too, see below); the read-out's search keeps those that

@@ -177,12 +177,11 @@ def _choose(
         )
         sets = itertools.islice(sets, ALTERNATIVES)
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
-    with stage("tabulate"):
         # A read-out that is the largest of one head's counts, however many values it
         # counts (the searches above stop at MAX_SUBSET variables).
-        tried = [kept for kept, _ in tabled]
+        offered = [kept for kept, _ in tabled]
         for family in _count_families(found.definitions):
-            if family in tried or conflicts(observations, family):
+            if family in offered or conflicts(observations, family):
                 continue
             table = output_tables(observations, family)
             if argmax_lines("output", family, table):
@@ -214,10 +213,10 @@ def _choose(
             break
     if first is None:
         with stage("tabulate"):
-            # No set determines it: the fewest variables that leave no more disagreement
-            # than all of them do (each key's most common answer), for a compact program.
-            # The largest of a head's counts, with the labels and tie order most of the
-            # traced positions say, where that disagrees with fewer.
+            # No set determines it. Of the fewest variables that leave no more disagreement
+            # than all of them do (each key's most common answer) and the largest of each
+            # head's counts (labels and tie order as most traced positions say), the one
+            # that disagrees with fewer traced positions.
             fewest = fewest_for(observations, names)
             options = [
                 (conflicts(observations, fewest), fewest, output_tables(observations, fewest))
