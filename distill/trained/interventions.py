@@ -42,8 +42,9 @@ class Intervention:
     different_pairs: int
     follows: float | None  # share of different pairs whose read-out is the program's
     undefined: int  # different pairs on which the intervened program is undefined
-    # Different pairs that fail only at read-out positions other than the patched one: a
-    # later head there reads the patched position in a way the program does not model.
+    # Different pairs that fail only at read-out positions other than the patched one: where
+    # the program equals the model, a later head there reads the patched position in a way
+    # the program does not model (an approximate program also fails where it differs anyway).
     failed_elsewhere: int = 0
 
     @property

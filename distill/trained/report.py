@@ -360,8 +360,8 @@ def _interventions(items: list[dict]) -> str:
     return (
         "<table><tr><th>component</th><th>variables</th><th>same value: read-out unchanged (pairs)"
         "</th><th>other value: read-out as the program says (pairs)</th>"
-        "<th>of those failing, failing only at other positions (a later head reads the patched "
-        "one in a way the program does not model)</th></tr>"
+        "<th>of those failing, failing only at other positions (where the program equals the "
+        "model: a later head reads the patched one in a way the program does not model)</th></tr>"
         f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>"
     )
 
