@@ -252,3 +252,41 @@ def test_an_approximate_largest_of_counts_takes_labels_and_ties_from_most_positi
     assert table == {
         key: max(letters, key=lambda x: (key[letters.index(x)], -"bca".index(x))) for key in keys
     }
+
+
+def test_the_largest_of_counts_at_a_realistic_size_follows_the_rule_on_fresh_inputs():
+    """Vocab 12, lengths 9-12 (a realistic held-out size): the counts so far and the most
+    frequent letter so far at every position of 3,000 sampled strings are the traced
+    observations; the program built from them gives the rule's letter on fresh strings."""
+    import random
+
+    from distill.trained.candidates import Candidate
+    from distill.trained.program import argmax_table, build
+
+    letters = list("abcdefghijkl")
+    priority = list("lkjihgfedcba")  # a tie goes to the later letter
+    rng = random.Random(0)
+
+    def most_frequent(counts):
+        return max(letters, key=lambda x: (counts[letters.index(x)], -priority.index(x)))
+
+    def counts_so_far(string):
+        return [[string[: j + 1].count(x) for x in letters] for j in range(len(string))]
+
+    traced = ["".join(rng.choices(letters, k=rng.randint(9, 12))) for _ in range(3000)]
+    rows = [c for s in traced for c in counts_so_far(s)]
+    names = [f"n_{x}" for x in letters]
+    obs = _observations({n: [r[i] for r in rows] for i, n in enumerate(names)},
+                        [most_frequent(r) for r in rows])  # fmt: skip
+    table, disagreements = argmax_table(obs, names)
+    assert disagreements == 0
+    counts = [
+        Candidate(n, f'selector_width(select(indices, indices, <=) & select(tokens, tokens, lambda k, q: k == "{x}"))', "L0.H0")
+        for n, x in zip(names, letters)
+    ]  # fmt: skip
+    program = build(counts, names, table)
+    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
+    fresh = ["".join(rng.choices(letters, k=12)) for _ in range(500)]
+    outputs = evaluate_arrays(program, [list(s) for s in fresh]).outputs()
+    for string, output in zip(fresh, outputs):
+        assert output == [most_frequent(c) for c in counts_so_far(string)]

@@ -25,9 +25,8 @@ def spanning_tree_edges(points: np.ndarray) -> list[tuple[float, int, int]]:
         return []
     squares = (points**2).sum(-1)
 
-    def distance(
-        i: int,
-    ) -> np.ndarray:  # from point i to all (a row at a time: n² memory is too much)
+    # From point i to all, a row at a time: the n x n (x d) arrays are too big.
+    def distance(i: int) -> np.ndarray:
         return np.sqrt(np.maximum(squares + squares[i] - 2 * points @ points[i], 0.0))
 
     inside = np.zeros(n, dtype=bool)

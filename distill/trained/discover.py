@@ -230,6 +230,12 @@ def _aggregates(
     ]
 
 
+def _is_balance(name: str) -> bool:
+    """Whether `name` is one of `_balances`' 0/1 variables: read by counting the positions
+    on one side, never compared between positions or pointed by."""
+    return name.startswith("below")
+
+
 def _balances(definitions: list[Candidate], layer: int, values: dict, mask) -> list[Candidate]:
     """Where the balance of two counts of one earlier head stands (the count of one token
     minus another's): below or above each value it takes, as 0/1 variables offered to
@@ -352,8 +358,8 @@ def _selector_candidates(
         if not causal or label not in ("k == q + 1", ">", ">=", "true")
     ]
     for name in categorical:
-        if name.startswith("below"):
-            continue  # a 0/1 balance is read by counting, not compared between positions
+        if _is_balance(name):
+            continue  # read by counting, not compared between positions
         for op in ("==", "<", ">") if name in ordered else ("==",):
             same = f"select({name}, {name}, {op})"
             found.append(
@@ -387,8 +393,8 @@ def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[st
     for candidate in definitions:
         if candidate.name in ("tokens_", "indices_") or candidate.source.startswith("select("):
             continue
-        if candidate.name.startswith("below"):
-            continue  # a 0/1 balance is read by counting, not as a position
+        if _is_balance(candidate.name):
+            continue  # read by counting, not as a position
         column = values[candidate.name][live].tolist()
         if set(map(type, column)) != {int} or len(set(column)) < 2:
             continue
@@ -433,12 +439,12 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
     uniform = [
         v
         for v in categorical
-        if not v.startswith("below") and _one_number_selected(values[v], matrix, rows)
-    ]  # (a 0/1 balance is read by counting)
+        if not _is_balance(v) and _one_number_selected(values[v], matrix, rows)
+    ]
     made += _aggregates(tag, uniform, component, where=False)
     for value in categorical:  # the counts of each value among the selected keys
         seen = sorted(set(values[value][rows].tolist()), key=repr)
-        if value.startswith("below"):
+        if _is_balance(value):
             seen = [1]  # how many positions are on that side
         for number, v in enumerate(seen):
             literal = repr(v) if isinstance(v, str) else str(v)
@@ -451,7 +457,7 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
                 )
             )
     made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
-    for value in (v for v in categorical if not v.startswith("below")):
+    for value in (v for v in categorical if not _is_balance(v)):
         made.append(
             Candidate(
                 f"n_same_{value.rstrip('_')}_{tag}",

@@ -186,22 +186,21 @@ def _intervened_program(program, names, firsts, seconds, positions, task) -> lis
         values[rows, at] = donor[name].values()[rows, at]
         overrides[name] = SOpArray.from_values(values, own[name].failures)
     intervened = evaluate_arrays(program, firsts, overrides=overrides)
-    mixed = _mixed_categorical_reads(program, intervened.definitions, firsts)
+    mixed = _mixed_categorical_reads(program, intervened)
     return [
         None if out is None or bad else [out[p - 1] for p in task.positions_of(tokens)]
         for tokens, out, bad in zip(firsts, intervened.outputs(), mixed)
     ]
 
 
-def _mixed_categorical_reads(program: ast.Program, values: dict, inputs) -> np.ndarray:
+def _mixed_categorical_reads(program: ast.Program, evaluation) -> np.ndarray:
     """Per input, whether a categorical aggregate selects keys that hold different values
     somewhere: RASP leaves that undefined (tracr compiles a categorical aggregate for one
     value among the selected keys; the evaluator's mean of numbers is numerical semantics).
     An intervention can make two keys claim one query (sort_unique's ranks) where the
     traced inputs never do: the program says nothing there, so the pair is not scored."""
-    lengths = np.array([len(x) for x in inputs])
-    live = np.arange(max(lengths))[None, :] < lengths[:, None]
-    mixed = np.zeros(len(inputs), dtype=bool)
+    values, live = evaluation.definitions, evaluation.mask
+    mixed = np.zeros(len(live), dtype=bool)
     for definition in program.definitions:
         node = definition.node
         if not (

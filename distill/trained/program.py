@@ -278,10 +278,10 @@ def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) 
 
 def output_tables(obs: Observations, names: list[str]) -> dict[tuple, object]:
     """Variable values -> output: the read-out's majority, else the plain argmax's (ties
-    go to the output seen first); keys in the order they first occur."""
+    go to the lowest output code); keys in the order they first occur."""
     group = group_ids(obs, names)
     firsts = np.unique(group, return_index=True)[1]  # per group, its first position
-    output_of = [obs.outputs[i] for i in np.unique(obs.output_codes, return_index=True)[1]]
+    output_of = _output_values(obs)
     best = np.full(len(firsts), -1)
     for positions in (~obs.read, obs.read):  # the read-out's majority wins where it has one
         best = _majority(group[positions], obs.output_codes[positions], best)
@@ -290,6 +290,11 @@ def output_tables(obs: Observations, names: list[str]) -> dict[tuple, object]:
         key = tuple(obs.values[n][obs.codes[n][firsts[g]]] for n in names)
         table[key] = output_of[best[g]]
     return table
+
+
+def _output_values(obs: Observations) -> list:
+    """The output each output code stands for."""
+    return [obs.outputs[i] for i in np.unique(obs.output_codes, return_index=True)[1]]
 
 
 def _majority(group: np.ndarray, outputs: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -314,7 +319,7 @@ def argmax_table(obs: Observations, names: list[str]) -> tuple[dict, int] | None
     the read-out positions whose output it does not give. None where some variable is
     never alone the largest, or two stand for one label."""
     rows = obs.distinct_read
-    output_of = [obs.outputs[i] for i in np.unique(obs.output_codes, return_index=True)[1]]
+    output_of = _output_values(obs)
     keys = np.stack([np.array(obs.values[n], dtype=object)[rows.codes[n]] for n in names], 1)
     if not len(keys) or not all(type(v) is int for v in keys.reshape(-1).tolist()):
         return None
