@@ -290,3 +290,77 @@ def test_the_largest_of_counts_at_a_realistic_size_follows_the_rule_on_fresh_inp
     outputs = evaluate_arrays(program, [list(s) for s in fresh]).outputs()
     for string, output in zip(fresh, outputs):
         assert output == [most_frequent(c) for c in counts_so_far(string)]
+
+
+def _sorting_program(order: list[str], longest: int):
+    """(program, names): the read-out "the input sorted by `order`" tabulated over the
+    position and the letters' counts of every string up to `longest`, built as the
+    pipeline builds it (build writes the closed form where the table is one)."""
+    from distill.trained.candidates import Candidate
+    from distill.trained.program import build
+
+    letters = sorted(order)
+    names = [f"n_{x}" for x in letters]
+    table = {}
+    for n in range(1, longest + 1):
+        for string in itertools.product(letters, repeat=n):
+            ranked = sorted(string, key=order.index)
+            for i in range(n):
+                table[(i, *(string.count(x) for x in letters))] = ranked[i]
+    counts = [
+        Candidate(n, f'selector_width(select(indices, indices, true) & select(tokens, tokens, lambda k, q: k == "{x}"))', "L0.H0")
+        for n, x in zip(names, letters)
+    ]  # fmt: skip
+    position = Candidate("indices_", "indices", None)  # the search's name for the positions
+    return build([position, *counts], ["indices_", *names], table), ["indices_", *names]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.permutations(["a", "b", "c", "d"]),
+    st.lists(st.text("abcd", min_size=1, max_size=10), min_size=1, max_size=20),
+)
+def test_a_sort_by_counts_table_gets_a_closed_form_that_sorts_any_string(order, strings):
+    """Tabulated on strings up to length 4, the read-out becomes running totals that sort
+    strings of any length (up to 10 here) in the same order."""
+    program, _ = _sorting_program(order, 4)
+    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
+    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
+    for string, output in zip(strings, outputs):
+        assert output == sorted(string, key=order.index)
+
+
+def test_a_table_that_does_not_sort_gets_no_sorting_form_and_an_approximation_counts_it():
+    from distill.trained.program import sorting_approximation
+    from distill.trained.sorting import sorting_lines
+
+    letters = ["a", "b", "c"]
+    table = {}
+    for n in range(1, 5):
+        for string in itertools.product(letters, repeat=n):
+            for i, x in enumerate(sorted(string)):
+                table[(i, *(string.count(y) for y in letters))] = x
+    names = ["indices_", "n_a", "n_b", "n_c"]
+    assert sorting_lines("output", names, table) is not None
+    keys = list(table)
+    mistakes = {keys[3], keys[50], keys[90]}  # the model's own: another letter there
+    wrong = {k: ("b" if v != "b" else "c") if k in mistakes else v for k, v in table.items()}
+    assert sorting_lines("output", names, wrong) is None
+    obs = _observations(
+        {n: [k[i] for k in keys] for i, n in enumerate(names)}, list(wrong.values())
+    )
+    approximation, disagreements = sorting_approximation(obs, names)
+    assert disagreements == len(mistakes)
+    assert approximation == table
+
+
+def test_a_sorting_read_out_is_put_in_words():
+    from distill.trained.pipeline import _without_aliases
+    from distill.trained.report import in_words
+
+    program, _ = _sorting_program(["c", "a", "b"], 3)
+    assert in_words(_without_aliases(program))["output"] == (
+        "sorts by counting: "
+        '"c" while the position is below n_c, then "a" while the position is below n_c + n_a, '
+        'then "b"'
+    )

@@ -59,18 +59,8 @@ def comparison_text(entries) -> str | None:
                 and type(v) is type(then if compare(x, y) else other)
                 for (x, y), v in entries
             ):
-                return f"lambda x, y: {_literal(then)} if x {op} y else {_literal(other)}"
+                return f"lambda x, y: {literal(then)} if x {op} y else {literal(other)}"
     return None
-
-
-def named_form(names: list[str], table: dict) -> bool:
-    """Whether the read-out `table` over `names` has a form found without a search (a
-    comparison of two variables or a fallback between them, or the largest of three or
-    more)."""
-    if len(names) == 2:
-        entries = list(table.items())
-        return comparison_text(entries) is not None or fallback_text(entries) is not None
-    return argmax_lines("output", names, table) is not None
 
 
 def fallback_text(entries) -> str | None:
@@ -86,7 +76,7 @@ def fallback_text(entries) -> str | None:
             v == (k[second] if k[first] == DEFAULT_LABEL else k[first]) and v != DEFAULT_LABEL
             for k, v in entries
         ):
-            return "lambda x, y: " + text.format(d=_literal(DEFAULT_LABEL))
+            return "lambda x, y: " + text.format(d=literal(DEFAULT_LABEL))
     return None
 
 
@@ -104,7 +94,7 @@ def comparisons_named(program: ast.Program) -> ast.Program:
     return ast.rewrite_program(program, rewrite)
 
 
-def _literal(value) -> str:
+def literal(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -184,9 +174,9 @@ def _argmax_definitions(target: str, names: list[str], label_of: list, rank: dic
         )
         best = f"{target}_best_{i}"
     by_rank = sorted(range(k), key=lambda i: rank[i])
-    choice = _literal(label_of[by_rank[0]])
+    choice = literal(label_of[by_rank[0]])
     for i in by_rank[1:]:
         otherwise = choice if " if " not in choice else f"({choice})"
-        choice = f"{_literal(label_of[i])} if s % {k} == {rank[i]} else {otherwise}"
+        choice = f"{literal(label_of[i])} if s % {k} == {rank[i]} else {otherwise}"
     lines.append(f"{target} = map(lambda s: {choice}, {best})")
     return lines

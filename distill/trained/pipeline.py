@@ -21,7 +21,7 @@ import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
 from distill.trained.check import CheckResult, check_program
-from distill.trained.comparisons import argmax_lines, comparisons_named, named_form
+from distill.trained.comparisons import comparisons_named
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
 from distill.trained.interventions import interventions
@@ -29,13 +29,17 @@ from distill.trained.program import (
     MAX_SUBSET,
     argmax_table,
     build,
+    closed_form_lines,
     conflicts,
     determining_sets,
     fewest_for,
+    named_form,
     observe,
     output_tables,
+    sorting_approximation,
 )
 from distill.trained.report import tables_left
+from distill.trained.sorting import POSITION
 from dsl import ast
 from synth.graph import remove_dead
 
@@ -156,8 +160,8 @@ def _choose(
     determining the read-out (a set of more than MAX_SUBSET variables only counts when the
     traced inputs are the whole domain up to N), an approximation and follows is False:
     the few variables `fewest_for` keeps (the table then takes each key's most common
-    answer), or the largest of a head's counts (`argmax_table`) where that disagrees with
-    fewer traced positions.
+    answer), or the largest of a head's counts (`argmax_table`), or sorting by them
+    (`sorting_approximation`), whichever disagrees with the fewest traced positions.
 
     Interventions are measured on the table program: the readable one equals it on the
     domain, but codes synthesis chose for pairs of values may collide on combinations only
@@ -177,15 +181,15 @@ def _choose(
         )
         sets = itertools.islice(sets, ALTERNATIVES)
         tabled = [(kept, output_tables(observations, kept)) for kept in sets]
-        # A read-out that is the largest of one head's counts, however many values it
-        # counts (the searches above stop at MAX_SUBSET variables).
+        # A read-out that is the largest of one head's counts, or sorts by them, however
+        # many values it counts (the searches above stop at MAX_SUBSET variables).
         offered = [kept for kept, _ in tabled]
-        for family in _count_families(found.definitions):
-            if family in offered or conflicts(observations, family):
+        for names_ in _closed_form_sets(found.definitions):
+            if names_ in offered or conflicts(observations, names_):
                 continue
-            table = output_tables(observations, family)
-            if argmax_lines("output", family, table):
-                tabled.append((family, table))
+            table = output_tables(observations, names_)
+            if closed_form_lines("output", names_, table):
+                tabled.append((names_, table))
     # Fewest variables first (a table over many only after every named form); among as
     # many, a form found without a search first, then the shortest program.
     sources = {c.name: c.source for c in found.definitions}
@@ -222,9 +226,13 @@ def _choose(
                 (conflicts(observations, fewest), fewest, output_tables(observations, fewest))
             ]
             for family in _count_families(found.definitions):
-                approximation = argmax_table(observations, family)
-                if approximation is not None:
-                    options.append((approximation[1], family, approximation[0]))
+                for names_, approximate in (
+                    (family, argmax_table),
+                    ([POSITION, *family], sorting_approximation),
+                ):
+                    approximation = approximate(observations, names_)
+                    if approximation is not None:
+                        options.append((approximation[1], names_, approximation[0]))
             _, kept, table = min(options, key=lambda option: option[0])
             table_program = build(found.definitions, kept, table)
         with stage("interventions"):
@@ -246,6 +254,13 @@ def _count_families(definitions) -> list[list[str]]:
         if match and c.component:
             families.setdefault((match["tag"], match["var"]), []).append(c.name)
     return [names for names in families.values() if len(names) >= 3]
+
+
+def _closed_form_sets(definitions) -> list[list[str]]:
+    """Per head's family of counts: the family (its largest) and the family with the
+    position (sorting by them)."""
+    families = _count_families(definitions)
+    return [*families, *([POSITION, *family] for family in families)]
 
 
 def _needed(sources: dict[str, str], names: list[str]) -> set[str]:

@@ -21,7 +21,8 @@ import torch
 
 import dsl
 from distill.trained.candidates import Candidate, DefinitionValues
-from distill.trained.comparisons import argmax_lines
+from distill.trained.comparisons import argmax_lines, comparison_text, fallback_text
+from distill.trained.sorting import sorting_lines, sorting_table
 from dsl import ast
 from dsl.interpreter import SOpArray
 
@@ -349,11 +350,41 @@ def argmax_table(obs: Observations, names: list[str]) -> tuple[dict, int] | None
     return table, disagreements
 
 
+def sorting_approximation(obs: Observations, names: list[str]) -> tuple[dict, int] | None:
+    """(table, disagreements): the read-out as sorting by counts (`sorting`), the order
+    and each run's label taken from what most read-out positions say; None where `names`
+    is not the position and two or more counts."""
+    rows = obs.distinct_read
+    columns = [np.array(obs.values[n], dtype=object)[rows.codes[n]].tolist() for n in names]
+    found = sorting_table(list(zip(*columns)), rows.outputs.tolist(), rows.weights, names)
+    if found is None:
+        return None
+    output_of = _output_values(obs)
+    table, disagreements = found
+    return {key: output_of[code] for key, code in table.items()}, disagreements
+
+
+def closed_form_lines(target: str, names: list[str], table: dict) -> list[str] | None:
+    """Definitions of `target` in a form found without a search, where `table` is exactly
+    that form: the largest of three or more (argmax_lines) or sorting by counts
+    (sorting_lines); else None."""
+    return argmax_lines(target, names, table) or sorting_lines(target, names, table)
+
+
+def named_form(names: list[str], table: dict) -> bool:
+    """Whether the read-out `table` over `names` has a form found without a search (a
+    comparison of two variables or a fallback between them, or a closed form)."""
+    if len(names) == 2:
+        entries = list(table.items())
+        return comparison_text(entries) is not None or fallback_text(entries) is not None
+    return closed_form_lines("output", names, table) is not None
+
+
 def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
-    """The program: the definitions, then the output over `names`: the largest of them
-    where the table is exactly that (argmax_lines), else the table (table_lines)."""
+    """The program: the definitions, then the output over `names`: a closed form where the
+    table is exactly one (closed_form_lines), else the table (table_lines)."""
     lines = [f"{c.name} = {c.source}" for c in definitions]
-    lines += argmax_lines("output", names, table) or table_lines("output", names, table)
+    lines += closed_form_lines("output", names, table) or table_lines("output", names, table)
     return dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
 
 

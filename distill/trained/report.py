@@ -29,6 +29,11 @@ _COUNT = re.compile(
 )
 _SCORE = re.compile(r"map\(lambda x: x \* \d+ \+ (?P<rank>\d+), (?P<variable>\w+)\)$")
 _RANKED_LABEL = re.compile(r"(\S+) if s % \d+ == (\d+)")
+_LEFT = re.compile(r"sequence_map\(lambda [ri], n: [ri] - n, (?P<before>\w+), (?P<count>\w+)\)$")
+_LAST_RUN = re.compile(r"map\(lambda r: (?P<label>.+) if r < 0 else (?P<rest>.+), (?P<left>\w+)\)$")
+_RUN = re.compile(
+    r"sequence_map\(lambda r, p: (?P<label>.+) if r < 0 else p, (?P<left>\w+), (?P<later>\w+)\)$"
+)
 _SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the input"}
 
 
@@ -37,6 +42,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
     words = {}
     selectors: dict[str, str] = {}  # a named selector's text, put back where it is used
     scores: dict[str, list] = {}  # an argmax read-out's (rank, variable) per score
+    totals: dict[str, list] = {"indices": []}  # a sorting read-out's counts per remainder
+    runs: dict[str, tuple] = {}  # its (label, counts) per run from here on, and the rest
     for definition in program.definitions:
         source = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
         text = source.splitlines()[0].split(" = ", 1)[1]
@@ -59,6 +66,7 @@ def in_words(program: ast.Program) -> dict[str, str]:
             scores.setdefault(definition.name.rsplit("_score_", 1)[0], []).append(
                 (int(score["rank"]), score["variable"])
             )
+        _sorting_words(definition.name, text, totals, runs, words)
         largest = scores.get(definition.name)
         if largest and text.startswith("map(lambda s: "):
             labels = dict((int(rank), label) for label, rank in _RANKED_LABEL.findall(text))
@@ -70,6 +78,28 @@ def in_words(program: ast.Program) -> dict[str, str]:
                 + "; a tie goes to the one listed first"
             )
     return words
+
+
+def _sorting_words(name: str, text: str, totals: dict, runs: dict, words: dict) -> None:
+    """Follow a sorting read-out (distill.trained.sorting): the position less each running
+    total, then the runs from the last back; the first run's definition gets the words."""
+    left, last, run = _LEFT.match(text), _LAST_RUN.match(text), _RUN.match(text)
+    if left and left["before"] in totals:
+        totals[name] = [*totals[left["before"]], left["count"]]
+    elif last and last["left"] in totals:
+        runs[name] = ([(last["label"], totals[last["left"]])], last["rest"])
+    elif run and run["left"] in totals and run["later"] in runs:
+        later, rest = runs[run["later"]]
+        runs[name] = ([(run["label"], totals[run["left"]]), *later], rest)
+        if len(totals[run["left"]]) == 1:  # the first run: the whole read-out
+            words[name] = (
+                "sorts by counting: "
+                + ", then ".join(
+                    f"{label} while the position is below {' + '.join(counts)}"
+                    for label, counts in runs[name][0]
+                )
+                + f", then {rest}"
+            )
 
 
 def tables_left(program: ast.Program) -> list[dict]:
