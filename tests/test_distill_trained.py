@@ -219,3 +219,31 @@ def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):
         for position, label in enumerate(out):
             switched = tuple(v for v, yes in zip(values, on[row][position + 1]) if yes)
             assert switched == labels_in(label, values), (tokens, position)
+
+
+def test_screening_interventions_rule_out_only_what_the_full_measure_flags(tmp_path):
+    """Screening stops a group's pairs once its figure must be flagged: it flags exactly
+    the groups the full measure flags, and a group it passes has the full figures."""
+    from distill.trained.interventions import interventions
+    from distill.trained.pipeline import discovery_inputs
+
+    for name in ("tomita1", "dyck1-d2"):
+        out = tmp_path / name
+        _run(ZOO / f"{name}.safetensors", out, "--min-agreement", "0.5")
+        model = load_model(ZOO / f"{name}.safetensors")
+        program = dsl.parse((out / "program.rasp").read_text(), filename="program.rasp")
+        report = json.loads((out / "report.json").read_text())
+        components = {
+            line["definition"]: ", ".join(line["components"])
+            for line in report["lines"]
+            if line["components"] and "unembed" not in line["components"]
+        }
+        inputs = discovery_inputs(domain_of(task_of(model)), model, 0)
+        task = task_of(model)
+        full = interventions(program, components, model, task, inputs)
+        screened = interventions(program, components, model, task, inputs, screening=True)
+        assert any(f.flagged for f in full) == any(s.flagged for s in screened)
+        for f, s in zip(full, screened):
+            if not s.flagged:
+                assert s == f
+    assert [f.flagged for f in full] == [True]  # dyck1-d2's one group fails (0.887)

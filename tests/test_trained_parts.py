@@ -364,3 +364,21 @@ def test_a_sorting_read_out_is_put_in_words():
         '"c" while the position is below n_c, then "a" while the position is below n_c + n_a, '
         'then "b"'
     )
+
+
+def test_of_variables_that_decide_as_much_the_one_with_fewer_values_is_kept():
+    """A count and its yes-or-no (any above 0) both decide "the input holds a b": the
+    search keeps the yes-or-no (dyck's "ever negative"), whichever is listed first."""
+    from distill.trained.program import fewest_for
+
+    counts = [0, 1, 2, 3, 0, 4, 2, 0]
+    outputs = ["no" if c == 0 else "yes" for c in counts]
+    obs = _observations(
+        {
+            "n_b": counts,
+            "any_n_b": [int(c > 0) for c in counts],
+            "n_a": [3 - c % 3 for c in counts],
+        },
+        outputs,
+    )
+    assert fewest_for(obs, ["n_b", "any_n_b", "n_a"]) == ["any_n_b"]

@@ -21,6 +21,7 @@ input up to N (distill.trained.pipeline).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,7 +153,22 @@ def discover(model, inputs: list[list]) -> Discovery:
                 extra = _pointer_reading(component, pointer, categorical)
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
+    definitions.extend(_ever(definitions))
     return Discovery(definitions, heads, output, evaluated)
+
+
+def _ever(definitions: list[Candidate]) -> list[Candidate]:
+    """Whether any position a head selects is on a side of a balance (a dyck word whose
+    depth has ever been negative, or past its bound): its count of them above 0. The
+    read-out then reads a yes or no where a count would make its table grow with every
+    count the inputs reach."""
+    return [
+        Candidate(f"any_{c.name}", f"map(lambda x: 1 if x > 0 else 0, {c.name})", None)
+        for c in definitions
+        if c.component
+        and c.source.startswith("selector_width(")
+        and any(_is_balance(name) for name in re.findall(r"select\((\w+),", c.source))
+    ]
 
 
 def _coded(definitions: list[Candidate], values: dict, inputs) -> Observations:
@@ -445,7 +461,7 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
     for value in categorical:  # the counts of each value among the selected keys
         seen = sorted(set(values[value][rows].tolist()), key=repr)
         if _is_balance(value):
-            seen = [1]  # how many positions are on that side
+            seen = [0, 1]  # how many positions are on each side
         for number, v in enumerate(seen):
             literal = repr(v) if isinstance(v, str) else str(v)
             slug = str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{number}"

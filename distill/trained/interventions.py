@@ -30,6 +30,7 @@ from dsl.interpreter import SOpArray, evaluate_arrays
 from synth.graph import reachable
 
 PAIRS = 400  # of each kind, per variable
+SCREENING_CHUNK = 100  # pairs per step while screening
 FLAG_BELOW = 0.99
 
 
@@ -53,12 +54,21 @@ class Intervention:
 
 
 def interventions(
-    program: ast.Program, components: dict[str, str], model, task, inputs: list[list], seed: int = 0
+    program: ast.Program,
+    components: dict[str, str],
+    model,
+    task,
+    inputs: list[list],
+    seed: int = 0,
+    screening: bool = False,
 ) -> list[Intervention]:
     """One Intervention per group of components credited with variables of `program` (the
     variables its output needs). Components that share a variable (two heads computing
     one count) form one group with every variable credited to any of them: patching a
-    head swaps all it carries, so the program's side overrides all of it too."""
+    head swaps all it carries, so the program's side overrides all of it too.
+
+    `screening`: stop at the first group whose figures are sure to be flagged (its pairs
+    measured in chunks); the figures are then partial, good only for ruling it out."""
     evaluated = evaluate_arrays(program, inputs)
     credited = [
         (name, credited_components(components[name]))
@@ -71,7 +81,12 @@ def interventions(
         values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
         same, different = _pairs(values, inputs, seed)
         label = ", ".join(sorted(group, key=component_order))
-        found.append(_measure(program, tuple(names), label, model, task, inputs, same, different))
+        measured = _measure(
+            program, tuple(names), label, model, task, inputs, same, different, screening
+        )
+        found.append(measured)
+        if screening and measured.flagged:
+            break
     return found
 
 
@@ -140,23 +155,34 @@ def _pairs(values: np.ndarray, inputs, seed):
     return same, different
 
 
-def _measure(program, names, component, model, task, inputs, same, different) -> Intervention:
-    unchanged = follows = None
-    undefined = 0
-    if same:
-        firsts = [inputs[a] for a, _, _ in same]
-        seconds = [inputs[b] for _, b, _ in same]
-        positions = [q for _, _, q in same]
+def _measure(
+    program, names, component, model, task, inputs, same, different, screening=False
+) -> Intervention:
+    """The group's figures; `screening`: pairs in chunks, stopping once a figure must
+    fall below FLAG_BELOW whatever the rest give."""
+    chunk = SCREENING_CHUNK if screening else max(len(same), len(different), 1)
+    allowed_same = (1 - FLAG_BELOW) * len(same)
+    unchanged_count = 0
+    for start in range(0, len(same), chunk):
+        part = same[start : start + chunk]
+        firsts = [inputs[a] for a, _, _ in part]
+        seconds = [inputs[b] for _, b, _ in part]
+        positions = [q for _, _, q in part]
         patched = _patched_read_out(model, task, component, firsts, seconds, positions)
         plain = task.read_out(model, firsts)
-        unchanged = sum(p == q for p, q in zip(patched, plain)) / len(same)
-    if different:
-        firsts = [inputs[a] for a, _, _ in different]
-        seconds = [inputs[b] for _, b, _ in different]
-        positions = [q for _, _, q in different]
+        unchanged_count += sum(p == q for p, q in zip(patched, plain))
+        measured = start + len(part)
+        if screening and measured - unchanged_count > allowed_same:
+            return Intervention(component, names, measured, unchanged_count / measured, 0, None, 0)
+    unchanged = unchanged_count / len(same) if same else None
+    agree = total = elsewhere = undefined = 0
+    for start in range(0, len(different), chunk):
+        part = different[start : start + chunk]
+        firsts = [inputs[a] for a, _, _ in part]
+        seconds = [inputs[b] for _, b, _ in part]
+        positions = [q for _, _, q in part]
         patched = _patched_read_out(model, task, component, firsts, seconds, positions)
         predicted = _intervened_program(program, names, firsts, seconds, positions, task)
-        agree = total = elsewhere = 0
         for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
             if wanted is None:
                 undefined += 1
@@ -167,7 +193,21 @@ def _measure(program, names, component, model, task, inputs, same, different) ->
             ]
             agree += not wrong
             elsewhere += bool(wrong) and q not in wrong
-        follows = agree / total if total else None
+        measured = start + len(part)
+        # Undefined pairs are not scored: the most that could still be scored is what is left.
+        most = total + len(different) - measured
+        if screening and total - agree > (1 - FLAG_BELOW) * most:
+            return Intervention(
+                component,
+                names,
+                len(same),
+                unchanged,
+                measured,
+                agree / total,
+                undefined,
+                elsewhere,
+            )
+    follows = agree / total if total else None
     return Intervention(
         component, names, len(same), unchanged, len(different), follows, undefined, elsewhere
     )

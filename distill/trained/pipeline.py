@@ -191,13 +191,15 @@ def _choose(
             if closed_form_lines("output", names_, table):
                 tabled.append((names_, table))
     # Fewest variables first (a table over many only after every named form); among as
-    # many, a form found without a search first, then the shortest program.
+    # many, a form found without a search first, then the smallest table, then the
+    # shortest program.
     sources = {c.name: c.source for c in found.definitions}
 
     def order(pair):
         named = named_form(*pair)
         many = len(pair[0]) > MAX_SUBSET and not named
-        return (many, len(pair[0]), not named, len(_needed(sources, pair[0])))
+        entries = 0 if named else len(pair[1])  # a smaller table reads better
+        return (many, len(pair[0]), not named, entries, len(_needed(sources, pair[0])))
 
     tabled.sort(key=order)
     for kept, table in tabled:
@@ -205,9 +207,11 @@ def _choose(
             break
         with stage("tabulate"):
             table_program = build(found.definitions, kept, table)
-        with stage("interventions"):
-            evidence = interventions(table_program, components, model, task, inputs, seed)
-        first = first or (table_program, evidence)
+        with stage("interventions"):  # a set whose figures must be flagged is ruled out early
+            evidence = interventions(
+                table_program, components, model, task, inputs, seed, screening=True
+            )
+        first = first or table_program
         if any(e.flagged for e in evidence):
             continue
         passing += 1
@@ -238,7 +242,11 @@ def _choose(
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
         return _synthesized(table_program, evidence, model, longest, stage)[1:], False
-    return (best or _synthesized(*first, model, longest, stage))[1:], True
+    if best is None:  # none passes: the first, with its figures measured in full
+        with stage("interventions"):
+            evidence = interventions(first, components, model, task, inputs, seed)
+        best = _synthesized(first, evidence, model, longest, stage)
+    return best[1:], True
 
 
 _COUNT_OF_VALUE = re.compile(

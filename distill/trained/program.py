@@ -256,12 +256,16 @@ def fewest_for(obs: Observations, names: list[str]) -> list[str]:
 
 
 def _forward(obs: Observations, names: list[str], allowed: int, most: int | None = None):
-    """Variables added one by one, each the one leaving the fewest conflicts, until at most
-    `allowed` are left (or `most` are kept)."""
+    """Variables added one by one, each the one leaving the fewest conflicts (of equals, the
+    one with the fewest values: a yes or no reads better than the count it is read off),
+    until at most `allowed` are left (or `most` are kept)."""
     kept: list[str] = []
     while conflicts(obs, kept) > allowed and len(kept) < (most or len(names)):
         kept.append(
-            min((n for n in names if n not in kept), key=lambda n: conflicts(obs, [*kept, n]))
+            min(
+                (n for n in names if n not in kept),
+                key=lambda n: (conflicts(obs, [*kept, n]), len(obs.values[n])),
+            )
         )
     return kept
 
