@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
-from distill.trained.check import CheckResult, check_program
+from distill.trained.check import CheckResult, check_program, compare
 from distill.trained.comparisons import comparisons_named
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
@@ -48,6 +48,7 @@ DISCOVERY_SAMPLES = 2_000  # ...then this many of each longer length up to N
 MAX_ROUNDS = 4
 ALTERNATIVES = 16  # sets of variables tried against the interventions
 READABLE_TRIES = 3  # of those that pass, synthesized to keep the most readable
+HELD_OUT_PER_LENGTH = 200  # fresh inputs per length that approximations are judged on
 BASE_VARIABLES = ("tokens_", "indices_")
 
 
@@ -159,9 +160,7 @@ def _choose(
     leaves none ends the search). With none passing, the first set. With no set
     determining the read-out (a set of more than MAX_SUBSET variables only counts when the
     traced inputs are the whole domain up to N), an approximation and follows is False:
-    the few variables `fewest_for` keeps (the table then takes each key's most common
-    answer), or the largest of a head's counts (`argmax_table`), or sorting by them
-    (`sorting_approximation`), whichever disagrees with the fewest traced positions.
+    of `_approximations`, the one that agrees with the model on the most fresh inputs.
 
     Interventions are measured on the table program: the readable one equals it on the
     domain, but codes synthesis chose for pairs of values may collide on combinations only
@@ -221,32 +220,58 @@ def _choose(
             break
     if first is None:
         with stage("tabulate"):
-            # No set determines it. Of the fewest variables that leave no more disagreement
-            # than all of them do (each key's most common answer) and the largest of each
-            # head's counts (labels and tie order as most traced positions say), the one
-            # that disagrees with fewer traced positions.
-            fewest = fewest_for(observations, names)
-            options = [
-                (conflicts(observations, fewest), fewest, output_tables(observations, fewest))
-            ]
-            for family in _count_families(found.definitions):
-                for names_, approximate in (
-                    (family, argmax_table),
-                    ([POSITION, *family], sorting_approximation),
-                ):
-                    approximation = approximate(observations, names_)
-                    if approximation is not None:
-                        options.append((approximation[1], names_, approximation[0]))
-            _, kept, table = min(options, key=lambda option: option[0])
-            table_program = build(found.definitions, kept, table)
+            options = _approximations(observations, found, names)
+        with stage("synthesize"):
+            table_program, completed = _best_on_held_out(options, found, model, task, domain, seed)
         with stage("interventions"):
             evidence = interventions(table_program, components, model, task, inputs, seed)
-        return _synthesized(table_program, evidence, model, longest, stage)[1:], False
+        return (table_program, evidence, completed), False
     if best is None:  # none passes: the first, with its figures measured in full
         with stage("interventions"):
             evidence = interventions(first, components, model, task, inputs, seed)
         best = _synthesized(first, evidence, model, longest, stage)
     return best[1:], True
+
+
+def _approximations(observations, found, names) -> list[tuple[list[str], dict]]:
+    """(variables, table) of each approximation, where no set determines the read-out: the
+    variables `fewest_for` adds one by one (each prefix: more variables follow the traced
+    inputs more closely, and may follow only them), the largest of each head's counts
+    and sorting by them (labels, tie order and runs as most traced positions say)."""
+    fewest = fewest_for(observations, names)
+    options = [
+        (fewest[:size], output_tables(observations, fewest[:size]))
+        for size in range(1, len(fewest) + 1)
+    ]
+    for family in _count_families(found.definitions):
+        for kept, approximate in (
+            (family, argmax_table),
+            ([POSITION, *family], sorting_approximation),
+        ):
+            approximation = approximate(observations, kept)
+            if approximation is not None:
+                options.append((kept, approximation[0]))
+    return options
+
+
+def _best_on_held_out(options, found, model, task, domain, seed) -> tuple:
+    """(table program, completed readable program) of the approximation that agrees with
+    the model on the most of a fresh sample of every length up to the longest: judged on
+    inputs the tables were not read off, a table that memorises the traced inputs loses
+    to one that follows the model's rule (the first of equals: fewer variables)."""
+    held_out = [
+        x
+        for length in range(domain.min_len, domain.longest + 1)
+        for x in domain.sample(length, HELD_OUT_PER_LENGTH, seed + 1, model)
+    ]
+    best = None
+    for kept, table in options:
+        table_program = build(found.definitions, kept, table)
+        _, completed = _readable(table_program, model, domain.longest)
+        agree = sum(c is None for c in compare(completed, model, task, held_out))
+        if best is None or agree > best[0]:
+            best = (agree, table_program, completed)
+    return best[1:]
 
 
 _COUNT_OF_VALUE = re.compile(
