@@ -382,3 +382,51 @@ def test_of_variables_that_decide_as_much_the_one_with_fewer_values_is_kept():
         outputs,
     )
     assert fewest_for(obs, ["n_b", "any_n_b", "n_a"]) == ["any_n_b"]
+
+
+def test_of_approximations_the_one_agreeing_most_on_fresh_inputs_is_kept():
+    """A "model" that gives the histogram except on one string. Two approximations: a table
+    over the count and the position (listed first; it also holds a mistake read off a
+    traced quirk, and says nothing past the traced positions), and one over the count
+    alone; judged on fresh inputs up to length 7, the count's closed form is kept, and it
+    is the histogram on strings longer than any traced."""
+    import random
+    from types import SimpleNamespace
+
+    from distill.trained.candidates import Candidate
+    from distill.trained.pipeline import _best_on_held_out
+
+    letters = ["a", "b", "c"]
+    quirk = ("a", "b", "a")  # where the model says 3 at position 0
+
+    def histogram(tokens):
+        return [tokens.count(t) for t in tokens]
+
+    def read_out(_model, inputs):
+        return [[3, *histogram(x)[1:]] if tuple(x) == quirk else histogram(x) for x in inputs]
+
+    task = SimpleNamespace(read_out=read_out, positions_of=lambda x: range(1, len(x) + 1))
+    domain = SimpleNamespace(
+        min_len=1,
+        longest=7,
+        sample=lambda n, k, seed, model: [
+            random.Random(f"{seed}:{n}:{i}").choices(letters, k=n) for i in range(k)
+        ],
+    )
+    model = SimpleNamespace(config=SimpleNamespace(vocab=tuple(letters)))
+    found = SimpleNamespace(definitions=[
+        Candidate("tokens_", "tokens", None),
+        Candidate("indices_", "indices", None),
+        Candidate("n_same", "selector_width(select(tokens_, tokens_, ==))", "L0.H0"),
+    ])  # fmt: skip
+    traced = [list(x) for n in range(1, 4) for x in itertools.product(letters, repeat=n)]
+    rows = [(i, count, out) for x in traced for i, (count, out) in
+            enumerate(zip(histogram(x), read_out(None, [x])[0]))]  # fmt: skip
+    by_count = {(c,): c for _, c, _ in rows}
+    memorised = {(c, i): out for i, c, out in rows}
+    memorised[(1, 0)] = 3  # a quirk taken for the rule
+    _, completed = _best_on_held_out(
+        [(["n_same", "indices_"], memorised), (["n_same"], by_count)], found, model, task, domain, 0
+    )
+    fresh = [list(x) for x in itertools.product(letters, repeat=6)]
+    assert dsl.evaluate(completed, fresh) == [histogram(x) for x in fresh]
