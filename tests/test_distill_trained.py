@@ -247,3 +247,24 @@ def test_screening_interventions_rule_out_only_what_the_full_measure_flags(tmp_p
             if not s.flagged:
                 assert s == f
     assert [f.flagged for f in full] == [True]  # dyck1-d2's one group fails (0.887)
+
+
+@pytest.mark.parametrize("name", ["tomita1", "dyck1-d2", "copy-ab"])
+def test_compare_as_arrays_finds_what_a_value_by_value_comparison_finds(name):
+    """Argmax, multi-label and after-SEP read-outs: the array comparison gives the same
+    counterexamples (input, first position, both labels) as reading every value."""
+    from distill.trained.check import _compare_values, compare
+
+    model = load_model(ZOO / f"{name}.safetensors")
+    task = task_of(model)
+    domain, inputs = _domain_inputs(model)
+    inputs = inputs[:3000] + domain.sample(domain.exhaustive_up_to + 1, 500, 0, model)
+    first = label_of(task.read_out(model, inputs[:1])[0][0])
+    for source in (
+        "return tokens\n",
+        f"output = map(lambda x: {first!r}, tokens)\nreturn output\n",
+    ):
+        program = dsl.parse(source)
+        found = compare(program, model, task, inputs)
+        assert found == _compare_values(program, model, task, inputs)
+    assert any(found) and not all(found)  # the constant label: right on some inputs only

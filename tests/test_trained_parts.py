@@ -413,7 +413,8 @@ def test_of_approximations_the_one_agreeing_most_on_fresh_inputs_is_kept():
             random.Random(f"{seed}:{n}:{i}").choices(letters, k=n) for i in range(k)
         ],
     )
-    model = SimpleNamespace(config=SimpleNamespace(vocab=tuple(letters)))
+    # Its outputs are numbers (the counts), compared value by value.
+    model = SimpleNamespace(config=SimpleNamespace(vocab=tuple(letters), output_kind="numerical"))
     found = SimpleNamespace(definitions=[
         Candidate("tokens_", "tokens", None),
         Candidate("indices_", "indices", None),

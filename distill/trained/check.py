@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
+
 from distill.trained.domain import Domain
 from distill.trained.program import label_of
 from dsl import ast
 from dsl.interpreter import evaluate_arrays
 
 CHUNK = 20_000
+MAX_LABEL_BITS = 62  # a multi-label read-out's set is coded as bits of an int64
 KEPT_COUNTEREXAMPLES = 10
 
 
@@ -88,10 +92,91 @@ class CheckResult:
 
 def compare(program: ast.Program, model, task, inputs: list[list]) -> list[Counterexample | None]:
     """Per input, None where program and model agree, else the first position where they do
-    not, as a Counterexample."""
-    answers = task.read_out(model, inputs)
+    not, as a Counterexample.
+
+    Both sides become codes of labels, compared as arrays: the model's decoded output at
+    each position (its argmax, subset argmax, or multi-label set) and the program's output
+    mapped to the same codes (a label the model never gives gets none); an input is looked
+    at one by one only where they differ. A numerical model is compared value by value."""
+    if model.config.output_kind == "numerical" or (
+        task.readout["kind"] not in ("argmax", "subset_argmax")
+        and len(model.config.output_values) > MAX_LABEL_BITS
+    ):
+        return _compare_values(program, model, task, inputs)
     evaluation = evaluate_arrays(program, inputs)
-    outputs = evaluation.outputs()
+    output = evaluation.output
+    width = output.codes.shape[1]
+    model_codes, label_of_code = _model_codes(model, task, inputs)
+    code_of_label = {label: code for code, label in label_of_code.items()}
+    table_codes = np.array([_code_or_none(code_of_label, v) for v in output.table], dtype=np.int64)
+    program_codes = table_codes[output.codes]
+    read = _read_positions(task, inputs, evaluation.mask[:, :width])
+    differ = read & (program_codes != model_codes[:, 1 : width + 1])
+    undefined = np.zeros(len(inputs), dtype=bool)
+    undefined[list(output.failures)] = True
+    results: list[Counterexample | None] = [None] * len(inputs)
+    for b in np.flatnonzero((differ.any(1) | undefined) & read.any(1)).tolist():
+        at = int(np.argmax(read[b] if undefined[b] else differ[b]))
+        mine = None if undefined[b] else output.table[output.codes[b, at]]
+        expected = label_of_code[int(model_codes[b, at + 1])]
+        results[b] = Counterexample(tuple(inputs[b]), at, expected, mine)
+    return results
+
+
+def _code_or_none(code_of_label: dict, value) -> int:
+    try:
+        return code_of_label.get(value, -1)
+    except TypeError:  # an unhashable value is no label the model gives
+        return -1
+
+
+def _model_codes(model, task, inputs, batch_size: int = 4096) -> tuple[np.ndarray, dict]:
+    """([batch, pos] code of the model's decoded output at each position (BOS at 0), code ->
+    label): argmax and subset argmax code the value's index, a multi-label read-out the
+    set of values switched on as bits."""
+    config = model.config
+    kind = task.readout["kind"]
+    rows = []
+    for start in range(0, len(inputs), batch_size):
+        ids, mask = model.encode(inputs[start : start + batch_size])
+        with torch.no_grad():
+            out = model(ids, mask)
+        if kind == "argmax":
+            codes = model.output_indices(out)
+        elif kind == "subset_argmax":
+            columns = torch.tensor([config.output_values.index(v) for v in task.readout["subset"]])
+            codes = model.output_indices(out[..., columns])
+        else:
+            bits = 2 ** torch.arange(out.shape[-1], dtype=torch.int64)
+            codes = ((out > 0).to(torch.int64) * bits).sum(-1)
+        rows.append(codes.numpy().astype(np.int64))
+    width = max((r.shape[1] for r in rows), default=1)
+    codes = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows])
+    values = task.readout["subset"] if kind == "subset_argmax" else config.output_values
+    label_of_code = {}
+    for code in np.unique(codes).tolist():
+        if kind in ("argmax", "subset_argmax"):
+            label_of_code[code] = label_of(values[code])
+        else:
+            label_of_code[code] = label_of(tuple(v for i, v in enumerate(values) if code >> i & 1))
+    return codes, label_of_code
+
+
+def _read_positions(task, inputs, exists: np.ndarray) -> np.ndarray:
+    """[batch, pos] bool: the read-out positions (0-based, in the program's positions)."""
+    if task.readout["positions"] == "all":
+        return exists
+    read = np.zeros_like(exists)
+    for b, tokens in enumerate(inputs):
+        for p in task.positions_of(tokens):
+            read[b, p - 1] = True
+    return read
+
+
+def _compare_values(program, model, task, inputs) -> list[Counterexample | None]:
+    """`compare` value by value (a numerical model: its outputs are numbers, not labels)."""
+    answers = task.read_out(model, inputs)
+    outputs = evaluate_arrays(program, inputs).outputs()
     results = []
     for tokens, answer, got in zip(inputs, answers, outputs):
         bad = None
