@@ -210,7 +210,8 @@ def _choose(
             evidence = interventions(
                 table_program, components, model, task, inputs, seed, screening=True
             )
-        first = first or table_program
+        if first is None:
+            first = table_program
         if any(e.flagged for e in evidence):
             continue
         passing += 1

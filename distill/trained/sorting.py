@@ -25,7 +25,7 @@ def sorting_lines(target: str, names: list[str], table: dict) -> list[str] | Non
     """Definitions of `target` as the run of sorted counts the position falls in, when
     `table` ((values of names) -> label) is exactly that, else None."""
     found = _sorting(names, list(table), list(table.values()), None)
-    if found is None or found[2]:
+    if found is None:
         return None
     order, labels, _ = found
     return _definitions(target, [names[i] for i in order], labels)
@@ -43,7 +43,7 @@ def sorting_table(keys: list[tuple], outputs: list, weights, names: list[str]):
     counts = np.array([[key[i] for i in order] for key in keys], dtype=np.int64)
     position = np.array([key[names.index(POSITION)] for key in keys], dtype=np.int64)
     runs = _runs(position, counts)
-    table = {tuple(key): labels[min(run, len(labels) - 1)] for key, run in zip(keys, runs)}
+    table = {tuple(key): labels[run] for key, run in zip(keys, runs)}
     return table, disagreements
 
 
@@ -74,10 +74,7 @@ def _sorting(names, keys, outputs, weights):
             best = (list(order), [labels[c] for c in run_codes], disagreements)
             if not disagreements:
                 break
-    if best is None:
-        return None
-    order, run_labels, disagreements = best
-    return order, run_labels, disagreements
+    return best
 
 
 def _runs(position: np.ndarray, counts: np.ndarray) -> np.ndarray:
