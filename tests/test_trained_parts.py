@@ -431,3 +431,28 @@ def test_of_approximations_the_one_agreeing_most_on_fresh_inputs_is_kept():
     )
     fresh = [list(x) for x in itertools.product(letters, repeat=6)]
     assert dsl.evaluate(completed, fresh) == [histogram(x) for x in fresh]
+
+
+def test_a_dyck_depth_and_whether_it_was_ever_negative_are_put_in_words():
+    from distill.trained.report import in_words
+
+    program = dsl.parse(
+        "sel = select(indices, indices, <=)\n"
+        'n_open = selector_width(sel & select(tokens, tokens, lambda k, q: k == "("))\n'
+        'n_close = selector_width(sel & select(tokens, tokens, lambda k, q: k == ")"))\n'
+        "below0 = sequence_map(lambda x, y: 1 if x - y < 0 else 0, n_open, n_close)\n"
+        "n_neg = selector_width(sel & select(below0, below0, lambda k, q: k == 1))\n"
+        "n_not = selector_width(sel & select(below0, below0, lambda k, q: k == 0))\n"
+        "ever = map(lambda x: 1 if x > 0 else 0, n_neg)\n"
+        "return ever\n"
+    )
+    words = in_words(program)
+    depth = 'the count of "(" minus the count of ")"'
+    assert words["below0"] == f"{depth} so far (itself included) is below 0"
+    assert words["n_neg"] == f"counts positions so far (itself included) where {depth} is below 0"
+    assert (
+        words["n_not"] == f"counts positions so far (itself included) where {depth} is at least 0"
+    )
+    assert words["ever"] == (
+        f"whether there is any position so far (itself included) where {depth} is below 0"
+    )

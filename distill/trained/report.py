@@ -35,6 +35,18 @@ _RUN = re.compile(
     r"sequence_map\(lambda r, p: (?P<label>.+) if r < 0 else p, (?P<left>\w+), (?P<later>\w+)\)$"
 )
 _SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the input"}
+_BALANCE = re.compile(
+    r"sequence_map\(lambda x, y: 1 if x - y < (?P<bound>-?\d+) else 0, (?P<x>\w+), (?P<y>\w+)\)$"
+)
+_SIDE_COUNT = re.compile(
+    r"selector_width\(select\(indices, indices, (?P<sel><=|true|<)\) & "
+    r"select\((?P<var>\w+), (?P=var), lambda k, q: k == (?P<side>[01])\)\)$"
+)
+_COUNTED = re.compile(r"counts (.+) tokens (so far \(itself included\)|before it|in the input)$")
+_BALANCE_WORDS = re.compile(
+    r"(the count of .+ minus the count of .+?) (?:so far|before|in the).* is below (-?\d+)$"
+)
+_EVER = re.compile(r"map\(lambda x: 1 if x > 0 else 0, (?P<count>\w+)\)$")
 
 
 def in_words(program: ast.Program) -> dict[str, str]:
@@ -57,6 +69,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
             scope = _SCOPE[match["sel"]]
             what = "tokens equal to this one" if match["same"] else f"{match['value']} tokens"
             words[definition.name] = f"counts {what} {scope}"
+        elif _balance_words(definition.name, text, words):
+            pass
         elif text.startswith("selector_width(select(indices, indices, true))"):
             words[definition.name] = "the length of the input"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
@@ -78,6 +92,30 @@ def in_words(program: ast.Program) -> dict[str, str]:
                 + "; a tie goes to the one listed first"
             )
     return words
+
+
+def _balance_words(name: str, text: str, words: dict) -> bool:
+    """Words for where the balance of two counts stands (dyck's depth), for how many
+    positions are on one side of it, and for whether any is; whether `text` was one."""
+    balance, side, ever = _BALANCE.match(text), _SIDE_COUNT.match(text), _EVER.match(text)
+    if balance:
+        counted = [_COUNTED.match(words.get(balance[v], "")) for v in ("x", "y")]
+        if not all(counted):
+            return False
+        (x, scope), (y, _) = (c.groups() for c in counted)
+        words[name] = f"the count of {x} minus the count of {y} {scope} is below {balance['bound']}"
+    elif side and _BALANCE_WORDS.match(words.get(side["var"], "")):
+        difference, bound = _BALANCE_WORDS.match(words[side["var"]]).groups()
+        where = "below" if side["side"] == "1" else "at least"
+        words[name] = (
+            f"counts positions {_SCOPE[side['sel']]} where {difference} is {where} {bound}"
+        )
+    elif ever and words.get(ever["count"], "").startswith("counts positions "):
+        scope_and_rest = words[ever["count"]].removeprefix("counts positions ")
+        words[name] = "whether there is any position " + scope_and_rest
+    else:
+        return False
+    return True
 
 
 def _sorting_words(name: str, text: str, totals: dict, runs: dict, words: dict) -> None:
