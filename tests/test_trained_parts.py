@@ -456,3 +456,18 @@ def test_a_dyck_depth_and_whether_it_was_ever_negative_are_put_in_words():
     assert words["ever"] == (
         f"whether there is any position so far (itself included) where {depth} is below 0"
     )
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    st.permutations(list("abcdefgh")),
+    st.lists(st.text("abcdefgh", min_size=1, max_size=12), min_size=1, max_size=10),
+)
+def test_sorting_by_more_counts_than_orders_tried_is_found_run_by_run(order, strings):
+    """Eight letters (past the 6! orders tried): the order is built run by run, and the
+    closed form sorts strings longer than any tabulated."""
+    program, _ = _sorting_program(order, 3)
+    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
+    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
+    for string, output in zip(strings, outputs):
+        assert output == sorted(string, key=order.index)

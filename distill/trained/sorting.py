@@ -18,7 +18,7 @@ import numpy as np
 from distill.trained.comparisons import literal
 
 POSITION = "indices_"  # the search's name for the input positions
-MOST_COUNTS = 6  # orders tried: at most 6! = 720
+MOST_COUNTS = 6  # every order tried up to this many counts (6! = 720); past it, one greedy
 
 
 def sorting_lines(target: str, names: list[str], table: dict) -> list[str] | None:
@@ -51,7 +51,7 @@ def _sorting(names, keys, outputs, weights):
     """(order of the count variables in `names`, label per run (the last: past every
     count), disagreements) of the best order, or None. Without `weights` only an exact
     fit counts (every entry weighs 1 and none may disagree)."""
-    if POSITION not in names or not 2 <= len(names) - 1 <= MOST_COUNTS or not keys:
+    if POSITION not in names or len(names) < 3 or not keys:
         return None
     if not all(type(v) is int for key in keys for v in key):
         return None
@@ -62,7 +62,11 @@ def _sorting(names, keys, outputs, weights):
     exact = weights is None
     weights = np.ones(len(keys), dtype=np.int64) if exact else weights
     best = None
-    for order in itertools.permutations(counted):
+    if len(counted) <= MOST_COUNTS:
+        orders = itertools.permutations(counted)
+    else:  # too many orders to try: the one built run by run
+        orders = [_greedy_order(values, at, counted, label_codes, weights)]
+    for order in orders:
         runs = _runs(values[:, at], values[:, list(order)])
         fit = _run_labels(runs, label_codes, weights, len(order) + 1, len(labels))
         if fit is None:
@@ -75,6 +79,27 @@ def _sorting(names, keys, outputs, weights):
             if not disagreements:
                 break
     return best
+
+
+def _greedy_order(values, at: int, counted: list[int], label_codes, weights) -> list[int]:
+    """An order of the counts built run by run: next, the count whose run (from the total
+    so far) holds the most weight agreeing with its most common label less the weight
+    that does not (an empty run scores nothing)."""
+    position, total = values[:, at], np.zeros(len(values), dtype=np.int64)
+    order, left = [], list(counted)
+    width = int(label_codes.max()) + 1
+
+    def score(i, total):
+        inside = (position >= total) & (position < total + values[:, i])
+        votes = np.bincount(label_codes[inside], weights[inside], minlength=width)
+        return 2 * votes.max() - votes.sum()
+
+    while left:
+        chosen = max(left, key=lambda i: score(i, total))  # noqa: B023 (used at once)
+        order.append(chosen)
+        left.remove(chosen)
+        total = total + values[:, chosen]
+    return order
 
 
 def _runs(position: np.ndarray, counts: np.ndarray) -> np.ndarray:
