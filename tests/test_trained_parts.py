@@ -471,3 +471,17 @@ def test_sorting_by_more_counts_than_orders_tried_is_found_run_by_run(order, str
     outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
     for string, output in zip(strings, outputs):
         assert output == sorted(string, key=order.index)
+
+
+def test_a_read_out_table_past_what_a_program_may_hold_is_not_built():
+    """A table memorising 150,000 keys would be a source past dsl.limits.MAX_SOURCE_BYTES:
+    build says so (None) instead of failing the run."""
+    from distill.trained.candidates import Candidate
+    from distill.trained.program import build
+
+    names = ["indices_", "n"]
+    definitions = [Candidate("indices_", "indices", None), Candidate("n", "indices", None)]
+    table = {(i, 7 * i % 1000): i % 3 for i in range(150_000)}
+    assert build(definitions, names, table) is None
+    small = {key: value for key, value in list(table.items())[:100]}
+    assert build(definitions, names, small) is not None

@@ -31,6 +31,7 @@ from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate, DefinitionValues
 from distill.trained.classes import natural_classes
 from distill.trained.program import (
+    MAX_SUBSET,
     Observations,
     determining_sets,
     group_ids,
@@ -50,6 +51,9 @@ POINTER_SHARE = 0.5
 # A head's strongest key may be elsewhere than its variables say in this share of rows
 # (a soft head); the read-out check decides whether the reading holds.
 POINTER_MISSES = 0.05
+# A head's keys are clustered only where the variables so far take at most this many
+# combinations (the zoo's largest: 2,442; a vocab-10 sort: tens of thousands).
+MAX_KEY_GROUPS = 5_000
 # A categorical variable with more values than this is not offered as a head's value.
 MAX_VALUE_CLASSES = 12
 
@@ -207,7 +211,7 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     for keys, selector, side in sides:
         labels = keys[rows].tolist()
         obs = labelled(coded, labels)
-        kept = next(iter(determining_sets(obs, names, preferred, allowed)), None)
+        kept = _few(determining_sets(obs, names, preferred, allowed))
         if kept is not None:
             readings.append((kept, obs, selector, side))
     if not readings:
@@ -221,6 +225,12 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     trial = definitions + made + [Candidate("pointer_", selector, None)]
     matrix = evaluated.evaluate(trial, keep=False)["pointer_"]
     return (made, (f"pointer ({side} side)", selector, matrix))
+
+
+def _few(sets) -> list[str] | None:
+    """The first set of at most MAX_SUBSET variables: a table over more would only
+    memorise the traced inputs (and grows past what a program may hold)."""
+    return next((kept for kept in sets if len(kept) <= MAX_SUBSET), None)
 
 
 def _pointer_reading(component: str, pointer, categorical: list[str]) -> list[Candidate]:
@@ -297,6 +307,8 @@ def _key_class(layer, head, trace, definitions, coded, mask) -> list[Candidate]:
         c.name for c in definitions if not c.source.startswith("select(") and c.name != "indices_"
     ]
     group_of = group_ids(coded, names)  # positions with the same values of every variable
+    if group_of.max() + 1 > MAX_KEY_GROUPS:
+        return []  # the spanning tree is quadratic in the groups
     means = np.zeros((group_of.max() + 1, points.shape[1]))
     np.add.at(means, group_of, points)
     means /= np.bincount(group_of)[:, None]
@@ -306,7 +318,7 @@ def _key_class(layer, head, trace, definitions, coded, mask) -> list[Candidate]:
     per_position = labels[group_of].tolist()
     obs = labelled(coded, per_position)
     preferred = [n for n in names if n != "tokens_"]
-    kept = next(iter(determining_sets(obs, names, preferred)), None)
+    kept = _few(determining_sets(obs, names, preferred))
     if kept is None:
         return []
     columns = [[obs.values[n][c] for c in obs.codes[n].tolist()] for n in kept]

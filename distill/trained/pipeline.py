@@ -206,6 +206,8 @@ def _choose(
             break
         with stage("tabulate"):
             table_program = build(found.definitions, kept, table)
+        if table_program is None:  # a table past what a program may hold
+            continue
         with stage("interventions"):  # a set whose figures must be flagged is ruled out early
             evidence = interventions(
                 table_program, components, model, task, inputs, seed, screening=True
@@ -268,6 +270,8 @@ def _best_on_held_out(options, found, model, task, domain, seed) -> tuple:
     best = None
     for kept, table in options:
         table_program = build(found.definitions, kept, table)
+        if table_program is None:  # a table past what a program may hold
+            continue
         _, completed = _readable(table_program, model, domain.longest)
         agree = sum(c is None for c in compare(completed, model, task, held_out))
         if best is None or agree > best[0]:

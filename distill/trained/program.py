@@ -23,7 +23,7 @@ import dsl
 from distill.trained.candidates import Candidate, DefinitionValues
 from distill.trained.comparisons import argmax_lines, comparison_text, fallback_text
 from distill.trained.sorting import sorting_lines, sorting_table
-from dsl import ast
+from dsl import ast, limits
 from dsl.interpreter import SOpArray
 
 
@@ -384,12 +384,16 @@ def named_form(names: list[str], table: dict) -> bool:
     return closed_form_lines("output", names, table) is not None
 
 
-def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program:
+def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program | None:
     """The program: the definitions, then the output over `names`: a closed form where the
-    table is exactly one (closed_form_lines), else the table (table_lines)."""
+    table is exactly one (closed_form_lines), else the table (table_lines). None where the
+    table is past what a program may hold (dsl.limits.MAX_SOURCE_BYTES)."""
     lines = [f"{c.name} = {c.source}" for c in definitions]
     lines += closed_form_lines("output", names, table) or table_lines("output", names, table)
-    return dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
+    source = "\n".join([*lines, "return output", ""])
+    if len(source) > limits.MAX_SOURCE_BYTES:
+        return None
+    return dsl.parse(source, filename="<trained>")
 
 
 def table_lines(target: str, names: list[str], table: dict) -> list[str]:
