@@ -315,6 +315,16 @@ def _sorting_program(order: list[str], longest: int):
     return build([position, *counts], ["indices_", *names], table), ["indices_", *names]
 
 
+def _assert_sorts(order: list[str], longest: int, strings: list[str]) -> None:
+    """The program built from the table up to `longest` has no table left and sorts
+    `strings` (any length) in `order`."""
+    program, _ = _sorting_program(order, longest)
+    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
+    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
+    for string, output in zip(strings, outputs):
+        assert output == sorted(string, key=order.index)
+
+
 @settings(max_examples=20, deadline=None)
 @given(
     st.permutations(["a", "b", "c", "d"]),
@@ -323,11 +333,7 @@ def _sorting_program(order: list[str], longest: int):
 def test_a_sort_by_counts_table_gets_a_closed_form_that_sorts_any_string(order, strings):
     """Tabulated on strings up to length 4, the read-out becomes running totals that sort
     strings of any length (up to 10 here) in the same order."""
-    program, _ = _sorting_program(order, 4)
-    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
-    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
-    for string, output in zip(strings, outputs):
-        assert output == sorted(string, key=order.index)
+    _assert_sorts(order, 4, strings)
 
 
 def test_a_table_that_does_not_sort_gets_no_sorting_form_and_an_approximation_counts_it():
@@ -466,11 +472,7 @@ def test_a_dyck_depth_and_whether_it_was_ever_negative_are_put_in_words():
 def test_sorting_by_more_counts_than_orders_tried_is_found_run_by_run(order, strings):
     """Eight letters (past the 6! orders tried): the order is built run by run, and the
     closed form sorts strings longer than any tabulated."""
-    program, _ = _sorting_program(order, 3)
-    assert not any(isinstance(getattr(d.node, "fn", None), ast.Table) for d in program.definitions)
-    outputs = evaluate_arrays(program, [list(s) for s in strings]).outputs()
-    for string, output in zip(strings, outputs):
-        assert output == sorted(string, key=order.index)
+    _assert_sorts(order, 3, strings)
 
 
 def test_a_read_out_table_past_what_a_program_may_hold_is_not_built():
