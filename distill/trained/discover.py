@@ -258,7 +258,7 @@ def _aggregates(
 
 def _is_balance(name: str) -> bool:
     """Whether `name` is one of `_balances`' 0/1 variables: read by counting the positions
-    on one side, never compared between positions or pointed by."""
+    on each side, never compared between positions or pointed by."""
     return name.startswith("below")
 
 
@@ -267,8 +267,8 @@ def _balances(definitions: list[Candidate], layer: int, values: dict, mask) -> l
     minus another's): below or above each value it takes, as 0/1 variables offered to
     the heads of `layer` whose key vectors form no clusters. A later head of a balance
     task (dyck: has the depth ever been negative, or past its bound) counts the positions
-    on one side; a variable nothing reads is dropped by the read-out's search, and one
-    that is read is checked like any other."""
+    on a side (`_ever`: whether any is); a variable nothing reads is dropped by the
+    read-out's search, and one that is read is checked like any other."""
     families: dict[str, list[str]] = {}
     for c in definitions:
         if c.name.startswith("n_tokens_") and c.component and "_top" not in c.name:
