@@ -44,8 +44,7 @@ class DefinitionValues:
         found = {}
         for c in definitions:
             array = evaluation.definitions[c.name]
-            cached = known[c.name] if c.name in overrides else None
-            values = cached[2] if cached is not None and cached[2] is not None else None
+            values = known[c.name][2] if c.name in overrides else None
             if not as_arrays and values is None:
                 values = array.values() if hasattr(array, "codes") else array.matrix
             if keep:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import operator
 
+import numpy as np
+
 import dsl
 from distill.circuit.discovery import DEFAULT_LABEL
 from dsl import ast
@@ -95,7 +97,16 @@ def comparisons_named(program: ast.Program) -> ast.Program:
 
 
 def literal(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """`value` as the language writes it (a number, a boolean, None, else a string)."""
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))  # numpy's own repr names its type
+    return repr(str(value))
 
 
 def argmax_lines(target: str, names: list[str], table: dict) -> list[str] | None:

@@ -164,23 +164,17 @@ def _measure(
     allowed_same = (1 - FLAG_BELOW) * len(same)
     unchanged_count = 0
     for start in range(0, len(same), chunk):
-        part = same[start : start + chunk]
-        firsts = [inputs[a] for a, _, _ in part]
-        seconds = [inputs[b] for _, b, _ in part]
-        positions = [q for _, _, q in part]
+        firsts, seconds, positions = _columns(same[start : start + chunk], inputs)
         patched = _patched_read_out(model, task, component, firsts, seconds, positions)
         plain = task.read_out(model, firsts)
         unchanged_count += sum(p == q for p, q in zip(patched, plain))
-        measured = start + len(part)
+        measured = start + len(firsts)
         if screening and measured - unchanged_count > allowed_same:
             return Intervention(component, names, measured, unchanged_count / measured, 0, None, 0)
     unchanged = unchanged_count / len(same) if same else None
     agree = total = elsewhere = undefined = 0
     for start in range(0, len(different), chunk):
-        part = different[start : start + chunk]
-        firsts = [inputs[a] for a, _, _ in part]
-        seconds = [inputs[b] for _, b, _ in part]
-        positions = [q for _, _, q in part]
+        firsts, seconds, positions = _columns(different[start : start + chunk], inputs)
         patched = _patched_read_out(model, task, component, firsts, seconds, positions)
         predicted = _intervened_program(program, names, firsts, seconds, positions, task)
         for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
@@ -193,7 +187,7 @@ def _measure(
             ]
             agree += not wrong
             elsewhere += bool(wrong) and q not in wrong
-        measured = start + len(part)
+        measured = start + len(firsts)
         # Undefined pairs are not scored: the most that could still be scored is what is left.
         most = total + len(different) - measured
         if screening and total - agree > (1 - FLAG_BELOW) * most:
@@ -210,6 +204,15 @@ def _measure(
     follows = agree / total if total else None
     return Intervention(
         component, names, len(same), unchanged, len(different), follows, undefined, elsewhere
+    )
+
+
+def _columns(pairs, inputs) -> tuple[list, list, list]:
+    """(first inputs, second inputs, positions) of (first, second, position) triples."""
+    return (
+        [inputs[a] for a, _, _ in pairs],
+        [inputs[b] for _, b, _ in pairs],
+        [q for _, _, q in pairs],
     )
 
 

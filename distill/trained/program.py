@@ -21,7 +21,7 @@ import torch
 
 import dsl
 from distill.trained.candidates import Candidate, DefinitionValues
-from distill.trained.comparisons import argmax_lines, comparison_text, fallback_text
+from distill.trained.comparisons import argmax_lines, comparison_text, fallback_text, literal
 from distill.trained.sorting import sorting_lines, sorting_table
 from dsl import ast, limits
 from dsl.interpreter import SOpArray
@@ -325,7 +325,7 @@ def argmax_table(obs: Observations, names: list[str]) -> tuple[dict, int] | None
     never alone the largest, or two stand for one label."""
     rows = obs.distinct_read
     output_of = _output_values(obs)
-    keys = np.stack([np.array(obs.values[n], dtype=object)[rows.codes[n]] for n in names], 1)
+    keys = np.stack(_distinct_columns(obs, names), 1)
     if not len(keys) or not all(type(v) is int for v in keys.reshape(-1).tolist()):
         return None
     keys = keys.astype(np.int64)
@@ -359,13 +359,19 @@ def sorting_approximation(obs: Observations, names: list[str]) -> tuple[dict, in
     and each run's label taken from what most read-out positions say; None where `names`
     is not the position and two or more counts."""
     rows = obs.distinct_read
-    columns = [np.array(obs.values[n], dtype=object)[rows.codes[n]].tolist() for n in names]
+    columns = [column.tolist() for column in _distinct_columns(obs, names)]
     found = sorting_table(list(zip(*columns)), rows.outputs.tolist(), rows.weights, names)
     if found is None:
         return None
     output_of = _output_values(obs)
     table, disagreements = found
     return {key: output_of[code] for key, code in table.items()}, disagreements
+
+
+def _distinct_columns(obs: Observations, names: list[str]) -> list[np.ndarray]:
+    """Per variable, its value (object array) in each distinct read-out row."""
+    rows = obs.distinct_read
+    return [np.array(obs.values[n], dtype=object)[rows.codes[n]] for n in names]
 
 
 def closed_form_lines(target: str, names: list[str], table: dict) -> list[str] | None:
@@ -421,23 +427,11 @@ def table_lines(target: str, names: list[str], table: dict) -> list[str]:
 
 
 def _table(entries: dict) -> str:
-    body = ", ".join(f"{_key(k)}: {_literal(v)}" for k, v in entries.items())
+    body = ", ".join(f"{_key(k)}: {literal(v)}" for k, v in entries.items())
     return "{" + body + "}"
 
 
 def _key(key) -> str:
     if isinstance(key, tuple):
-        return "(" + ", ".join(_literal(k) for k in key) + ")"
-    return _literal(key)
-
-
-def _literal(value) -> str:
-    if value is None:
-        return "None"
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, float):
-        return repr(value)
-    return repr(str(value))
+        return "(" + ", ".join(literal(k) for k in key) + ")"
+    return literal(key)

@@ -69,8 +69,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
             scope = _SCOPE[match["sel"]]
             what = "tokens equal to this one" if match["same"] else f"{match['value']} tokens"
             words[definition.name] = f"counts {what} {scope}"
-        elif _balance_words(definition.name, text, words):
-            pass
+        elif (balance := _balance_words(text, words)) is not None:
+            words[definition.name] = balance
         elif text.startswith("selector_width(select(indices, indices, true))"):
             words[definition.name] = "the length of the input"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
@@ -94,28 +94,26 @@ def in_words(program: ast.Program) -> dict[str, str]:
     return words
 
 
-def _balance_words(name: str, text: str, words: dict) -> bool:
+def _balance_words(text: str, words: dict) -> str | None:
     """Words for where the balance of two counts stands (dyck's depth), for how many
-    positions are on one side of it, and for whether any is; whether `text` was one."""
+    positions are on one side of it, and for whether any is; None for anything else."""
     balance, side, ever = _BALANCE.match(text), _SIDE_COUNT.match(text), _EVER.match(text)
     if balance:
         counted = [_COUNTED.match(words.get(balance[v], "")) for v in ("x", "y")]
         if not all(counted):
-            return False
+            return None
         (x, scope), (y, _) = (c.groups() for c in counted)
-        words[name] = f"the count of {x} minus the count of {y} {scope} is below {balance['bound']}"
-    elif side and _BALANCE_WORDS.match(words.get(side["var"], "")):
-        difference, bound = _BALANCE_WORDS.match(words[side["var"]]).groups()
+        return f"the count of {x} minus the count of {y} {scope} is below {balance['bound']}"
+    stands = side and _BALANCE_WORDS.match(words.get(side["var"], ""))
+    if stands:
+        difference, bound = stands.groups()
         where = "below" if side["side"] == "1" else "at least"
-        words[name] = (
-            f"counts positions {_SCOPE[side['sel']]} where {difference} is {where} {bound}"
+        return f"counts positions {_SCOPE[side['sel']]} where {difference} is {where} {bound}"
+    if ever and words.get(ever["count"], "").startswith("counts positions "):
+        return "whether there is any position " + words[ever["count"]].removeprefix(
+            "counts positions "
         )
-    elif ever and words.get(ever["count"], "").startswith("counts positions "):
-        scope_and_rest = words[ever["count"]].removeprefix("counts positions ")
-        words[name] = "whether there is any position " + scope_and_rest
-    else:
-        return False
-    return True
+    return None
 
 
 def _sorting_words(name: str, text: str, totals: dict, runs: dict, words: dict) -> None:
