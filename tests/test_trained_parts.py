@@ -101,10 +101,22 @@ def test_an_intervention_recomputes_what_follows_the_patched_variable():
     )  # fmt: skip
     firsts, seconds = [list("bbbb")], [list("aaab")]
     # The donor's c at position 1 is 2 (> 1): marked there, and counted from there on.
-    assert _intervened_program(program, ("c",), firsts, seconds, [1], task) == [[0, 1, 1, 1]]
+    c_only = {"c": frozenset({"L0.H0"})}
+    read_outs, held = _intervened_program(program, c_only, firsts, seconds, [1], task)
+    assert read_outs == [[0, 1, 1, 1]]
+    # c's head keeps the base's output wherever c keeps its value: everywhere but there.
+    assert held["L0.H0"].tolist() == [[True, False, True, True]]
     # n patched too (at position 1 only: the donor's n there is 1): the later positions
-    # still follow the patched c.
-    assert _intervened_program(program, ("c", "n"), firsts, seconds, [1], task) == [[0, 1, 1, 1]]
+    # still follow the patched c, so n's head is left to the model there.
+    both = {"c": frozenset({"L0.H0"}), "n": frozenset({"L1.H0"})}
+    read_outs, held = _intervened_program(program, both, firsts, seconds, [1], task)
+    assert read_outs == [[0, 1, 1, 1]]
+    assert held["L0.H0"].tolist() == [[True, False, True, True]]
+    assert held["L1.H0"].tolist() == [[True, False, False, False]]
+    # A head credited with both is held only where both keep their values.
+    shared = {"c": frozenset({"L0.H0"}), "n": frozenset({"L0.H0"})}
+    _, held = _intervened_program(program, shared, firsts, seconds, [1], task)
+    assert held["L0.H0"].tolist() == [[True, False, False, False]]
     assert evaluate_arrays(program, firsts).outputs() == [[0, 0, 0, 0]]
 
 

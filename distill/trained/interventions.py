@@ -13,6 +13,15 @@ For a program variable credited to a head (or MLP), pairs of inputs of one lengt
 
 A head's output is patched at its `hook_z` (its mix of values, before W_O), an MLP's at
 `hook_mlp_out`. Figures below FLAG_BELOW are flagged in the report.
+
+A variable is a whole sequence (an s-op), aligned with its components' outputs at every
+position. The intervention gives it the base's values with the donor's at one position, so
+its components are set at every position: the donor's output at that position, and the
+base's own output wherever the intervened program leaves every variable credited to the
+component at the base's value (two heads computing one count: the later one's count
+elsewhere is the base's, as the program says, even though that head reads the patched
+position). Where the program says a variable changes elsewhere (it follows the patched
+one), its components there are left to the model.
 """
 
 from __future__ import annotations
@@ -80,10 +89,8 @@ def interventions(
         names = [name for name, parts in credited if parts & group]
         values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
         same, different = _pairs(values, inputs, seed)
-        label = ", ".join(sorted(group, key=component_order))
-        measured = _measure(
-            program, tuple(names), label, model, task, inputs, same, different, screening
-        )
+        parts = {name: parts for name, parts in credited if name in names}
+        measured = _measure(program, parts, model, task, inputs, same, different, screening)
         found.append(measured)
         if screening and measured.flagged:
             break
@@ -155,17 +162,19 @@ def _pairs(values: np.ndarray, inputs, seed):
     return same, different
 
 
-def _measure(
-    program, names, component, model, task, inputs, same, different, screening=False
-) -> Intervention:
-    """The group's figures; `screening`: pairs in chunks, stopping once a figure must
-    fall below FLAG_BELOW whatever the rest give."""
+def _measure(program, parts, model, task, inputs, same, different, screening=False):
+    """The group's Intervention (`parts`: its variables, in program order, and the
+    components credited with each); `screening`: pairs in chunks, stopping once a figure
+    must fall below FLAG_BELOW whatever the rest give."""
+    names = tuple(parts)
+    component = ", ".join(sorted(frozenset().union(*parts.values()), key=component_order))
     chunk = SCREENING_CHUNK if screening else max(len(same), len(different), 1)
     allowed_same = (1 - FLAG_BELOW) * len(same)
     unchanged_count = 0
     for start in range(0, len(same), chunk):
         firsts, seconds, positions = _columns(same[start : start + chunk], inputs)
-        patched = _patched_read_out(model, task, component, firsts, seconds, positions)
+        _, held = _intervened_program(program, parts, firsts, seconds, positions, task)
+        patched = _patched_read_out(model, task, firsts, seconds, positions, held)
         plain = task.read_out(model, firsts)
         unchanged_count += sum(p == q for p, q in zip(patched, plain))
         measured = start + len(firsts)
@@ -175,8 +184,8 @@ def _measure(
     agree = total = elsewhere = undefined = 0
     for start in range(0, len(different), chunk):
         firsts, seconds, positions = _columns(different[start : start + chunk], inputs)
-        patched = _patched_read_out(model, task, component, firsts, seconds, positions)
-        predicted = _intervened_program(program, names, firsts, seconds, positions, task)
+        predicted, held = _intervened_program(program, parts, firsts, seconds, positions, task)
+        patched = _patched_read_out(model, task, firsts, seconds, positions, held)
         for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
             if wanted is None:
                 undefined += 1
@@ -216,24 +225,35 @@ def _columns(pairs, inputs) -> tuple[list, list, list]:
     )
 
 
-def _intervened_program(program, names, firsts, seconds, positions, task) -> list[list | None]:
-    """The program's read-out on `firsts` with `names` holding, at each input's position,
-    their values on `seconds`."""
+def _intervened_program(program, parts, firsts, seconds, positions, task):
+    """(read-outs, held): the program's read-out on `firsts` with the variables of `parts`
+    holding, at each input's position, their values on `seconds` (None where undefined);
+    and per component of `parts`, where [input, position] it keeps the base's output:
+    every variable credited to it keeps its value there (the patched position aside)."""
     donor = evaluate_arrays(program, seconds).definitions
+    base = evaluate_arrays(program, firsts).definitions
     rows = np.arange(len(firsts))
     at = np.array(positions)
     overrides = {}
-    for name in names:  # in program order: elsewhere, a variable follows the ones before it
+    for name in parts:  # in program order: elsewhere, a variable follows the ones before it
         own = evaluate_arrays(program, firsts, overrides=overrides).definitions
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
         overrides[name] = SOpArray.from_values(values, own[name].failures)
     intervened = evaluate_arrays(program, firsts, overrides=overrides)
     mixed = _mixed_categorical_reads(program, intervened)
-    return [
+    read_outs = [
         None if out is None or bad else [out[p - 1] for p in task.positions_of(tokens)]
         for tokens, out, bad in zip(firsts, intervened.outputs(), mixed)
     ]
+    kept = {name: intervened.definitions[name].values() == base[name].values() for name in parts}
+    held = {}
+    for name, components in parts.items():
+        for part in components:
+            held[part] = held.get(part, True) & kept[name]
+    for mask in held.values():
+        mask[rows, at] = False
+    return read_outs, held
 
 
 def _mixed_categorical_reads(program: ast.Program, evaluation) -> np.ndarray:
@@ -261,32 +281,44 @@ def _mixed_categorical_reads(program: ast.Program, evaluation) -> np.ndarray:
     return mixed
 
 
-def _patched_read_out(model, task, component: str, firsts, seconds, positions) -> list[list]:
-    """The model's read-out on `firsts` with `component`'s output at each input's position
-    taken from the same position of `seconds`."""
-    hooks = [_hook_of(part) for part in component.split(", ")]
+def _patched_read_out(model, task, firsts, seconds, positions, held) -> list[list]:
+    """The model's read-out on `firsts` with each component of `held` given, at each
+    input's position, its output on `seconds` there, and its own output on `firsts` where
+    `held` [input, position] says."""
+    hooks = {part: _hook_of(part) for part in held}
+    names = sorted({hook for hook, _ in hooks.values()})
     ids, mask = model.encode(seconds)
-    _, trace = model.run_with_trace(ids, mask, names=[hook for hook, _ in hooks])
+    _, donor_trace = model.run_with_trace(ids, mask, names=names)
+    ids, mask = model.encode(firsts)
+    _, base_trace = model.run_with_trace(ids, mask, names=names)
     modules = dict(model.named_modules())
     rows = torch.arange(len(firsts))
     at = torch.tensor(positions) + 1  # BOS is position 0
 
-    def replacing(donor, head):
+    def replacing(hook, head, keep):
+        donor, base = donor_trace[hook], base_trace[hook]
+        keep = torch.as_tensor(keep)
+        width = min(keep.shape[1], donor.shape[1] - 1)
+        where = torch.zeros(donor.shape[:2], dtype=torch.bool)
+        where[:, 1 : 1 + width] = keep[:, :width]  # program positions are after BOS
+
         def replace(module, args, output):
             patched = output.clone()
             if head is None:
+                patched[where] = base[where]
                 patched[rows, at] = donor[rows, at]
             else:
+                patched[where, head] = base[where, head]
                 patched[rows, at, head] = donor[rows, at, head]
             return patched
 
         return replace
 
     handles = [
-        modules[hook].register_forward_hook(replacing(trace[hook], head)) for hook, head in hooks
+        modules[hook].register_forward_hook(replacing(hook, head, held[part]))
+        for part, (hook, head) in hooks.items()
     ]
     try:
-        ids, mask = model.encode(firsts)
         with torch.no_grad():
             out = model(ids, mask)
     finally:
