@@ -268,3 +268,26 @@ def test_compare_as_arrays_finds_what_a_value_by_value_comparison_finds(name):
         found = compare(program, model, task, inputs)
         assert found == _compare_values(program, model, task, inputs)
     assert any(found) and not all(found)  # the constant label: right on some inputs only
+
+
+def test_a_reverse_model_whose_heads_spread_their_attention_gets_the_pointer_its_answers_show(
+    tmp_path, capsys
+):
+    model = load_model(ZOO / "reverse-abc.safetensors")
+    status = _run(ZOO / "reverse-abc.safetensors", tmp_path / "out")
+    assert status == 0, capsys.readouterr().out
+    domain, inputs = _domain_inputs(model)
+    assert domain.exhaustive_up_to == 5 and len(inputs) == 363
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    assert dsl.evaluate(program, inputs) == [x[::-1] for x in inputs]  # the task's own truth
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    # No head points at one key (the premise), yet the program is a pointer with no table.
+    assert not any("pointer" in head["selector"] for head in report["heads"])
+    assert report["tables_left"] == []
+    # The copied token is credited to both heads, and patching them together at a position
+    # moves the answer there exactly as the program says.
+    (intervention,) = report["interventions"]
+    assert intervention["component"] == "L0.H0, L1.H0" and not intervention["flagged"]
+    assert "tokens_at_out" in intervention["variables"]
+    assert intervention["different_pairs"] > 100 and intervention["follows"] >= 0.99

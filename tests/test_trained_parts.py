@@ -536,3 +536,85 @@ def test_sorting_at_a_realistic_size_follows_the_rule_on_fresh_inputs():
     fresh = ["".join(rng.choices(letters, k=12)) for _ in range(500)]
     outputs = evaluate_arrays(program, [list(s) for s in fresh]).outputs()
     assert outputs == [sorted(s, key=order.index) for s in fresh]
+
+
+def _pointer_observations(inputs, answers, read=None):
+    """Observations of `answers` (per input, per position) over tokens, indices and the
+    length, as discovery's candidates name them."""
+    from distill.trained.candidates import Candidate, DefinitionValues
+    from distill.trained.program import observations_of
+
+    base = [
+        Candidate("tokens_", "tokens", None),
+        Candidate("indices_", "indices", None),
+        Candidate("n_", "selector_width(select(indices_, indices_, true))", None),
+    ]
+    values = DefinitionValues(inputs).evaluate(base, as_arrays=True)
+    outputs = [a for row in answers for a in row]
+    read = np.ones(len(outputs), bool) if read is None else np.array(read)
+    return base, observations_of(values, inputs, ["tokens_", "indices_", "n_"], outputs, read)
+
+
+def _pointed_tokens(base, made, inputs) -> list[list]:
+    from distill.trained.candidates import DefinitionValues
+
+    values = DefinitionValues(inputs).evaluate(base + made)["tokens_at_out"]
+    return [list(row[: len(x)]) for row, x in zip(values, inputs)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_a_read_out_that_copies_the_token_at_a_position_of_the_index_and_length_is_found(data):
+    from distill.trained.read_out_pointer import read_out_pointer
+
+    # Any position chosen per (index, length): reverse, rotations, or arbitrary ones.
+    where = {(i, n): data.draw(st.integers(0, n - 1)) for n in range(1, 5) for i in range(n)}
+    inputs = [list(x) for n in range(1, 5) for x in itertools.product("abc", repeat=n)]
+    answers = [[x[where[i, len(x)]] for i in range(len(x))] for x in inputs]
+    base, obs = _pointer_observations(inputs, answers)
+    made = read_out_pointer(
+        obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0", "L1.H0"], causal=False
+    )
+    assert _pointed_tokens(base, made, inputs) == answers
+    # The token it reads is credited to every head (patched together), nothing else is.
+    assert [(c.name, c.component) for c in made if c.component] == [
+        ("tokens_at_out", "L0.H0, L1.H0")
+    ]
+
+
+def test_no_read_out_pointer_where_no_one_position_holds_the_answer():
+    from distill.trained.read_out_pointer import read_out_pointer
+
+    inputs = [list(x) for n in range(1, 5) for x in itertools.product("abc", repeat=n)]
+    names = ["tokens_", "indices_", "n_"]
+    # Sorted: the token at index i comes from a position the tokens decide, not (i, n).
+    _, obs = _pointer_observations(inputs, [sorted(x) for x in inputs])
+    assert read_out_pointer(obs, inputs, names, ["L0.H0"], causal=False) == []
+    # An answer that is no token of the input (a count) is not copied from anywhere.
+    _, obs = _pointer_observations(
+        inputs, [[x[: i + 1].count("a") for i in range(len(x))] for x in inputs]
+    )
+    assert read_out_pointer(obs, inputs, names, ["L0.H0"], causal=False) == []
+
+
+def test_a_read_out_pointer_answers_at_read_positions_only():
+    from distill.trained.read_out_pointer import read_out_pointer
+
+    # Copy, causal and teacher forced: "x SEP y" with y = x, the next token of y read out
+    # from SEP on (it is also the next input token, which a causal model cannot read).
+    # Before SEP nothing is read: the answers there are noise.
+    inputs = [[*x, "SEP", *x] for n in range(1, 4) for x in itertools.product("ab", repeat=n)]
+    rows, read = [], []
+    for x in inputs:
+        half = len(x) // 2
+        rows.append([x[i - half] if i >= half else "b" for i in range(len(x) - 1)] + ["EOS"])
+        read += [half <= i < len(x) - 1 for i in range(len(x))]
+    base, obs = _pointer_observations(inputs, rows, read)
+    made = read_out_pointer(obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0"], causal=True)
+    for x, row, pointed in zip(inputs, rows, _pointed_tokens(base, made, inputs)):
+        half = len(x) // 2
+        assert pointed[half:-1] == row[half:-1] == x[:half]
+    # Without the causal rule the next input token holds each answer too: no one position.
+    assert (
+        read_out_pointer(obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0"], causal=False) == []
+    )

@@ -38,6 +38,7 @@ from distill.trained.program import (
     output_tables,
     sorting_approximation,
 )
+from distill.trained.read_out_pointer import read_out_pointer
 from distill.trained.report import tables_left
 from distill.trained.sorting import POSITION
 from dsl import ast
@@ -82,6 +83,12 @@ def distilled_as_trained(model) -> bool:
     return is_trained(model) or model.records.get("source", {}).get("kind") == "compressed"
 
 
+def _heads(config) -> list[str]:
+    return [
+        f"L{layer}.H{head}" for layer in range(config.n_layers) for head in range(config.n_heads)
+    ]
+
+
 def discovery_inputs(domain: Domain, model, seed: int) -> list[list]:
     inputs: list[list] = []
     for length in range(domain.min_len, domain.exhaustive_up_to + 1):
@@ -109,12 +116,21 @@ def distill_trained(
     with stage("trace"):
         found = discover(model, inputs)
     names = [c.name for c in found.definitions if not c.source.startswith("select(")]
+    with stage("tabulate"):
+        observations = observe(model, task, inputs, found.definitions, names, found)
+        pointer = read_out_pointer(
+            observations, inputs, names, _heads(model.config), model.config.causal
+        )
+        if pointer:
+            found.definitions.extend(pointer)
+            names += [c.name for c in pointer if not c.source.startswith("select(")]
+            observations = observe(model, task, inputs, found.definitions, names, found)
     preferred = [n for n in names if n not in BASE_VARIABLES]
     components = {c.name: c.component for c in found.definitions if c.component}
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
-        with stage("tabulate"):
-            traced = found if rounds == 1 else None  # later rounds add inputs
-            observations = observe(model, task, inputs, found.definitions, names, traced)
+        if rounds > 1:  # with the counterexamples added to the inputs
+            with stage("tabulate"):
+                observations = observe(model, task, inputs, found.definitions, names)
         (table_program, evidence, program), follows = _choose(
             observations,
             found,

@@ -1,0 +1,105 @@
+"""A read-out that copies the token at one position, found from the model's answers.
+
+A head that points at one key is read by `discover` (`select(indices, at, ==)`). A trained
+model may move a token with attention spread over every head of every layer (a small
+reverse model: no head puts half its weight on one key), so that no head points, yet its
+answer at each position is the token at a position the query's variables determine (the
+length less the index less one). `read_out_pointer` looks for that position as a function
+of at most MAX_VARIABLES variables: among the read-out positions with the same values of
+them, exactly one position holds the answer on every traced input. Its aggregate is
+credited to every head, so the interventions patch them all together: the evidence is what
+the heads jointly carry, not a claim about any one of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from distill.circuit.discovery import DEFAULT_LABEL
+from distill.trained.candidates import Candidate
+from distill.trained.program import Observations, group_ids, table_lines
+
+MAX_VARIABLES = 2
+TARGET = "at_out"
+
+
+def read_out_pointer(
+    obs: Observations, inputs: list[list], names: list[str], heads: list[str], causal: bool
+) -> list[Candidate]:
+    """Definitions of `tokens_at_out`, the token at the position `at_out` (a table of at
+    most MAX_VARIABLES of `names`), credited to `heads`; [] when no such position holds
+    the model's answer at every traced read-out position (`causal`: a position up to
+    the query's: teacher-forced, the next token also holds the answer)."""
+    matches = _matches(obs, inputs, causal)
+    if matches is None:
+        return []
+    sizes = {n: len(obs.values[n]) for n in names}
+    for size in range(1, MAX_VARIABLES + 1):
+        subsets = sorted(
+            itertools.combinations(names, size), key=lambda s: math.prod(sizes[n] for n in s)
+        )
+        for kept in subsets:
+            table = _pointer_table(obs, matches, list(kept))
+            if table is not None:
+                return _definitions(list(kept), table, heads)
+    return []
+
+
+def _matches(obs: Observations, inputs: list[list], causal: bool) -> np.ndarray | None:
+    """[position, key]: whether the key's token is the model's answer at the position (read-out
+    positions; padding, and with `causal` keys after the query, never match); None when
+    some answer is no token the query may read."""
+    if not obs.read.any():
+        return None
+    width = max(map(len, inputs))
+    tokens = np.full((len(inputs), width), None, dtype=object)
+    for row, sequence in enumerate(inputs):
+        tokens[row, : len(sequence)] = sequence
+    rows = np.repeat(np.arange(len(inputs)), [len(sequence) for sequence in inputs])
+    answers = np.empty(len(obs.outputs), dtype=object)
+    answers[:] = obs.outputs
+    matches = np.zeros((len(answers), width), dtype=bool)
+    for key in range(width):  # elementwise ==, token by token (labels may be tuples)
+        matches[:, key] = [t is not None and t == a for t, a in zip(tokens[rows, key], answers)]
+    if causal:
+        queries = np.concatenate([np.arange(len(sequence)) for sequence in inputs])
+        matches &= np.arange(width)[None, :] <= queries[:, None]
+    matches[~obs.read] = True  # not read: any position will do
+    return matches if matches[obs.read].any(-1).all() else None
+
+
+def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> dict | None:
+    """{values of kept: the one position holding the answer at every read-out position with
+    those values}, None where a group leaves no position or more than one. A group seen
+    only where nothing is read points at position 0 (every input has it)."""
+    group = group_ids(obs, kept)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    common = np.logical_and.reduceat(matches[order], starts, axis=0)
+    read = np.logical_or.reduceat(obs.read[order], starts)
+    counts = common.sum(-1)
+    if (counts[read] != 1).any():
+        return None
+    position = np.where(read, common.argmax(-1), 0)
+    first = order[starts]
+    columns = [[obs.values[n][c] for c in obs.codes[n][first].tolist()] for n in kept]
+    return {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
+
+
+def _definitions(kept: list[str], table: dict, heads: list[str]) -> list[Candidate]:
+    made = []
+    for line in table_lines(TARGET, kept, table):
+        name, source = line.split(" = ", 1)
+        made.append(Candidate(name, source, None))
+    made.append(Candidate("sel_at_out", f"select(indices_, {TARGET}, ==)", None))
+    made.append(
+        Candidate(
+            "tokens_at_out",
+            f"aggregate(sel_at_out, tokens_, default={DEFAULT_LABEL!r})",
+            ", ".join(heads),
+        )
+    )
+    return made
