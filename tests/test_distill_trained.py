@@ -285,6 +285,9 @@ def test_a_reverse_model_whose_heads_spread_their_attention_gets_the_pointer_its
     # No head points at one key (the premise), yet the program is a pointer with no table.
     assert not any("pointer" in head["selector"] for head in report["heads"])
     assert report["tables_left"] == []
+    assert report["in_words"]["tokens_at_out"] == (
+        "the token at position n - i - 1 (i: this position, n: the length)"
+    )
     # The copied token is credited to both heads, and patching them together at a position
     # moves the answer there exactly as the program says.
     (intervention,) = report["interventions"]

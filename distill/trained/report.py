@@ -47,6 +47,10 @@ _BALANCE_WORDS = re.compile(
     r"(the count of .+ minus the count of .+?) (?:so far|before|in the).* is below (-?\d+)$"
 )
 _EVER = re.compile(r"map\(lambda x: 1 if x > 0 else 0, (?P<count>\w+)\)$")
+_POSITION_FORM = re.compile(
+    r"sequence_map\(lambda (?P<x>\w+), (?P<y>\w+): (?P<body>.+), (?P<a>\w+), (?P<b>\w+)\)$"
+)
+_POINTED_TOKEN = re.compile(r"aggregate\(select\(indices, (?P<at>\w+), ==\), tokens\b")
 
 
 def in_words(program: ast.Program) -> dict[str, str]:
@@ -56,11 +60,13 @@ def in_words(program: ast.Program) -> dict[str, str]:
     scores: dict[str, list] = {}  # an argmax read-out's (rank, variable) per score
     totals: dict[str, list] = {"indices": []}  # a sorting read-out's counts per remainder
     runs: dict[str, tuple] = {}  # its (label, counts) per run from here on, and the rest
+    texts: dict[str, str] = {}  # each definition's right-hand side
     for definition in program.definitions:
         source = dsl.to_source(ast.Program((definition,), ast.Name(definition.name)))
         text = source.splitlines()[0].split(" = ", 1)[1]
         for name, selector in selectors.items():
             text = re.sub(rf"\b{re.escape(name)}\b", selector, text)
+        texts[definition.name] = text
         if isinstance(definition.node, ast.Selector):
             selectors[definition.name] = text
             continue
@@ -75,6 +81,10 @@ def in_words(program: ast.Program) -> dict[str, str]:
             words[definition.name] = "the length of the input"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
             words[definition.name] = "the previous token"
+        elif (pointed := _POINTED_TOKEN.match(text)) and pointed["at"] in texts:
+            where = _position_words(texts[pointed["at"]], words)
+            if where:
+                words[definition.name] = f"the token at position {where}"
         score = _SCORE.match(text)
         if score and "_score_" in definition.name:
             scores.setdefault(definition.name.rsplit("_score_", 1)[0], []).append(
@@ -92,6 +102,20 @@ def in_words(program: ast.Program) -> dict[str, str]:
                 + "; a tie goes to the one listed first"
             )
     return words
+
+
+def _position_words(text: str, words: dict) -> str | None:
+    """A position written as a closed form of the index and the length ("n - i - 1")."""
+    form = _POSITION_FORM.match(text)
+    if not form:
+        return None
+    letters = {"indices": "i"}
+    letters.update({n: "n" for n, w in words.items() if w == "the length of the input"})
+    if form["a"] not in letters or form["b"] not in letters:
+        return None
+    swap = {form["x"]: letters[form["a"]], form["y"]: letters[form["b"]]}
+    body = re.sub(r"\b\w+\b", lambda m: swap.get(m[0], m[0]), form["body"])
+    return f"{body} (i: this position, n: the length)"
 
 
 def _balance_words(text: str, words: dict) -> str | None:
