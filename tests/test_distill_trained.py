@@ -294,3 +294,23 @@ def test_a_reverse_model_whose_heads_spread_their_attention_gets_the_pointer_its
     assert intervention["component"] == "L0.H0, L1.H0" and not intervention["flagged"]
     assert "tokens_at_out" in intervention["variables"]
     assert intervention["different_pairs"] > 100 and intervention["follows"] >= 0.99
+
+
+def test_patching_one_layer_from_a_shorter_donor_gives_the_donor_s_answer_there_only():
+    from distill.trained.interventions import _patched_read_out
+
+    # One layer: with the same token at the patched position, the residual there is the
+    # donor's whole, so the read-out there is the donor's; held elsewhere, the base's.
+    model = load_model(ZOO / "tomita1.safetensors")
+    task = task_of(model)
+    firsts = [[1, 1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]
+    seconds = [[0, 0, 0, 1], [1, 0, 1], [0, 1, 1, 1, 0]]
+    positions = [3, 2, 1]
+    held = np.ones((3, 7), dtype=bool)
+    held[[0, 1, 2], positions] = False
+    patched = _patched_read_out(model, task, firsts, seconds, positions, {"L0.H0": held})
+    plain, donors = task.read_out(model, firsts), task.read_out(model, seconds)
+    for got, base, donor, q in zip(patched, plain, donors, positions):
+        assert [label_of(a) for a in got] == [
+            label_of(donor[q] if p == q else b) for p, b in enumerate(base)
+        ]

@@ -298,8 +298,8 @@ def _patched_read_out(model, task, firsts, seconds, positions, held) -> list[lis
     def replacing(hook, head, keep):
         donor, base = donor_trace[hook], base_trace[hook]
         keep = torch.as_tensor(keep)
-        width = min(keep.shape[1], donor.shape[1] - 1)
-        where = torch.zeros(donor.shape[:2], dtype=torch.bool)
+        width = min(keep.shape[1], base.shape[1] - 1)  # a donor may be shorter
+        where = torch.zeros(base.shape[:2], dtype=torch.bool)
         where[:, 1 : 1 + width] = keep[:, :width]  # program positions are after BOS
 
         def replace(module, args, output):

@@ -5,16 +5,14 @@ model may move a token with attention spread over every head of every layer (a s
 reverse model: no head puts half its weight on one key), so that no head points, yet its
 answer at each position is the token at a position the query's variables determine (the
 length less the index less one). `read_out_pointer` looks for that position as a function
-of at most MAX_VARIABLES variables: among the read-out positions with the same values of
-them, exactly one position holds the answer on every traced input. Its aggregate is
+of the query's index and at most one other variable (one pass over the variables, not
+over their pairs: large domains have many): among the read-out positions with the same
+values of them, exactly one position holds the answer on every traced input. Its aggregate is
 credited to every head, so the interventions patch them all together: the evidence is what
 the heads jointly carry, not a claim about any one of them.
 """
 
 from __future__ import annotations
-
-import itertools
-import math
 
 import numpy as np
 
@@ -22,29 +20,27 @@ from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate
 from distill.trained.program import Observations, group_ids, table_lines
 
-MAX_VARIABLES = 2
 TARGET = "at_out"
 
 
 def read_out_pointer(
     obs: Observations, inputs: list[list], names: list[str], heads: list[str], causal: bool
 ) -> list[Candidate]:
-    """Definitions of `tokens_at_out`, the token at the position `at_out` (a table of at
-    most MAX_VARIABLES of `names`), credited to `heads`; [] when no such position holds
+    """Definitions of `tokens_at_out`, the token at the position `at_out` (a table of the
+    index and at most one other of `names`), credited to `heads`; [] when no such position holds
     the model's answer at every traced read-out position (`causal`: a position up to
     the query's: teacher-forced, the next token also holds the answer)."""
     matches = _matches(obs, inputs, causal)
     if matches is None:
         return []
+    if "indices_" not in names:
+        return []
     sizes = {n: len(obs.values[n]) for n in names}
-    for size in range(1, MAX_VARIABLES + 1):
-        subsets = sorted(
-            itertools.combinations(names, size), key=lambda s: math.prod(sizes[n] for n in s)
-        )
-        for kept in subsets:
-            table = _pointer_table(obs, matches, list(kept))
-            if table is not None:
-                return _definitions(list(kept), table, heads)
+    others = sorted((n for n in names if n != "indices_"), key=sizes.get)
+    for kept in [["indices_"], *(["indices_", n] for n in others)]:
+        table = _pointer_table(obs, matches, kept)
+        if table is not None:
+            return _definitions(kept, table, heads)
     return []
 
 
@@ -55,20 +51,23 @@ def _matches(obs: Observations, inputs: list[list], causal: bool) -> np.ndarray 
     if not obs.read.any():
         return None
     width = max(map(len, inputs))
-    tokens = np.full((len(inputs), width), None, dtype=object)
+    code: dict = {}  # each distinct token or answer -> an int (1 and 1.0 kept apart)
+    tokens = np.full((len(inputs), width), -1)
     for row, sequence in enumerate(inputs):
-        tokens[row, : len(sequence)] = sequence
+        tokens[row, : len(sequence)] = [code.setdefault(_key(t), len(code)) for t in sequence]
+    answers = np.array([code.get(_key(a), -2) for a in obs.outputs])
     rows = np.repeat(np.arange(len(inputs)), [len(sequence) for sequence in inputs])
-    answers = np.empty(len(obs.outputs), dtype=object)
-    answers[:] = obs.outputs
-    matches = np.zeros((len(answers), width), dtype=bool)
-    for key in range(width):  # elementwise ==, token by token (labels may be tuples)
-        matches[:, key] = [t is not None and t == a for t, a in zip(tokens[rows, key], answers)]
+    matches = tokens[rows] == answers[:, None]
     if causal:
         queries = np.concatenate([np.arange(len(sequence)) for sequence in inputs])
         matches &= np.arange(width)[None, :] <= queries[:, None]
     matches[~obs.read] = True  # not read: any position will do
     return matches if matches[obs.read].any(-1).all() else None
+
+
+def _key(value) -> tuple:
+    value = value.item() if isinstance(value, np.generic) else value
+    return type(value), value
 
 
 def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> dict | None:
