@@ -538,9 +538,9 @@ def test_sorting_at_a_realistic_size_follows_the_rule_on_fresh_inputs():
     assert outputs == [sorted(s, key=order.index) for s in fresh]
 
 
-def _pointer_observations(inputs, answers, read=None):
+def _pointer_observations(inputs, answers, read=None, extra=()):
     """Observations of `answers` (per input, per position) over tokens, indices and the
-    length, as discovery's candidates name them."""
+    length, as discovery's candidates name them, and `extra` (name, source) variables."""
     from distill.trained.candidates import Candidate, DefinitionValues
     from distill.trained.program import observations_of
 
@@ -548,11 +548,13 @@ def _pointer_observations(inputs, answers, read=None):
         Candidate("tokens_", "tokens", None),
         Candidate("indices_", "indices", None),
         Candidate("n_", "selector_width(select(indices_, indices_, true))", None),
+        *(Candidate(name, source, None) for name, source in extra),
     ]
     values = DefinitionValues(inputs).evaluate(base, as_arrays=True)
     outputs = [a for row in answers for a in row]
     read = np.ones(len(outputs), bool) if read is None else np.array(read)
-    return base, observations_of(values, inputs, ["tokens_", "indices_", "n_"], outputs, read)
+    names = [c.name for c in base]
+    return base, observations_of(values, inputs, names, outputs, read)
 
 
 def _pointed_tokens(base, made, inputs) -> list[list]:
@@ -618,3 +620,27 @@ def test_a_read_out_pointer_answers_at_read_positions_only():
     assert (
         read_out_pointer(obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0"], causal=False) == []
     )
+
+
+def test_a_read_out_pointer_is_credited_to_the_heads_whose_own_pointer_it_is():
+    from distill.trained.read_out_pointer import read_out_pointer
+
+    inputs = [list(x) for n in range(1, 5) for x in itertools.product("abc", repeat=n)]
+    reversed_ = [x[::-1] for x in inputs]
+    heads = ["L0.H0", "L1.H0", "L2.H0"]
+    extra = [
+        # Reverse where it points inside the input; past the start at length 1 (selects
+        # nothing there: the answer comes another way), so it still counts as the same.
+        ("at_l1h0", "sequence_map(lambda i, n: n - i - 1 if n > 1 else -1, indices_, n_)"),
+        ("at_l2h0", "map(lambda i: 0, indices_)"),  # the first token: another pointer
+    ]
+    _, obs = _pointer_observations(inputs, reversed_, extra=extra)
+    names = ["tokens_", "indices_", "n_", "at_l1h0", "at_l2h0"]
+    made = read_out_pointer(obs, inputs, names, heads, causal=False)
+    assert [c.component for c in made if c.component] == ["L1.H0"]
+    # With no head's pointer the same, every head is credited.
+    _, obs = _pointer_observations(inputs, reversed_, extra=extra[1:])
+    made = read_out_pointer(
+        obs, inputs, ["tokens_", "indices_", "n_", "at_l2h0"], heads, causal=False
+    )
+    assert [c.component for c in made if c.component] == ["L0.H0, L1.H0, L2.H0"]

@@ -8,11 +8,14 @@ length less the index less one). `read_out_pointer` looks for that position as a
 of the query's index and at most one other variable (one pass over the variables, not
 over their pairs: large domains have many): among the read-out positions with the same
 values of them, exactly one position holds the answer on every traced input. Its aggregate is
-credited to every head, so the interventions patch them all together: the evidence is what
-the heads jointly carry, not a claim about any one of them.
+credited to the heads whose own pointer is the same at every read-out position (a compiled
+reverse: its flip head), else to every head, so that the interventions patch them all
+together: the evidence is then what the heads jointly carry, not a claim about any one.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -21,6 +24,7 @@ from distill.trained.candidates import Candidate
 from distill.trained.program import Observations, group_ids, table_lines
 
 TARGET = "at_out"
+_POINTER_NAME = re.compile(r"at_l(\d+)h(\d+)$")  # discover's name for a head's pointer
 
 
 def read_out_pointer(
@@ -38,9 +42,10 @@ def read_out_pointer(
     sizes = {n: len(obs.values[n]) for n in names}
     others = sorted((n for n in names if n != "indices_"), key=sizes.get)
     for kept in [["indices_"], *(["indices_", n] for n in others)]:
-        table = _pointer_table(obs, matches, kept)
-        if table is not None:
-            return _definitions(kept, table, heads)
+        found = _pointer_table(obs, matches, kept)
+        if found is not None:
+            table, pointed = found
+            return _definitions(kept, table, _credited(obs, pointed, inputs, names, heads))
     return []
 
 
@@ -71,9 +76,10 @@ def _key(value) -> tuple:
 
 
 def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> dict | None:
-    """{values of kept: the one position holding the answer at every read-out position with
-    those values}, None where a group leaves no position or more than one. A group seen
-    only where nothing is read points at position 0 (every input has it)."""
+    """({values of kept: the one position holding the answer at every read-out position
+    with those values}, that position at each position), None where a group leaves no
+    position or more than one. A group seen only where nothing is read points at
+    position 0 (every input has it)."""
     group = group_ids(obs, kept)
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.diff(group[order], prepend=-1))
@@ -85,7 +91,27 @@ def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> d
     position = np.where(read, common.argmax(-1), 0)
     first = order[starts]
     columns = [[obs.values[n][c] for c in obs.codes[n][first].tolist()] for n in kept]
-    return {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
+    table = {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
+    return table, position[group]
+
+
+def _credited(obs, pointed: np.ndarray, inputs: list[list], names: list[str], heads: list[str]):
+    """The heads whose own pointer (discover's `at_l{layer}h{head}`) is this one at every
+    read-out position where it points inside the input (where it points past either end
+    the head selects nothing, and the answer comes another way): the token moves through
+    them; with none, every head."""
+    lengths = np.repeat([len(x) for x in inputs], [len(x) for x in inputs])
+    same = []
+    for name in names:
+        head = _POINTER_NAME.match(name)
+        if head:
+            values = np.array(obs.values[name], dtype=object)[obs.codes[name]]
+            inside = obs.read & np.array(
+                [isinstance(v, int) and 0 <= v < n for v, n in zip(values, lengths)]
+            )
+            if inside.any() and (values[inside] == pointed[inside]).all():
+                same.append(f"L{head[1]}.H{head[2]}")
+    return same or heads
 
 
 def _definitions(kept: list[str], table: dict, heads: list[str]) -> list[Candidate]:
