@@ -24,6 +24,7 @@ from distill.trained.candidates import Candidate
 from distill.trained.program import Observations, group_ids, table_lines
 
 TARGET = "at_out"
+SAMPLE_STEP = 16  # every so many read-out positions rule variables out first
 _POINTER_NAME = re.compile(r"at_l(\d+)h(\d+)$")  # discover's name for a head's pointer
 
 
@@ -41,7 +42,10 @@ def read_out_pointer(
         return []
     sizes = {n: len(obs.values[n]) for n in names}
     others = sorted((n for n in names if n != "indices_"), key=sizes.get)
+    sample = np.flatnonzero(obs.read)[::SAMPLE_STEP]
     for kept in [["indices_"], *(["indices_", n] for n in others)]:
+        if _ruled_out(obs, matches, kept, sample):
+            continue
         found = _pointer_table(obs, matches, kept)
         if found is not None:
             table, pointed = found
@@ -73,6 +77,20 @@ def _matches(obs: Observations, inputs: list[list], causal: bool) -> np.ndarray 
 def _key(value) -> tuple:
     value = value.item() if isinstance(value, np.generic) else value
     return type(value), value
+
+
+def _ruled_out(obs: Observations, matches: np.ndarray, kept: list[str], rows) -> bool:
+    """Whether some group of `kept` leaves no position among the read-out positions `rows`
+    alone: then none is left among all of them either (each group's positions in common
+    only shrink as positions are added). A few positions rule out most variables."""
+    key = np.zeros(len(rows), dtype=np.int64)
+    for name in kept:
+        key = key * len(obs.values[name]) + obs.codes[name][rows]
+    group = np.unique(key, return_inverse=True)[1].reshape(-1)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    common = np.logical_and.reduceat(matches[rows][order], starts, axis=0)
+    return bool((~common.any(-1)).any())
 
 
 def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> dict | None:
