@@ -87,10 +87,16 @@ def _ruled_out(obs: Observations, matches: np.ndarray, kept: list[str], rows) ->
     for name in kept:
         key = key * len(obs.values[name]) + obs.codes[name][rows]
     group = np.unique(key, return_inverse=True)[1].reshape(-1)
+    _, _, common = _in_common(group, matches[rows])
+    return bool((~common.any(-1)).any())
+
+
+def _in_common(group: np.ndarray, matches: np.ndarray):
+    """(order, starts, common): positions sorted by group, where each group starts, and
+    the keys that hold the answer at every position of each group."""
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.diff(group[order], prepend=-1))
-    common = np.logical_and.reduceat(matches[rows][order], starts, axis=0)
-    return bool((~common.any(-1)).any())
+    return order, starts, np.logical_and.reduceat(matches[order], starts, axis=0)
 
 
 def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> dict | None:
@@ -99,9 +105,7 @@ def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> d
     position or more than one. A group seen only where nothing is read points at
     position 0 (every input has it)."""
     group = group_ids(obs, kept)
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
-    common = np.logical_and.reduceat(matches[order], starts, axis=0)
+    order, starts, common = _in_common(group, matches)
     read = np.logical_or.reduceat(obs.read[order], starts)
     counts = common.sum(-1)
     if (counts[read] != 1).any():
