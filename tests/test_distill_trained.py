@@ -308,8 +308,9 @@ def test_patching_one_layer_from_a_shorter_donor_gives_the_donor_s_answer_there_
     positions = [3, 2, 1]
     held = np.ones((3, 7), dtype=bool)
     held[[0, 1, 2], positions] = False
-    patched = _patched_read_out(model, task, firsts, seconds, positions, {"L0.H0": held})
-    plain, donors = task.read_out(model, firsts), task.read_out(model, seconds)
+    patched, plain = _patched_read_out(model, task, firsts, seconds, positions, {"L0.H0": held})
+    assert plain == task.read_out(model, firsts)
+    donors = task.read_out(model, seconds)
     for got, base, donor, q in zip(patched, plain, donors, positions):
         assert [label_of(a) for a in got] == [
             label_of(donor[q] if p == q else b) for p, b in enumerate(base)

@@ -173,9 +173,10 @@ def _measure(program, parts, model, task, inputs, same, different, screening=Fal
     unchanged_count = 0
     for start in range(0, len(same), chunk):
         firsts, seconds, positions = _columns(same[start : start + chunk], inputs)
-        _, held = _intervened_program(program, parts, firsts, seconds, positions, task)
-        patched = _patched_read_out(model, task, firsts, seconds, positions, held)
-        plain = task.read_out(model, firsts)
+        # Equal values swapped in change nothing: every component keeps its own output
+        # everywhere else.
+        held = _everywhere_but(parts, firsts, positions)
+        patched, plain = _patched_read_out(model, task, firsts, seconds, positions, held)
         unchanged_count += sum(p == q for p, q in zip(patched, plain))
         measured = start + len(firsts)
         if screening and measured - unchanged_count > allowed_same:
@@ -185,7 +186,7 @@ def _measure(program, parts, model, task, inputs, same, different, screening=Fal
     for start in range(0, len(different), chunk):
         firsts, seconds, positions = _columns(different[start : start + chunk], inputs)
         predicted, held = _intervened_program(program, parts, firsts, seconds, positions, task)
-        patched = _patched_read_out(model, task, firsts, seconds, positions, held)
+        patched, _ = _patched_read_out(model, task, firsts, seconds, positions, held)
         for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
             if wanted is None:
                 undefined += 1
@@ -225,18 +226,26 @@ def _columns(pairs, inputs) -> tuple[list, list, list]:
     )
 
 
+def _everywhere_but(parts, firsts, positions) -> dict[str, np.ndarray]:
+    """Per component of `parts`, [input, position]: every position but the patched one."""
+    held = np.ones((len(firsts), max(map(len, firsts))), dtype=bool)
+    held[np.arange(len(firsts)), positions] = False
+    return {part: held for part in frozenset().union(*parts.values())}
+
+
 def _intervened_program(program, parts, firsts, seconds, positions, task):
     """(read-outs, held): the program's read-out on `firsts` with the variables of `parts`
     holding, at each input's position, their values on `seconds` (None where undefined);
     and per component of `parts`, where [input, position] it keeps the base's output:
     every variable credited to it keeps its value there (the patched position aside)."""
     donor = evaluate_arrays(program, seconds).definitions
-    base = evaluate_arrays(program, firsts).definitions
+    base = own = evaluate_arrays(program, firsts).definitions
     rows = np.arange(len(firsts))
     at = np.array(positions)
     overrides = {}
     for name in parts:  # in program order: elsewhere, a variable follows the ones before it
-        own = evaluate_arrays(program, firsts, overrides=overrides).definitions
+        if overrides:
+            own = evaluate_arrays(program, firsts, overrides=overrides).definitions
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
         overrides[name] = SOpArray.from_values(values, own[name].failures)
@@ -281,16 +290,16 @@ def _mixed_categorical_reads(program: ast.Program, evaluation) -> np.ndarray:
     return mixed
 
 
-def _patched_read_out(model, task, firsts, seconds, positions, held) -> list[list]:
-    """The model's read-out on `firsts` with each component of `held` given, at each
-    input's position, its output on `seconds` there, and its own output on `firsts` where
-    `held` [input, position] says."""
+def _patched_read_out(model, task, firsts, seconds, positions, held) -> tuple[list, list]:
+    """(patched, plain): the model's read-out on `firsts` with each component of `held`
+    given, at each input's position, its output on `seconds` there, and its own output
+    on `firsts` where `held` [input, position] says; and its read-out unpatched."""
     hooks = {part: _hook_of(part) for part in held}
     names = sorted({hook for hook, _ in hooks.values()})
     ids, mask = model.encode(seconds)
     _, donor_trace = model.run_with_trace(ids, mask, names=names)
     ids, mask = model.encode(firsts)
-    _, base_trace = model.run_with_trace(ids, mask, names=names)
+    plain_out, base_trace = model.run_with_trace(ids, mask, names=names)
     modules = dict(model.named_modules())
     rows = torch.arange(len(firsts))
     at = torch.tensor(positions) + 1  # BOS is position 0
@@ -324,7 +333,7 @@ def _patched_read_out(model, task, firsts, seconds, positions, held) -> list[lis
     finally:
         for handle in handles:
             handle.remove()
-    return task.decode(model, out, firsts)
+    return task.decode(model, out, firsts), task.decode(model, plain_out, firsts)
 
 
 def _hook_of(component: str) -> tuple[str, int | None]:
