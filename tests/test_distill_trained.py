@@ -241,11 +241,16 @@ def test_screening_interventions_rule_out_only_what_the_full_measure_flags(tmp_p
         inputs = discovery_inputs(domain_of(task_of(model)), model, 0)
         task = task_of(model)
         full = interventions(program, components, model, task, inputs)
-        screened = interventions(program, components, model, task, inputs, screening=True)
+        cache: dict = {}  # shared by the screened run and one after it, as alternatives share it
+        screened = interventions(program, components, model, task, inputs, 0, True, cache)
         assert any(f.flagged for f in full) == any(s.flagged for s in screened)
         for f, s in zip(full, screened):
             if not s.flagged:
                 assert s == f
+        # What the cache holds is what evaluating afresh gives: the figures are the same.
+        assert (
+            cache and interventions(program, components, model, task, inputs, cache=cache) == full
+        )
     assert [f.flagged for f in full] == [True]  # dyck1-d2's one group fails (0.887)
 
 

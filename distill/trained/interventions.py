@@ -36,11 +36,12 @@ import torch
 from distill.trained.program import label_of
 from dsl import ast
 from dsl.interpreter import SOpArray, evaluate_arrays
-from synth.graph import reachable
+from synth.graph import reachable, references
 
 PAIRS = 400  # of each kind, per variable
 SCREENING_CHUNK = 100  # pairs per step while screening
 FLAG_BELOW = 0.99
+_TOKENS = ast.Tokens()  # the output of a program evaluated for its definitions only
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def interventions(
     inputs: list[list],
     seed: int = 0,
     screening: bool = False,
+    cache: dict | None = None,
 ) -> list[Intervention]:
     """One Intervention per group of components credited with variables of `program` (the
     variables its output needs). Components that share a variable (two heads computing
@@ -77,17 +79,20 @@ def interventions(
     head swaps all it carries, so the program's side overrides all of it too.
 
     `screening`: stop at the first group whose figures are sure to be flagged (its pairs
-    measured in chunks); the figures are then partial, good only for ruling it out."""
-    evaluated = evaluate_arrays(program, inputs)
+    measured in chunks); the figures are then partial, good only for ruling it out.
+    `cache`: definitions already evaluated on these `inputs` (see `_credited_values`),
+    kept across calls for the alternatives of one read-out, which share most of them."""
+    named = [name for name in needed_definitions(program) if components.get(name)]
+    evaluated = _credited_values(program, named, inputs, {} if cache is None else cache)
     credited = [
         (name, credited_components(components[name]))
-        for name in needed_definitions(program)
-        if components.get(name) and hasattr(evaluated.definitions[name], "codes")
+        for name in named
+        if hasattr(evaluated[name], "codes")
     ]  # SOps: a selector is credited through the widths and aggregates that read it
     found = []
     for group in _groups(credited):
         names = [name for name, parts in credited if parts & group]
-        values = np.stack([evaluated.definitions[n].values() for n in names], axis=-1)
+        values = np.stack([evaluated[n].values() for n in names], axis=-1)
         same, different = _pairs(values, inputs, seed)
         parts = {name: parts for name, parts in credited if name in names}
         measured = _measure(program, parts, model, task, inputs, same, different, screening)
@@ -95,6 +100,38 @@ def interventions(
         if screening and measured.flagged:
             break
     return found
+
+
+def _credited_values(program: ast.Program, names: list[str], inputs, cache: dict) -> dict:
+    """name -> its value on `inputs` (the interpreter's arrays), for `names` and what they
+    read, not the read-out's tables; `cache` {(name, definition): value} holds those
+    evaluated before and takes these."""
+    definitions = _reading(program, names)
+    known = {d.name: cache[d.name, d.node] for d in definitions if (d.name, d.node) in cache}
+    if len(known) < len(definitions):
+        known = _values(definitions, inputs, known)
+        for d in definitions:
+            cache[d.name, d.node] = known[d.name]
+    return known
+
+
+def _reading(program: ast.Program, names) -> tuple[ast.Definition, ...]:
+    """The definitions of `names` and of all they read, in program order."""
+    lookup = program.lookup()
+    closure = set(names)
+    stack = list(names)
+    while stack:
+        for referenced in references(lookup[stack.pop()]):
+            if referenced in lookup and referenced not in closure:
+                closure.add(referenced)
+                stack.append(referenced)
+    return tuple(d for d in program.definitions if d.name in closure)
+
+
+def _values(definitions: tuple, inputs, overrides: dict | None = None) -> dict:
+    """name -> value on `inputs` of each of `definitions` (the program's read-out aside)."""
+    evaluated = evaluate_arrays(ast.Program(definitions, _TOKENS), inputs, overrides=overrides)
+    return evaluated.definitions
 
 
 def credited_components(credit: str | None) -> frozenset[str]:
@@ -238,17 +275,21 @@ def _intervened_program(program, parts, firsts, seconds, positions, task):
     holding, at each input's position, their values on `seconds` (None where undefined);
     and per component of `parts`, where [input, position] it keeps the base's output:
     every variable credited to it keeps its value there (the patched position aside)."""
-    donor = evaluate_arrays(program, seconds).definitions
-    base = own = evaluate_arrays(program, firsts).definitions
+    definitions = _reading(program, parts)
+    donor = _values(definitions, seconds)
+    base = own = _values(definitions, firsts)
     rows = np.arange(len(firsts))
     at = np.array(positions)
-    overrides = {}
+    overrides: dict = {}
+    reads = {name: {d.name for d in _reading(program, [name])} - {name} for name in parts}
+    stale: set = set()  # overridden since `own` was evaluated
     for name in parts:  # in program order: elsewhere, a variable follows the ones before it
-        if overrides:
-            own = evaluate_arrays(program, firsts, overrides=overrides).definitions
+        if reads[name] & stale:
+            own, stale = _values(definitions, firsts, overrides), set()
         values = own[name].values().copy()
         values[rows, at] = donor[name].values()[rows, at]
         overrides[name] = SOpArray.from_values(values, own[name].failures)
+        stale.add(name)
     intervened = evaluate_arrays(program, firsts, overrides=overrides)
     mixed = _mixed_categorical_reads(program, intervened)
     read_outs = [

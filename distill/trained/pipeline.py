@@ -183,6 +183,7 @@ def _choose(
     an intervention reaches."""
     longest = domain.longest
     best, first, passing = None, None, 0
+    cache: dict = {}  # definitions evaluated on `inputs`, shared by the alternatives
     # A table over more variables than the searches try only memorises the traced inputs
     # unless they are the whole domain up to N: no evidence it holds on the rest.
     whole = len(inputs) >= sum(
@@ -226,7 +227,7 @@ def _choose(
             continue
         with stage("interventions"):  # a set whose figures must be flagged is ruled out early
             evidence = interventions(
-                table_program, components, model, task, inputs, seed, screening=True
+                table_program, components, model, task, inputs, seed, True, cache
             )
         if first is None:
             first = table_program
@@ -243,11 +244,13 @@ def _choose(
         with stage("synthesize"):
             table_program, completed = _best_on_held_out(options, found, model, task, domain, seed)
         with stage("interventions"):
-            evidence = interventions(table_program, components, model, task, inputs, seed)
+            evidence = interventions(
+                table_program, components, model, task, inputs, seed, cache=cache
+            )
         return (table_program, evidence, completed), False
     if best is None:  # none passes: the first, with its figures measured in full
         with stage("interventions"):
-            evidence = interventions(first, components, model, task, inputs, seed)
+            evidence = interventions(first, components, model, task, inputs, seed, cache=cache)
         best = _synthesized(first, evidence, model, longest, stage)
     return best[1:], True
 
