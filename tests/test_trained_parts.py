@@ -644,3 +644,41 @@ def test_a_read_out_pointer_is_credited_to_the_heads_whose_own_pointer_it_is():
         obs, inputs, ["tokens_", "indices_", "n_", "at_l2h0"], heads, causal=False
     )
     assert [c.component for c in made if c.component] == ["L0.H0, L1.H0, L2.H0"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), st.integers(0, 3), st.booleans())
+def test_a_table_that_is_a_residue_of_its_variables_is_written_as_one(m, n, r, q, summed):
+    from distill.trained.comparisons import residue_text
+
+    r, q = r % m, q % n
+    if summed:  # a residue of the sum: parity of a total
+        m = max(m, 2)
+
+        def rule(x, y):
+            return (x + y) % m == r % m
+    else:
+        if m * n == 1:
+            m = 2
+
+        def rule(x, y):
+            return x % m == r % m and y % n == q
+
+    entries = [((x, y), "T" if rule(x, y) else "F") for x in range(9) for y in range(9)]
+    text = residue_text(entries)
+    assert text is not None
+    # The written lambda, run by the language itself, gives every entry.
+    program = dsl.parse(f"f = sequence_map({text}, tokens, indices)\nreturn f\n")
+    inputs = [[0] * y + [x] for (x, y), _ in entries]
+    got = [out[-1] for out in dsl.evaluate(program, inputs)]
+    assert got == [v for _, v in entries]
+
+
+def test_no_residue_where_the_table_is_not_one():
+    from distill.trained.comparisons import residue_text
+
+    assert residue_text([((x, y), x < y) for x in range(6) for y in range(6)]) is None
+    # Three values, or a residue that holds only on most entries, are not one either.
+    assert residue_text([((x, y), (x + y) % 3) for x in range(6) for y in range(6)]) is None
+    almost = [((x, y), (x + y) % 2 == 0 or (x, y) == (5, 4)) for x in range(6) for y in range(6)]
+    assert residue_text(almost) is None

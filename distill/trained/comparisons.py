@@ -41,6 +41,11 @@ def _fallback_of(table: ast.Table) -> ast.Lambda | None:
     return None if text is None else _lambda(text)
 
 
+def _residue_of(table: ast.Table) -> ast.Lambda | None:
+    text = residue_text(table.entries)
+    return None if text is None else _lambda(text)
+
+
 def _lambda(text: str) -> ast.Lambda:
     program = dsl.parse(f"f = sequence_map({text}, tokens, tokens)\nreturn f\n")
     return program.definitions[0].node.fn
@@ -65,6 +70,52 @@ def comparison_text(entries) -> str | None:
     return None
 
 
+def residue_text(entries) -> str | None:
+    """`lambda x, y: a if x % m == r and y % n == s else b`, or `a if (x + y) % m == r
+    else b` (also x - y), equal to the ((x, y), value) `entries` of two int variables and
+    two values, with moduli up to MAX_MODULUS; None where none is. A parity read-out
+    (tomita5: an even number of each token) is a table that grows with every count
+    reached; as a residue it holds for any."""
+    entries = list(entries)
+    outputs = list(dict.fromkeys((type(v), v) for _, v in entries))
+    numbers = all(isinstance(k, tuple) and len(k) == 2 and all(type(p) is int for p in k)
+                  for k, _ in entries)  # fmt: skip
+    if len(outputs) != 2 or not numbers:
+        return None
+    for then, other in (outputs, outputs[::-1]):
+        chosen = {k for k, v in entries if (type(v), v) == then}
+        text = _residue_condition(chosen, [k for k, _ in entries])
+        if text is not None:
+            return f"lambda x, y: {literal(then[1])} if {text} else {literal(other[1])}"
+    return None
+
+
+MAX_MODULUS = 4
+
+
+def _residue_condition(chosen: set, keys: list) -> str | None:
+    """A condition on (x, y) true exactly at the `chosen` keys among `keys`: one residue
+    of each variable (a modulus of 1 leaves it out), else one residue of their sum or
+    difference; the smallest moduli first."""
+    moduli = range(1, MAX_MODULUS + 1)
+    for m, n in sorted(((m, n) for m in moduli for n in moduli if m * n > 1), key=sum):
+        residues = {(x % m, y % n) for x, y in chosen}
+        if len(residues) == 1 and all(
+            ((x % m, y % n) in residues) == ((x, y) in chosen) for x, y in keys
+        ):
+            ((r, q),) = residues
+            parts = [f"x % {m} == {r}"] * (m > 1) + [f"y % {n} == {q}"] * (n > 1)
+            return " and ".join(parts)
+    for m in moduli[1:]:
+        for sign, combine in (("+", lambda x, y: x + y), ("-", lambda x, y: x - y)):
+            residues = {combine(x, y) % m for x, y in chosen}
+            if len(residues) == 1 and all(
+                (combine(x, y) % m in residues) == ((x, y) in chosen) for x, y in keys
+            ):
+                return f"(x {sign} y) % {m} == {residues.pop()}"
+    return None
+
+
 def fallback_text(entries) -> str | None:
     """`lambda x, y: y if x == DEFAULT else x` (or with x and y swapped) equal to the
     ((x, y), value) `entries`, or None: one aggregate's value where it selects a key,
@@ -83,12 +134,12 @@ def fallback_text(entries) -> str | None:
 
 
 def comparisons_named(program: ast.Program) -> ast.Program:
-    """`program` with each sequence-map table that is a comparison, or a fallback between
-    two aggregates, written as one."""
+    """`program` with each sequence-map table that is a comparison, a fallback between
+    two aggregates, or a residue (parity), written as one."""
 
     def rewrite(node):
         if isinstance(node, ast.SequenceMap) and isinstance(node.fn, ast.Table):
-            fn = comparison_of(node.fn) or _fallback_of(node.fn)
+            fn = comparison_of(node.fn) or _fallback_of(node.fn) or _residue_of(node.fn)
             if fn is not None:
                 return dataclasses.replace(node, fn=fn)
         return node

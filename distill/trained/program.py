@@ -21,7 +21,13 @@ import torch
 
 import dsl
 from distill.trained.candidates import Candidate, DefinitionValues
-from distill.trained.comparisons import argmax_lines, comparison_text, fallback_text, literal
+from distill.trained.comparisons import (
+    argmax_lines,
+    comparison_text,
+    fallback_text,
+    literal,
+    residue_text,
+)
 from distill.trained.sorting import sorting_lines, sorting_table
 from dsl import ast, limits
 from dsl.interpreter import SOpArray
@@ -386,7 +392,9 @@ def named_form(names: list[str], table: dict) -> bool:
     comparison of two variables or a fallback between them, or a closed form)."""
     if len(names) == 2:
         entries = list(table.items())
-        return comparison_text(entries) is not None or fallback_text(entries) is not None
+        return any(
+            form(entries) is not None for form in (comparison_text, fallback_text, residue_text)
+        )
     return closed_form_lines("output", names, table) is not None
 
 
