@@ -682,3 +682,37 @@ def test_no_residue_where_the_table_is_not_one():
     assert residue_text([((x, y), (x + y) % 3) for x in range(6) for y in range(6)]) is None
     almost = [((x, y), (x + y) % 2 == 0 or (x, y) == (5, 4)) for x in range(6) for y in range(6)]
     assert residue_text(almost) is None
+
+
+_VALUES = st.one_of(
+    st.integers(-3, 40), st.sampled_from(["a", "b", "{(,)}", "EOS"]), st.booleans(), st.none()
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.data())
+def test_build_puts_in_the_tables_the_parser_would_read_from_their_text(width, data):
+    from distill.trained.candidates import Candidate
+    from distill.trained.program import build, table_lines
+
+    keys = data.draw(
+        st.lists(
+            st.tuples(*[st.one_of(st.integers(0, 5), st.sampled_from(["a", "b"]))] * width),
+            min_size=1,
+            max_size=30,
+            unique_by=lambda key: tuple((type(k), k) for k in key),
+        )
+    )
+    table = {key: data.draw(_VALUES) for key in keys}
+    definitions = [Candidate(f"v{i}", "tokens", None) for i in range(width)]
+    names = [c.name for c in definitions]
+    built = build(definitions, names, table)
+    lines = [f"{c.name} = {c.source}" for c in definitions] + table_lines("output", names, table)
+    if built is None:  # a closed form needs no table; only the table path is compared here
+        return
+    from distill.trained.program import closed_form_lines
+
+    if closed_form_lines("output", names, table):
+        return
+    parsed = dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
+    assert built.definitions == parsed.definitions and built.output == parsed.output

@@ -34,6 +34,7 @@ from distill.trained.program import (
     determining_sets,
     fewest_for,
     named_form,
+    needed_by,
     observe,
     output_tables,
     sorting_approximation,
@@ -215,7 +216,7 @@ def _choose(
         named = named_form(*pair)
         many = len(pair[0]) > MAX_SUBSET and not named
         entries = 0 if named else len(pair[1])  # a smaller table reads better
-        return (many, len(pair[0]), not named, entries, len(_needed(sources, pair[0])))
+        return (many, len(pair[0]), not named, entries, len(needed_by(sources, pair[0])))
 
     tabled.sort(key=order)
     for kept, table in tabled:
@@ -318,17 +319,6 @@ def _closed_form_sets(definitions) -> list[list[str]]:
     position (sorting by them)."""
     families = _count_families(definitions)
     return [*families, *([POSITION, *family] for family in families)]
-
-
-def _needed(sources: dict[str, str], names: list[str]) -> set[str]:
-    """The definitions `names` need (themselves included), read off their sources."""
-    needed, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name not in needed:
-            needed.add(name)
-            todo += [w for w in re.findall(r"[A-Za-z_]\w*", sources[name]) if w in sources]
-    return needed
 
 
 def _synthesized(table_program, evidence, model, longest: int, stage) -> tuple:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -399,23 +400,79 @@ def named_form(names: list[str], table: dict) -> bool:
 
 
 def build(definitions: list[Candidate], names: list[str], table: dict) -> ast.Program | None:
-    """The program: the definitions, then the output over `names`: a closed form where the
+    """The program: the definitions `names` need, then the output over them: a closed form where the
     table is exactly one (closed_form_lines), else the table (table_lines). None where the
     table is past what a program may hold (dsl.limits.MAX_SOURCE_BYTES)."""
-    lines = [f"{c.name} = {c.source}" for c in definitions]
-    lines += closed_form_lines("output", names, table) or table_lines("output", names, table)
-    source = "\n".join([*lines, "return output", ""])
-    if len(source) > limits.MAX_SOURCE_BYTES:
+    needed = needed_by({c.name: c.source for c in definitions}, names)
+    lines = [f"{c.name} = {c.source}" for c in definitions if c.name in needed]
+    closed = closed_form_lines("output", names, table)
+    written = closed or table_lines("output", names, table)
+    if len("\n".join([*lines, *written, "return output", ""])) > limits.MAX_SOURCE_BYTES:
         return None
-    return dsl.parse(source, filename="<trained>")
+    # The read-out's tables go into the parsed program as they are: parsing thousands of
+    # entries as text costs more than everything else a candidate read-out needs.
+    tables: dict[str, dict] = {}
+    lines += closed or table_lines("output", names, table, tables)
+    program = dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
+    definitions = tuple(
+        dataclasses.replace(d, node=dataclasses.replace(d.node, fn=_table_node(tables[d.name])))
+        if d.name in tables
+        else d
+        for d in program.definitions
+    )
+    return dataclasses.replace(program, definitions=definitions)
 
 
-def table_lines(target: str, names: list[str], table: dict) -> list[str]:
+def needed_by(sources: dict[str, str], names: list[str]) -> set[str]:
+    """The definitions `names` need (themselves included), read off their sources."""
+    needed, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += [w for w in re.findall(r"[A-Za-z_]\w*", sources[name]) if w in sources]
+    return needed
+
+
+def _table_node(entries: dict) -> ast.Table:
+    """The table the parser makes of `_table(entries)`'s text."""
+    return ast.Table(tuple((_parsed_key(k), _parsed_value(v)) for k, v in entries.items()))
+
+
+def _parsed_key(key):
+    return tuple(map(_parsed_value, key)) if isinstance(key, tuple) else _parsed_value(key)
+
+
+def _parsed_value(value):
+    """`value` as the parser reads `literal(value)` back."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def table_lines(
+    target: str, names: list[str], table: dict, tables: dict | None = None
+) -> list[str]:
     """Definitions of `target` = table[values of names]: a map (one variable) or a chain of
     sequence maps, each pairing the values so far (as codes) with one more variable;
-    intermediate definitions are named `{target}_both_{i}`."""
+    intermediate definitions are named `{target}_both_{i}`. `tables`: each table is
+    written as a one-entry stand-in, its entries put here under its definition's name."""
+
+    def written(name: str, entries: dict) -> str:
+        if tables is None:
+            return _table(entries)
+        tables[name] = entries
+        return "{(0, 0): 0}" if isinstance(next(iter(entries), 0), tuple) else "{0: 0}"
+
     if len(names) == 1:
-        return [f"{target} = map({_table({k[0]: v for k, v in table.items()})}, {names[0]})"]
+        entries = {k[0]: v for k, v in table.items()}
+        return [f"{target} = map({written(target, entries)}, {names[0]})"]
     lines = []
     code = {(k[0],): k[0] for k in table}  # a prefix of the key -> its value so far
     left = names[0]
@@ -426,11 +483,12 @@ def table_lines(target: str, names: list[str], table: dict) -> list[str]:
             if key[: i + 1] not in code:
                 code[key[: i + 1]], made = made, made + 1
             step[(code[key[:i]], key[i])] = code[key[: i + 1]]
-        lines.append(f"{target}_both_{i} = sequence_map({_table(step)}, {left}, {right})")
-        left = f"{target}_both_{i}"
+        both = f"{target}_both_{i}"
+        lines.append(f"{both} = sequence_map({written(both, step)}, {left}, {right})")
+        left = both
     last = len(names) - 1
     entries = {(code[k[:last]], k[last]): v for k, v in table.items()}
-    lines.append(f"{target} = sequence_map({_table(entries)}, {left}, {names[-1]})")
+    lines.append(f"{target} = sequence_map({written(target, entries)}, {left}, {names[-1]})")
     return lines
 
 
