@@ -49,11 +49,9 @@ def run_command(
     Exit 1 when no faithful program is found (the best candidate and its counterexample are shown).
     """
     import dsl
-    from distill.circuit.discovery import UnsupportedCircuit
     from distill.emit.artifacts import OUTPUT_NAMES, write_outputs
     from distill.files import check_output_dir
     from distill.models.file_format import load_model
-    from distill.pipeline import DistillFailed, distill
     from distill.trained.pipeline import distilled_as_trained
 
     check_output_dir(outdir, OUTPUT_NAMES)
@@ -72,6 +70,11 @@ def run_command(
             min_agreement=min_agreement,
         )
         return
+    # The compiled path's modules (and Z3's) only where a compiled model needs them: a
+    # trained model's run is timed against its training, which imports none of them.
+    from distill.circuit.discovery import UnsupportedCircuit
+    from distill.pipeline import DistillFailed, distill
+
     limit = DistillConfig.exhaustive_limit if exhaustive_limit is None else exhaustive_limit
     config = checked_config(exhaustive_limit=limit, samples=samples, seed=seed)
     config = dataclasses.replace(config, prove=prove)

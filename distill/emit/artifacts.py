@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dsl
 from distill.config import DistillConfig
 from distill.emit.torch_module import torch_module_source
 from distill.files import check_output_dir, replaced_directory, write_text_atomically
 from distill.models.family import Model
-from distill.pipeline import DistillResult
 from distill.report import schema as rpt
 from distill.report.build import build_report
+
+if TYPE_CHECKING:  # the compiled pipeline (and Z3) only where its result is written
+    from distill.pipeline import DistillResult
 
 OUTPUT_NAMES = (
     "program.rasp",

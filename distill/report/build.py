@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import dsl
 from distill.models.family import Model
-from distill.pipeline import DistillResult
 from distill.report import schema as rpt
 from dsl import ast
 from dsl.printer import function
+
+if TYPE_CHECKING:  # the compiled pipeline (and Z3) only where its result is reported
+    from distill.pipeline import DistillResult
 
 
 def build_report(
