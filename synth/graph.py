@@ -139,9 +139,14 @@ def inline_single_uses(program: ast.Program) -> ast.Program:
 
 def reachable(program: ast.Program) -> set[str]:
     """Names the output depends on."""
+    return reachable_from(program, references(program.output))
+
+
+def reachable_from(program: ast.Program, names) -> set[str]:
+    """`names` (those the program defines) and the names they depend on."""
     lookup = program.lookup()
     seen: set[str] = set()
-    stack = references(program.output)
+    stack = list(names)
     while stack:
         name = stack.pop()
         if name in seen or name not in lookup:

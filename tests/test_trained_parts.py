@@ -716,3 +716,21 @@ def test_build_puts_in_the_tables_the_parser_would_read_from_their_text(width, d
         return
     parsed = dsl.parse("\n".join([*lines, "return output", ""]), filename="<trained>")
     assert built.definitions == parsed.definitions and built.output == parsed.output
+
+
+def test_a_read_out_pointer_at_a_realistic_size_reverses_fresh_strings():
+    from distill.trained.read_out_pointer import read_out_pointer
+
+    # Vocab 12, lengths 9-12, 3,000 sampled strings (no domain enumeration): the pointer
+    # is still one position per (index, length), and it holds on strings never traced.
+    rng = np.random.default_rng(0)
+    vocab = [f"t{i}" for i in range(12)]
+
+    def sample(count):
+        return [list(rng.choice(vocab, size=int(rng.integers(9, 13)))) for _ in range(count)]
+
+    inputs = [[str(t) for t in x] for x in sample(3000)]
+    base, obs = _pointer_observations(inputs, [x[::-1] for x in inputs])
+    made = read_out_pointer(obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0"], causal=False)
+    fresh = [[str(t) for t in x] for x in sample(500)]
+    assert _pointed_tokens(base, made, fresh) == [x[::-1] for x in fresh]

@@ -54,9 +54,8 @@ def _lambda(text: str) -> ast.Lambda:
 def comparison_text(entries) -> str | None:
     """The comparison's lambda, as text, equal to the ((x, y), value) `entries`, or None."""
     entries = list(entries)
-    outputs = list(dict.fromkeys((type(v), v) for _, v in entries))
-    numbers = all(isinstance(k, tuple) and all(type(p) is int for p in k) for k, _ in entries)
-    if len(outputs) != 2 or not numbers:
+    outputs = _two_values_over_ints(entries)
+    if outputs is None:
         return None
     (_, a), (_, b) = outputs
     for op, compare in _COMPARISONS.items():
@@ -70,6 +69,16 @@ def comparison_text(entries) -> str | None:
     return None
 
 
+def _two_values_over_ints(entries: list) -> list | None:
+    """The two (type, value) outputs of ((x, y), value) `entries` over pairs of ints, or
+    None: what a two-way condition on two numbers can be written for."""
+    outputs = list(dict.fromkeys((type(v), v) for _, v in entries))
+    numbers = all(
+        isinstance(k, tuple) and len(k) == 2 and all(type(p) is int for p in k) for k, _ in entries
+    )
+    return outputs if len(outputs) == 2 and numbers else None
+
+
 def residue_text(entries) -> str | None:
     """`lambda x, y: a if x % m == r and y % n == s else b`, or `a if (x + y) % m == r
     else b` (also x - y), equal to the ((x, y), value) `entries` of two int variables and
@@ -77,10 +86,8 @@ def residue_text(entries) -> str | None:
     (tomita5: an even number of each token) is a table that grows with every count
     reached; as a residue it holds for any."""
     entries = list(entries)
-    outputs = list(dict.fromkeys((type(v), v) for _, v in entries))
-    numbers = all(isinstance(k, tuple) and len(k) == 2 and all(type(p) is int for p in k)
-                  for k, _ in entries)  # fmt: skip
-    if len(outputs) != 2 or not numbers:
+    outputs = _two_values_over_ints(entries)
+    if outputs is None:
         return None
     for then, other in (outputs, outputs[::-1]):
         chosen = {k for k, v in entries if (type(v), v) == then}

@@ -54,6 +54,9 @@ POINTER_MISSES = 0.05
 # A head's keys are clustered only where the variables so far take at most this many
 # combinations (the zoo's largest: 2,442; a vocab-10 sort: tens of thousands).
 MAX_KEY_GROUPS = 5_000
+# Where a pointing head's key is (`select(indices, at, ==)`), and the head read back from it.
+POINTER_NAME = "at_l{layer}h{head}"
+POINTER_HEAD = re.compile(r"at_l(\d+)h(\d+)$")
 # A categorical variable with more values than this is not offered as a head's value.
 MAX_VALUE_CLASSES = 12
 
@@ -195,7 +198,7 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
         return ([],)
     names = [c.name for c in definitions if not c.source.startswith("select(")]
     preferred = [n for n in names if n not in ("tokens_", "indices_")]
-    target = f"at_l{layer}h{head}"
+    target = POINTER_NAME.format(layer=layer, head=head)
     pointed = np.where(share >= POINTER_SHARE, top, -1)  # mostly on BOS: no key
     chooser = np.full(pointed.shape, -1)  # at each key, the query that points at it
     unique = True

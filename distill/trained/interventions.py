@@ -36,7 +36,7 @@ import torch
 from distill.trained.program import label_of
 from dsl import ast
 from dsl.interpreter import SOpArray, evaluate_arrays
-from synth.graph import reachable, references
+from synth.graph import reachable, reachable_from
 
 PAIRS = 400  # of each kind, per variable
 SCREENING_CHUNK = 100  # pairs per step while screening
@@ -117,14 +117,7 @@ def _credited_values(program: ast.Program, names: list[str], inputs, cache: dict
 
 def _reading(program: ast.Program, names) -> tuple[ast.Definition, ...]:
     """The definitions of `names` and of all they read, in program order."""
-    lookup = program.lookup()
-    closure = set(names)
-    stack = list(names)
-    while stack:
-        for referenced in references(lookup[stack.pop()]):
-            if referenced in lookup and referenced not in closure:
-                closure.add(referenced)
-                stack.append(referenced)
+    closure = reachable_from(program, names)
     return tuple(d for d in program.definitions if d.name in closure)
 
 

@@ -15,17 +15,15 @@ together: the evidence is then what the heads jointly carry, not a claim about a
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate
+from distill.trained.discover import POINTER_HEAD
 from distill.trained.program import Observations, group_ids, table_lines
 
 TARGET = "at_out"
 SAMPLE_STEP = 16  # every so many read-out positions rule variables out first
-_POINTER_NAME = re.compile(r"at_l(\d+)h(\d+)$")  # discover's name for a head's pointer
 
 
 def read_out_pointer(
@@ -118,14 +116,14 @@ def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> d
 
 
 def _credited(obs, pointed: np.ndarray, inputs: list[list], names: list[str], heads: list[str]):
-    """The heads whose own pointer (discover's `at_l{layer}h{head}`) is this one at every
+    """The heads whose own pointer (discover's POINTER_NAME) is this one at every
     read-out position where it points inside the input (where it points past either end
     the head selects nothing, and the answer comes another way): the token moves through
     them; with none, every head."""
     lengths = np.repeat([len(x) for x in inputs], [len(x) for x in inputs])
     same = []
     for name in names:
-        head = _POINTER_NAME.match(name)
+        head = POINTER_HEAD.match(name)
         if head:
             values = np.array(obs.values[name], dtype=object)[obs.codes[name]]
             inside = obs.read & np.array(
