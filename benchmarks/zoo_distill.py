@@ -97,12 +97,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     header = (
         "| model | right up to | N | verdict | beyond N (sampled) | size | tables | "
-        "interventions (unchanged / follows) | distill s | train s |\n"
+        "interventions (unchanged / follows; patched alone) | distill s | train s |\n"
         "|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [header]
     print(header, flush=True)
-    counted = solved = slower = 0
+    counted = solved = solved_alone = slower = 0
     with tempfile.TemporaryDirectory() as scratch:
         for path in _models(args.zoo, args.only):
             row = _row(path)
@@ -136,6 +136,7 @@ def main(argv=None) -> int:
                 figures = "; ".join(
                     f"{i['component']} {_f(i['unchanged'])} / {_f(i['follows'])}"
                     + (" FLAGGED" if i["flagged"] else "")
+                    + f"; {_f(i['alone_unchanged'])} / {_f(i['alone_follows'])}"
                     for i in report["interventions"]
                 )
                 size = report["program"].count("\n") - 1
@@ -153,11 +154,18 @@ def main(argv=None) -> int:
                 )
                 flagged = any(i["flagged"] for i in report["interventions"])
                 solved += perfect and v["verified"] and not flagged
+                solved_alone += (
+                    perfect
+                    and v["verified"]
+                    and not flagged
+                    and not any(i["read_elsewhere"] for i in report["interventions"])
+                )
             lines.append(line)
             print(line, flush=True)
     summary = (
         f"\nmodels right on every input up to N: {counted}; of them given a program equal to the "
-        f"model up to N with every intervention figure >= 0.99: {solved}"
+        f"model up to N with every intervention figure >= 0.99: {solved} (patched alone too: "
+        f"{solved_alone})"
         + (f"; distilled slower than trained (whole processes): {slower}" if args.train else "")
     )
     print(summary)

@@ -299,6 +299,83 @@ def test_a_reverse_model_whose_heads_spread_their_attention_gets_the_pointer_its
     assert intervention["component"] == "L0.H0, L1.H0" and not intervention["flagged"]
     assert "tokens_at_out" in intervention["variables"]
     assert intervention["different_pairs"] > 100 and intervention["follows"] >= 0.99
+    # Patched alone, the layer-1 head reads the layer-0 head's output at other positions
+    # (two hops the program does not model): the report says so rather than flag it.
+    assert intervention["read_elsewhere"] and intervention["alone_failed_elsewhere"] > 0
+    assert "the program does not model how" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_patched_alone_only_the_patched_position_of_each_component_is_the_donor_s():
+    """Against hooks written here: each head's mix of values at the patched position is the
+    donor's, every other position and head is what the model computes from that."""
+    from distill.trained.interventions import _patched_read_out
+
+    model = load_model(ZOO / "reverse-abc.safetensors")  # two layers: layer 1 reads layer 0
+    task = task_of(model)
+    firsts = [list("abcab"), list("ccba"), list("abc"), list("bbacc")]
+    seconds = [list("cbcaa"), list("cabb"), list("cca"), list("abcab")]
+    positions = [2, 1, 0, 3]
+    nowhere = np.zeros((4, 5), dtype=bool)
+    patched, _ = _patched_read_out(
+        model, task, firsts, seconds, positions, {"L0.H0": nowhere, "L1.H0": nowhere}
+    )
+    modules = dict(model.named_modules())
+    expected = []
+    for first, second, q in zip(firsts, seconds, positions):
+        ids, mask = model.encode([second])
+        _, trace = model.run_with_trace(
+            ids, mask, names=[f"blocks.{n}.attn.hook_z" for n in (0, 1)]
+        )
+
+        def patch(donor, q):
+            def hook(module, args, output):
+                output = output.clone()
+                output[0, q + 1] = donor[0, q + 1]  # position 0 is BOS
+                return output
+
+            return hook
+
+        handles = [modules[name].register_forward_hook(patch(trace[name], q)) for name in trace]
+        try:
+            with torch.no_grad():
+                ids, mask = model.encode([first])
+                expected.append(task.decode(model, model(ids, mask), [first])[0])
+        finally:
+            for handle in handles:
+                handle.remove()
+    assert [[label_of(a) for a in got] for got in patched] == [
+        [label_of(a) for a in want] for want in expected
+    ]
+    assert any(
+        [label_of(a) for a in got][p] != [label_of(a) for a in plain][p]
+        for got, plain, q in zip(patched, task.read_out(model, firsts), positions)
+        for p in range(len(got))
+        if p != q
+    )  # the premise: layer 1 reads the patched position from elsewhere
+
+
+def test_a_group_in_one_layer_has_the_same_figures_patched_alone():
+    """Nothing in one layer reads another position's output of that layer, so holding the
+    other positions changes nothing: the figures patched alone are the held ones, as
+    `_measure` takes them without measuring."""
+    from distill.trained.interventions import _figures, _pairs
+    from distill.trained.pipeline import discovery_inputs
+
+    model = load_model(ZOO / "tomita1.safetensors")
+    task = task_of(model)
+    inputs = discovery_inputs(domain_of(task), model, 0)
+    program = dsl.parse(
+        "n = selector_width(select(indices, indices, <=) & select(tokens, tokens, "
+        "lambda k, q: k == 0))\nreturn n\n"
+    )
+    from dsl.interpreter import evaluate_arrays
+
+    values = evaluate_arrays(program, inputs).definitions["n"].values()[..., None]
+    same, different = _pairs(values, inputs, 0)
+    parts = {"n": frozenset({"L0.H0"})}
+    held = _figures(program, parts, model, task, inputs, same, different, True)
+    alone = _figures(program, parts, model, task, inputs, same, different, False)
+    assert held == alone and held.same_pairs > 100 and held.different_pairs > 100
 
 
 def test_patching_one_layer_from_a_shorter_donor_gives_the_donor_s_answer_there_only():

@@ -65,14 +65,27 @@ def run_trained(
     for a in result.check.sampled:
         typer.echo(f"sampled beyond N: length {a.length}: {a.agree:,} of {a.inputs:,} agree")
     for i in result.interventions:
-        figures = ", ".join(
-            f"{label} {value:.3f}" if value is not None else f"{label} n/a"
-            for label, value in (("unchanged", i.unchanged), ("follows", i.follows))
-        )
-        flag = "  FLAGGED" if i.flagged else ""
-        if i.failed_elsewhere:
-            flag += f" ({i.failed_elsewhere} failing only at positions other than the patched one)"
-        typer.echo(f"interventions {i.component} ({', '.join(i.variables)}): {figures}{flag}")
+        typer.echo(f"interventions {i.component} ({', '.join(i.variables)}): {_figures(i)}")
     typer.echo(f"report: {paths['report.html']}")
     if not result.verified:
         raise typer.Exit(1)
+
+
+def _figures(i) -> str:
+    """An Intervention's figures: the variable set (flagged below FLAG_BELOW), then patched
+    alone where that differs (a group over several layers)."""
+
+    def pair(unchanged, follows):
+        return ", ".join(
+            f"{label} {value:.3f}" if value is not None else f"{label} n/a"
+            for label, value in (("unchanged", unchanged), ("follows", follows))
+        )
+
+    line = pair(i.unchanged, i.follows) + ("  FLAGGED" if i.flagged else "")
+    if i.failed_elsewhere:
+        line += f" ({i.failed_elsewhere} failing only at positions other than the patched one)"
+    if (i.alone_unchanged, i.alone_follows) != (i.unchanged, i.follows):
+        line += f"; patched alone: {pair(i.alone_unchanged, i.alone_follows)}"
+        if i.alone_failed_elsewhere:
+            line += f" ({i.alone_failed_elsewhere} failing only elsewhere)"
+    return line

@@ -22,13 +22,21 @@ component at the base's value (two heads computing one count: the later one's co
 elsewhere is the base's, as the program says, even though that head reads the patched
 position). Where the program says a variable changes elsewhere (it follows the patched
 one), its components there are left to the model.
+
+A group over several layers is measured again with the same pairs patched alone: only the
+patched position is set, and the model computes every other. A later component that reads
+the patched one at other positions (a route of two hops the program does not write) then
+changes the read-out there. Those figures are reported beside the first, not flagged: the
+program says what the components carry, not how they pass it among themselves.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,10 +65,24 @@ class Intervention:
     # the program equals the model, a later head there reads the patched position in a way
     # the program does not model (an approximate program also fails where it differs anyway).
     failed_elsewhere: int = 0
+    # The same pairs with only the patched position set, every other position the model's
+    # own (the rest computed): where these fall short, a later component reads this one at
+    # other positions in a way the program does not model. The figures above where the
+    # group lies in one layer (nothing there reads another position's output).
+    alone_unchanged: float | None = None
+    alone_follows: float | None = None
+    alone_failed_elsewhere: int = 0
 
     @property
     def flagged(self) -> bool:
         return any(f is not None and f < FLAG_BELOW for f in (self.unchanged, self.follows))
+
+    @property
+    def read_elsewhere(self) -> bool:
+        """Patched alone, the read-out falls short: later components read this group's
+        output at other positions, which the program does not model."""
+        figures = (self.alone_unchanged, self.alone_follows)
+        return any(f is not None and f < FLAG_BELOW for f in figures)
 
 
 def interventions(
@@ -195,9 +217,41 @@ def _pairs(values: np.ndarray, inputs, seed):
 def _measure(program, parts, model, task, inputs, same, different, screening=False):
     """The group's Intervention (`parts`: its variables, in program order, and the
     components credited with each); `screening`: pairs in chunks, stopping once a figure
-    must fall below FLAG_BELOW whatever the rest give."""
+    must fall below FLAG_BELOW whatever the rest give (the figures patched alone are then
+    measured only for a group that passes)."""
     names = tuple(parts)
-    component = ", ".join(sorted(frozenset().union(*parts.values()), key=component_order))
+    components = sorted(frozenset().union(*parts.values()), key=component_order)
+    held = _figures(program, parts, model, task, inputs, same, different, True, screening)
+    measured = Intervention(", ".join(components), names, *held)
+    if screening and measured.flagged:
+        return measured
+    if len({component_order(c)[0] for c in components}) > 1:
+        alone = _figures(program, parts, model, task, inputs, same, different, False)
+    else:  # one layer: no component reads another at other positions, so nothing is held
+        alone = held
+    return dataclasses.replace(
+        measured,
+        alone_unchanged=alone.unchanged,
+        alone_follows=alone.follows,
+        alone_failed_elsewhere=alone.failed_elsewhere,
+    )
+
+
+class _Figures(NamedTuple):
+    """An Intervention's figures under one protocol, in its fields' order."""
+
+    same_pairs: int
+    unchanged: float | None
+    different_pairs: int
+    follows: float | None
+    undefined: int
+    failed_elsewhere: int
+
+
+def _figures(program, parts, model, task, inputs, same, different, hold, screening=False):
+    """The figures of the group `parts`: with `hold`, each component keeps the base's own
+    output wherever the program keeps its variables; without, only the patched position is
+    set and every other is the model's. `screening`: see `_measure`."""
     chunk = SCREENING_CHUNK if screening else max(len(same), len(different), 1)
     allowed_same = (1 - FLAG_BELOW) * len(same)
     unchanged_count = 0
@@ -205,18 +259,22 @@ def _measure(program, parts, model, task, inputs, same, different, screening=Fal
         firsts, seconds, positions = _columns(same[start : start + chunk], inputs)
         # Equal values swapped in change nothing: every component keeps its own output
         # everywhere else.
-        held = _everywhere_but(parts, firsts, positions)
-        patched, plain = _patched_read_out(model, task, firsts, seconds, positions, held)
+        kept = _everywhere_but(parts, firsts, positions)
+        patched, plain = _patched_read_out(
+            model, task, firsts, seconds, positions, kept if hold else _nowhere(kept)
+        )
         unchanged_count += sum(p == q for p, q in zip(patched, plain))
         measured = start + len(firsts)
         if screening and measured - unchanged_count > allowed_same:
-            return Intervention(component, names, measured, unchanged_count / measured, 0, None, 0)
+            return _Figures(measured, unchanged_count / measured, 0, None, 0, 0)
     unchanged = unchanged_count / len(same) if same else None
     agree = total = elsewhere = undefined = 0
     for start in range(0, len(different), chunk):
         firsts, seconds, positions = _columns(different[start : start + chunk], inputs)
-        predicted, held = _intervened_program(program, parts, firsts, seconds, positions, task)
-        patched, _ = _patched_read_out(model, task, firsts, seconds, positions, held)
+        predicted, kept = _intervened_program(program, parts, firsts, seconds, positions, task)
+        patched, _ = _patched_read_out(
+            model, task, firsts, seconds, positions, kept if hold else _nowhere(kept)
+        )
         for tokens, q, got, wanted in zip(firsts, positions, patched, predicted):
             if wanted is None:
                 undefined += 1
@@ -231,20 +289,14 @@ def _measure(program, parts, model, task, inputs, same, different, screening=Fal
         # Undefined pairs are not scored: the most that could still be scored is what is left.
         most = total + len(different) - measured
         if screening and total - agree > (1 - FLAG_BELOW) * most:
-            return Intervention(
-                component,
-                names,
-                len(same),
-                unchanged,
-                measured,
-                agree / total,
-                undefined,
-                elsewhere,
-            )
+            return _Figures(len(same), unchanged, measured, agree / total, undefined, elsewhere)
     follows = agree / total if total else None
-    return Intervention(
-        component, names, len(same), unchanged, len(different), follows, undefined, elsewhere
-    )
+    return _Figures(len(same), unchanged, len(different), follows, undefined, elsewhere)
+
+
+def _nowhere(held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`held` with no position kept: only the patched one is set."""
+    return {part: np.zeros_like(mask) for part, mask in held.items()}
 
 
 def _columns(pairs, inputs) -> tuple[list, list, list]:

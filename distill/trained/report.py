@@ -240,6 +240,10 @@ def build_report(result, model, title: str, example: list | None = None) -> dict
                 "undefined": i.undefined,
                 "failed_elsewhere": i.failed_elsewhere,
                 "flagged": i.flagged,
+                "alone_unchanged": i.alone_unchanged,
+                "alone_follows": i.alone_follows,
+                "alone_failed_elsewhere": i.alone_failed_elsewhere,
+                "read_elsewhere": i.read_elsewhere,
             }
             for i in result.interventions
         ],
@@ -444,15 +448,34 @@ def _interventions(items: list[dict]) -> str:
         f"<tr><td>{escape(i['component'])}</td><td>{escape(', '.join(i['variables']))}</td>"
         f"<td>{figure(i['unchanged'])} ({i['same_pairs']})</td>"
         f"<td>{figure(i['follows'])} ({i['different_pairs'] - i['undefined']})</td>"
-        f"<td>{i['failed_elsewhere']}</td></tr>"
+        f"<td>{i['failed_elsewhere']}</td>"
+        f"<td>{figure(i['alone_unchanged'])}</td><td>{figure(i['alone_follows'])}</td>"
+        f"<td>{i['alone_failed_elsewhere']}</td></tr>"
         for i in items
     )
+    notes = "".join(
+        f"<p>{escape(i['component'])}: patched at one position alone, the read-out changes at "
+        f"other positions in {i['alone_failed_elsewhere']} pairs where the program says it "
+        "does not. Later components read this group's output at other positions, and the "
+        "program does not model how.</p>"
+        for i in items
+        if i["read_elsewhere"] and i["alone_failed_elsewhere"]
+    )
     return (
-        "<table><tr><th>component</th><th>variables</th><th>same value: read-out unchanged (pairs)"
-        "</th><th>other value: read-out as the program says (pairs)</th>"
-        "<th>of those failing, failing only at other positions (where the program equals the "
-        "model: a later head reads the patched one in a way the program does not model)</th></tr>"
-        f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>"
+        "<p>A variable is a whole sequence. Each pair sets it to the first input's values with "
+        "the second's at one position. <b>Variable set</b>: the group's components take the "
+        "second input's output at that position and the first's own output wherever the "
+        "program keeps their variables; this is the figure flagged. <b>Patched alone</b>: only "
+        "that position is set and every other position is computed by the model, so a later "
+        "component that reads the patched one elsewhere shows; the same where the group lies "
+        "in one layer.</p>"
+        "<table><tr><th rowspan=2>component</th><th rowspan=2>variables</th>"
+        "<th colspan=3>variable set</th><th colspan=3>patched alone</th></tr>"
+        "<tr><th>same value: read-out unchanged (pairs)</th>"
+        "<th>other value: read-out as the program says (pairs)</th>"
+        "<th>failing only at other positions</th><th>unchanged</th><th>as the program says</th>"
+        "<th>failing only at other positions</th></tr>"
+        f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>{notes}"
     )
 
 
