@@ -151,17 +151,18 @@ def test_min_agreement_writes_an_approximate_program_labelled_with_its_agreement
     assert "\nverified:" not in "\n" + printed
 
 
-def _one_input_changed(model, inputs):
+def _one_input_changed(path, inputs):
     """The model with W_pos at the last position moved along a fixed direction just far
     enough that its read-out changes on exactly one input (only inputs of the longest
     length read that position); None when no step changes exactly one."""
+    model = load_model(path)
     task = task_of(model)
     before = task.read_out(model, inputs)
     direction = torch.randn(model.config.d_model, generator=torch.Generator().manual_seed(0))
     last = max(map(len, inputs))
 
     def changed(step: float):
-        moved = load_model(ZOO / "tomita1.safetensors")
+        moved = load_model(path)
         with torch.no_grad():
             moved.pos_embed.W_pos[last] += step * direction
         after = task.read_out(moved, inputs)
@@ -184,7 +185,7 @@ def _one_input_changed(model, inputs):
 def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, capsys):
     model = load_model(ZOO / "tomita1.safetensors")
     _, inputs = _domain_inputs(model)
-    found = _one_input_changed(model, inputs)
+    found = _one_input_changed(ZOO / "tomita1.safetensors", inputs)
     assert found is not None
     moved, changed_input = found
     path = tmp_path / "moved.safetensors"
@@ -198,6 +199,27 @@ def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, cap
     else:
         assert status == 1
         assert f"input {' '.join(map(str, changed_input))}:" in captured.err
+
+
+def test_a_reverse_model_wrong_on_one_input_gets_the_reverse_as_its_approximation(tmp_path, capsys):
+    """No position holds every answer of its group once one answer is wrong: the pointer
+    most answers show is the approximation, refuted on that input alone."""
+    model = load_model(ZOO / "reverse-abc.safetensors")
+    _, inputs = _domain_inputs(model)
+    found = _one_input_changed(ZOO / "reverse-abc.safetensors", inputs)
+    assert found is not None
+    moved, changed_input = found
+    path = tmp_path / "moved.safetensors"
+    moved.save(path)
+    status = _run(path, tmp_path / "out", "--min-agreement", "0.99")
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"input {' '.join(map(str, changed_input))}:" in captured.err
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="p.rasp")
+    assert dsl.evaluate(program, inputs) == [x[::-1] for x in inputs]
+    assert _disagreements(program, moved, inputs) == [changed_input]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["tables_left"] == [] and not report["verification"]["verified"]
 
 
 def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):

@@ -584,6 +584,34 @@ def test_a_read_out_that_copies_the_token_at_a_position_of_the_index_and_length_
     ]
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_a_model_wrong_on_a_few_answers_gets_the_pointer_most_of_them_show(data):
+    """Reverse, with up to 1% of the answers wrong (an imperfect model): no position holds
+    every answer of its group, the one holding most is taken; with more wrong, none."""
+    from distill.trained.read_out_pointer import APPROXIMATE_AT_LEAST, read_out_pointer
+
+    inputs = [list(x) for n in range(1, 6) for x in itertools.product("abc", repeat=n)]
+    reversed_ = [x[::-1] for x in inputs]
+    where = [(row, i) for row, x in enumerate(inputs) for i in range(len(x))]
+    allowed = int(len(where) * (1 - APPROXIMATE_AT_LEAST))
+    wrong = data.draw(st.sets(st.sampled_from(where), min_size=1, max_size=allowed))
+    answers = [list(row) for row in reversed_]
+    for row, i in wrong:
+        answers[row][i] = data.draw(st.sampled_from(sorted(set("abc") - {answers[row][i]})))
+    base, obs = _pointer_observations(inputs, answers)
+    names = ["tokens_", "indices_", "n_"]
+    made = read_out_pointer(obs, inputs, names, ["L0.H0"], causal=False)
+    assert _pointed_tokens(base, made, inputs) == reversed_
+    # Twice as many wrong answers as allowed: a pointer would hold too few of them.
+    more = set(where[: 2 * allowed + 2]) | wrong
+    answers = [list(row) for row in reversed_]
+    for row, i in more:
+        answers[row][i] = next(t for t in "abc" if t != answers[row][i])
+    _, obs = _pointer_observations(inputs, answers)
+    assert read_out_pointer(obs, inputs, names, ["L0.H0"], causal=False) == []
+
+
 def test_no_read_out_pointer_where_no_one_position_holds_the_answer():
     from distill.trained.read_out_pointer import read_out_pointer
 

@@ -11,6 +11,13 @@ values of them, exactly one position holds the answer on every traced input. Its
 credited to the heads whose own pointer is the same at every read-out position (a compiled
 reverse: its flip head), else to every head, so that the interventions patch them all
 together: the evidence is then what the heads jointly carry, not a claim about any one.
+
+A model right on all but a few inputs leaves no position holding every answer of its
+group. Then each group points at the position holding most of its answers, if that
+holds the answer at APPROXIMATE_AT_LEAST of the read-out positions; only over the index
+and variables with no more values than there are positions (one with more could single
+out inputs and memorise them). The pipeline then treats it as any variable: the check
+measures how far the program follows the model, and only an approximation uses it.
 """
 
 from __future__ import annotations
@@ -24,39 +31,48 @@ from distill.trained.program import Observations, group_ids, table_lines
 
 TARGET = "at_out"
 SAMPLE_STEP = 16  # every so many read-out positions rule variables out first
+APPROXIMATE_AT_LEAST = 0.99  # share of read-out answers an approximate pointer holds
 
 
 def read_out_pointer(
     obs: Observations, inputs: list[list], names: list[str], heads: list[str], causal: bool
 ) -> list[Candidate]:
     """Definitions of `tokens_at_out`, the token at the position `at_out` (a table of the
-    index and at most one other of `names`), credited to `heads`; [] when no such position holds
-    the model's answer at every traced read-out position (`causal`: a position up to
-    the query's: teacher-forced, the next token also holds the answer)."""
-    matches = _matches(obs, inputs, causal)
-    if matches is None:
+    index and at most one other of `names`), credited to `heads`; [] when no such position
+    holds the model's answer at every traced read-out position (`causal`: a position up to
+    the query's: teacher-forced, the next token also holds the answer), nor, approximately,
+    at APPROXIMATE_AT_LEAST of them."""
+    if "indices_" not in names or not obs.read.any():
         return []
-    if "indices_" not in names:
-        return []
+    matches, tokens_only = _matches(obs, inputs, causal)
     sizes = {n: len(obs.values[n]) for n in names}
     others = sorted((n for n in names if n != "indices_"), key=sizes.get)
     sample = np.flatnonzero(obs.read)[::SAMPLE_STEP]
-    for kept in [["indices_"], *(["indices_", n] for n in others)]:
-        if _ruled_out(obs, matches, kept, sample):
-            continue
-        found = _pointer_table(obs, matches, kept)
-        if found is not None:
-            table, pointed = found
-            return _definitions(kept, table, _credited(obs, pointed, inputs, names, heads))
+
+    def credit(pointed):
+        return _credited(obs, pointed, inputs, names, heads)
+
+    if tokens_only:
+        for kept in [["indices_"], *(["indices_", n] for n in others)]:
+            if _ruled_out(obs, matches, kept, sample):
+                continue
+            found = _pointer_table(obs, matches, kept)
+            if found is not None:
+                return _definitions(kept, found[0], credit(found[1]))
+    if matches[obs.read].any(-1).mean() < APPROXIMATE_AT_LEAST:
+        return []  # too few answers are tokens of the input
+    positions = max(map(len, inputs))
+    for kept in [["indices_"], *(["indices_", n] for n in others if sizes[n] <= positions)]:
+        found = _majority_table(obs, matches, kept)
+        if found is not None and found[2] >= APPROXIMATE_AT_LEAST:
+            return _definitions(kept, found[0], credit(found[1]))
     return []
 
 
-def _matches(obs: Observations, inputs: list[list], causal: bool) -> np.ndarray | None:
-    """[position, key]: whether the key's token is the model's answer at the position (read-out
-    positions; padding, and with `causal` keys after the query, never match); None when
-    some answer is no token the query may read."""
-    if not obs.read.any():
-        return None
+def _matches(obs: Observations, inputs: list[list], causal: bool) -> tuple[np.ndarray, bool]:
+    """([position, key]: whether the key's token is the model's answer at the position
+    (read-out positions; padding, and with `causal` keys after the query, never match; any
+    key at a position not read), whether every answer is a token the query may read)."""
     width = max(map(len, inputs))
     code: dict = {}  # each distinct token or answer -> an int (1 and 1.0 kept apart)
     tokens = np.full((len(inputs), width), -1)
@@ -69,7 +85,7 @@ def _matches(obs: Observations, inputs: list[list], causal: bool) -> np.ndarray 
         queries = np.concatenate([np.arange(len(sequence)) for sequence in inputs])
         matches &= np.arange(width)[None, :] <= queries[:, None]
     matches[~obs.read] = True  # not read: any position will do
-    return matches if matches[obs.read].any(-1).all() else None
+    return matches, bool(matches[obs.read].any(-1).all())
 
 
 def _key(value) -> tuple:
@@ -109,10 +125,31 @@ def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> d
     if (counts[read] != 1).any():
         return None
     position = np.where(read, common.argmax(-1), 0)
-    first = order[starts]
+    return _table(obs, kept, order[starts], position), position[group]
+
+
+def _majority_table(obs: Observations, matches: np.ndarray, kept: list[str]):
+    """(table, pointed, share): per group of `kept`, the position holding the answer at the
+    most of its read-out positions (as `_pointer_table`), and the share of all read-out
+    positions whose answer it holds; None where two positions hold as many in a group
+    (as `_pointer_table`, no choice between positions that say the same)."""
+    group = group_ids(obs, kept)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    held = matches & obs.read[:, None]
+    counts = np.add.reduceat(held[order].astype(np.int64), starts, axis=0)
+    top_two = np.sort(counts, axis=-1)[:, -2:]
+    if counts.shape[1] > 1 and ((top_two[:, 0] == top_two[:, 1]) & (top_two[:, 1] > 0)).any():
+        return None
+    position = counts.argmax(-1)  # a group with nothing read: position 0
+    share = counts.max(-1).sum() / obs.read.sum()
+    return _table(obs, kept, order[starts], position), position[group], share
+
+
+def _table(obs: Observations, kept: list[str], first: np.ndarray, position: np.ndarray) -> dict:
+    """{values of `kept` at each group's `first` position: the group's position}."""
     columns = [[obs.values[n][c] for c in obs.codes[n][first].tolist()] for n in kept]
-    table = {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
-    return table, position[group]
+    return {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
 
 
 def _credited(obs, pointed: np.ndarray, inputs: list[list], names: list[str], heads: list[str]):

@@ -475,7 +475,8 @@ def _interventions(items: list[dict]) -> str:
         "<th>other value: read-out as the program says (pairs)</th>"
         "<th>failing only at other positions</th><th>unchanged</th><th>as the program says</th>"
         "<th>failing only at other positions</th></tr>"
-        f"{rows}</table><p>Figures below {FLAG_BELOW} are flagged.</p>{notes}"
+        f"{rows}</table><p>Figures below {FLAG_BELOW} are in red; those with the variable set "
+        f"flag the group.</p>{notes}"
     )
 
 
