@@ -75,14 +75,17 @@ class Intervention:
 
     @property
     def flagged(self) -> bool:
-        return any(f is not None and f < FLAG_BELOW for f in (self.unchanged, self.follows))
+        return _below(self.unchanged, self.follows)
 
     @property
     def read_elsewhere(self) -> bool:
         """Patched alone, the read-out falls short: later components read this group's
         output at other positions, which the program does not model."""
-        figures = (self.alone_unchanged, self.alone_follows)
-        return any(f is not None and f < FLAG_BELOW for f in figures)
+        return _below(self.alone_unchanged, self.alone_follows)
+
+
+def _below(*figures: float | None) -> bool:
+    return any(f is not None and f < FLAG_BELOW for f in figures)
 
 
 def interventions(
