@@ -222,6 +222,29 @@ def test_a_reverse_model_wrong_on_one_input_gets_the_reverse_as_its_approximatio
     assert report["tables_left"] == [] and not report["verification"]["verified"]
 
 
+def test_a_causal_copy_model_points_back_past_its_separator(tmp_path, capsys):
+    """copy-ab reads `x SEP y` causally: the token it predicts at position i is at i - k,
+    k the separator's index, which only a position from the separator on can know."""
+    model = load_model(ZOO / "copy-ab.safetensors")
+    status = _run(ZOO / "copy-ab.safetensors", tmp_path / "out")
+    assert status == 0, capsys.readouterr().out
+    _, inputs = _domain_inputs(model)
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    task = task_of(model)
+    for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):
+        k = tokens.index("SEP")
+        # The task's own truth: from the separator on, the next token of the copy.
+        assert [out[p - 1] for p in task.positions_of(tokens)] == tokens[: len(tokens) - k - 1]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "index_of_SEP" in report["program"] and "indices - index_of_SEP" in report["program"]
+    assert report["in_words"]["tokens_at_out"] == (
+        'the token at position i - k (i: this position, k: the index of "SEP")'
+    )
+    (intervention,) = report["interventions"]
+    assert "tokens_at_out" in intervention["variables"] and not intervention["flagged"]
+
+
 def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):
     """dyck1-d2 (multi-label): module.py's scores > 0 are the set the program names."""
     from distill.trained.program import labels_in

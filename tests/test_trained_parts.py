@@ -612,6 +612,24 @@ def test_a_model_wrong_on_a_few_answers_gets_the_pointer_most_of_them_show(data)
     assert read_out_pointer(obs, inputs, names, ["L0.H0"], causal=False) == []
 
 
+def test_a_separator_s_index_is_offered_from_its_position_on():
+    from distill.trained.candidates import Candidate, DefinitionValues
+    from distill.trained.read_out_pointer import landmarks
+
+    inputs = [
+        list(x) + ["SEP"] + list(x) for n in range(1, 4) for x in itertools.product("ab", repeat=n)
+    ]
+    made = landmarks(inputs)
+    assert [c.name for c in made] == ["sel_at_SEP", "index_of_SEP"]
+    base = [Candidate("tokens_", "tokens", None), Candidate("indices_", "indices", None)]
+    values = DefinitionValues(inputs).evaluate(base + made)["index_of_SEP"]
+    for x, row in zip(inputs, values):
+        k = x.index("SEP")
+        assert list(row[: len(x)]) == [-1] * k + [k] * (len(x) - k)
+    # A token some input lacks, or holds twice, is no landmark.
+    assert landmarks([["a", "SEP"], ["b"]]) == [] and landmarks([["a", "a"], ["a"]]) == []
+
+
 def test_no_read_out_pointer_where_no_one_position_holds_the_answer():
     from distill.trained.read_out_pointer import read_out_pointer
 

@@ -39,7 +39,7 @@ from distill.trained.program import (
     output_tables,
     sorting_approximation,
 )
-from distill.trained.read_out_pointer import read_out_pointer
+from distill.trained.read_out_pointer import landmarks, read_out_pointer
 from distill.trained.report import tables_left
 from distill.trained.sorting import POSITION
 from dsl import ast
@@ -116,6 +116,7 @@ def distill_trained(
     inputs = discovery_inputs(domain, model, seed)
     with stage("trace"):
         found = discover(model, inputs)
+        found.definitions.extend(landmarks(inputs))
     names = [c.name for c in found.definitions if not c.source.startswith("select(")]
     with stage("tabulate"):
         observations = observe(model, task, inputs, found.definitions, names, found)

@@ -22,6 +22,8 @@ measures how far the program follows the model, and only an approximation uses i
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from distill.circuit.discovery import DEFAULT_LABEL
@@ -67,6 +69,28 @@ def read_out_pointer(
         if found is not None and found[2] >= APPROXIMATE_AT_LEAST:
             return _definitions(kept, found[0], credit(found[1]))
     return []
+
+
+def landmarks(inputs: list[list]) -> list[Candidate]:
+    """For each token every traced input holds exactly once (a separator), its index from
+    that position on (-1 before): a copy after it points `i - k` back, a function of the
+    query's index and this. Keys up to the query's, so a causal model may read it too."""
+    made = []
+    for number, token in enumerate(sorted({t for x in inputs for t in x}, key=repr)):
+        if not all(x.count(token) == 1 for x in inputs):
+            continue
+        literal = repr(token) if isinstance(token, str) else str(token)
+        slug = str(token) if str(token).isidentifier() else f"t{number}"
+        made += [
+            Candidate(
+                f"sel_at_{slug}",
+                "select(indices_, indices_, <=) & "
+                f"select(tokens_, tokens_, lambda k, q: k == {literal})",
+                None,
+            ),
+            Candidate(f"index_of_{slug}", f"aggregate(sel_at_{slug}, indices_, default=-1)", None),
+        ]
+    return made
 
 
 def _matches(obs: Observations, inputs: list[list], causal: bool) -> tuple[np.ndarray, bool]:
@@ -125,7 +149,7 @@ def _pointer_table(obs: Observations, matches: np.ndarray, kept: list[str]) -> d
     if (counts[read] != 1).any():
         return None
     position = np.where(read, common.argmax(-1), 0)
-    return _table(obs, kept, order[starts], position), position[group]
+    return _table(obs, kept, order[starts], position, read), position[group]
 
 
 def _majority_table(obs: Observations, matches: np.ndarray, kept: list[str]):
@@ -141,15 +165,37 @@ def _majority_table(obs: Observations, matches: np.ndarray, kept: list[str]):
     top_two = np.sort(counts, axis=-1)[:, -2:]
     if counts.shape[1] > 1 and ((top_two[:, 0] == top_two[:, 1]) & (top_two[:, 1] > 0)).any():
         return None
-    position = counts.argmax(-1)  # a group with nothing read: position 0
+    position = counts.argmax(-1)
     share = counts.max(-1).sum() / obs.read.sum()
-    return _table(obs, kept, order[starts], position), position[group], share
+    read = np.logical_or.reduceat(obs.read[order], starts)
+    return _table(obs, kept, order[starts], position, read), position[group], share
 
 
-def _table(obs: Observations, kept: list[str], first: np.ndarray, position: np.ndarray) -> dict:
-    """{values of `kept` at each group's `first` position: the group's position}."""
+def _table(obs: Observations, kept: list[str], first, position, read) -> dict:
+    """{values of `kept` at each group's `first` position: the group's position}; a group
+    seen only where nothing is read points where the read ones' affine rule says (a copy
+    after a separator: i - k, at the separator's own row too), else at position 0."""
     columns = [[obs.values[n][c] for c in obs.codes[n][first].tolist()] for n in kept]
-    return {key: int(p) for key, p in zip(zip(*columns), position.tolist())}
+    keys = list(zip(*columns))
+    rule = _affine_rule([k for k, r in zip(keys, read) if r], position[read].tolist())
+    return {
+        key: int(p) if r or rule is None else rule(key)
+        for key, p, r in zip(keys, position.tolist(), read.tolist())
+    }
+
+
+def _affine_rule(keys: list[tuple], positions: list[int]):
+    """The rule a . key + c (a's entries -1, 0 or 1; c from -2 to 2) giving every position
+    from its key, as a function of the key; None where none does (or a key is no int)."""
+    if not keys or not all(isinstance(v, int) for key in keys for v in key):
+        return None
+    points = np.array(keys, dtype=np.int64)
+    wanted = np.array(positions, dtype=np.int64)
+    for a in itertools.product((1, -1, 0), repeat=points.shape[1]):
+        for c in (0, -1, 1, -2, 2):
+            if ((points @ np.array(a) + c) == wanted).all():
+                return lambda key, a=a, c=c: int(np.dot(a, key) + c)
+    return None
 
 
 def _credited(obs, pointed: np.ndarray, inputs: list[list], names: list[str], heads: list[str]):

@@ -50,6 +50,11 @@ _EVER = re.compile(r"map\(lambda x: 1 if x > 0 else 0, (?P<count>\w+)\)$")
 _POSITION_FORM = re.compile(
     r"sequence_map\(lambda (?P<x>\w+), (?P<y>\w+): (?P<body>.+), (?P<a>\w+), (?P<b>\w+)\)$"
 )
+_POSITION_SUM = re.compile(r"(?P<a>\w+) (?P<op>[-+]) (?P<b>\w+)$")
+_LANDMARK = re.compile(
+    r"aggregate\(select\(indices, indices, <=\) & select\(tokens, tokens, lambda k, q: "
+    r"k == (?P<token>.+)\), indices, default=-1\)$"
+)
 _POINTED_TOKEN = re.compile(r"aggregate\(select\(indices, (?P<at>\w+), ==\), tokens\b")
 
 
@@ -79,6 +84,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
             words[definition.name] = balance
         elif text.startswith("selector_width(select(indices, indices, true))"):
             words[definition.name] = "the length of the input"
+        elif landmark := _LANDMARK.match(text):
+            words[definition.name] = f"the index of {landmark['token']}, from there on"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
             words[definition.name] = "the previous token"
         elif (pointed := _POINTED_TOKEN.match(text)) and pointed["at"] in texts:
@@ -105,17 +112,28 @@ def in_words(program: ast.Program) -> dict[str, str]:
 
 
 def _position_words(text: str, words: dict) -> str | None:
-    """A position written as a closed form of the index and the length ("n - i - 1")."""
-    form = _POSITION_FORM.match(text)
-    if not form:
+    """A position written as a closed form of the index and the length ("n - i - 1") or a
+    separator's index ("i - k")."""
+    letters = {"indices": ("i", "this position")}
+    for name, said in words.items():
+        if said == "the length of the input":
+            letters[name] = ("n", "the length")
+        elif said.startswith("the index of ") and said.endswith(", from there on"):
+            letters[name] = ("k", said.removesuffix(", from there on"))
+    form, summed = _POSITION_FORM.match(text), _POSITION_SUM.match(text)
+    if form:
+        swap = {form["x"]: form["a"], form["y"]: form["b"]}
+        body = form["body"]
+    elif summed:
+        swap, body = {}, f"{summed['a']} {summed['op']} {summed['b']}"
+    else:
         return None
-    letters = {"indices": "i"}
-    letters.update({n: "n" for n, w in words.items() if w == "the length of the input"})
-    if form["a"] not in letters or form["b"] not in letters:
+    used = [swap.get(w, w) for w in re.findall(r"\b[a-z_]\w*\b", body)]
+    if not all(name in letters for name in used):
         return None
-    swap = {form["x"]: letters[form["a"]], form["y"]: letters[form["b"]]}
-    body = re.sub(r"\b\w+\b", lambda m: swap.get(m[0], m[0]), form["body"])
-    return f"{body} (i: this position, n: the length)"
+    body = re.sub(r"\b\w+\b", lambda m: letters.get(swap.get(m[0], m[0]), (m[0],))[0], body)
+    legend = ", ".join(f"{letter}: {what}" for n, (letter, what) in letters.items() if n in used)
+    return f"{body} ({legend})"
 
 
 def _balance_words(text: str, words: dict) -> str | None:
