@@ -553,7 +553,7 @@ def _pointer_observations(inputs, answers, read=None, extra=()):
     values = DefinitionValues(inputs).evaluate(base, as_arrays=True)
     outputs = [a for row in answers for a in row]
     read = np.ones(len(outputs), bool) if read is None else np.array(read)
-    names = [c.name for c in base]
+    names = [c.name for c in base if not c.source.startswith("select(")]
     return base, observations_of(values, inputs, names, outputs, read)
 
 
@@ -780,3 +780,38 @@ def test_a_read_out_pointer_at_a_realistic_size_reverses_fresh_strings():
     made = read_out_pointer(obs, inputs, ["tokens_", "indices_", "n_"], ["L0.H0"], causal=False)
     fresh = [[str(t) for t in x] for x in sample(500)]
     assert _pointed_tokens(base, made, fresh) == [x[::-1] for x in fresh]
+
+
+def test_a_causal_copy_past_a_separator_at_a_realistic_size_copies_fresh_strings():
+    from distill.trained.read_out_pointer import landmarks, read_out_pointer
+
+    # Vocab 12, x of lengths 5-9, `x SEP x` read from SEP on (the next token of the copy),
+    # causal: 3,000 sampled strings; the pointer i - k holds on strings never traced.
+    rng = np.random.default_rng(1)
+    vocab = [f"t{i}" for i in range(12)]
+
+    def sample(count):
+        strings = [
+            [str(t) for t in rng.choice(vocab, size=int(rng.integers(5, 10)))] for _ in range(count)
+        ]
+        return [[*x, "SEP", *x] for x in strings]
+
+    def copy_answers(inputs):
+        rows, read = [], []
+        for x in inputs:
+            k = x.index("SEP")
+            rows.append([x[i - k] if k <= i < len(x) - 1 else "t0" for i in range(len(x))])
+            read += [k <= i < len(x) - 1 for i in range(len(x))]
+        return rows, read
+
+    inputs = sample(3000)
+    extra = [(c.name, c.source) for c in landmarks(inputs)]
+    base, obs = _pointer_observations(inputs, *copy_answers(inputs), extra=extra)
+    # No length: a causal query cannot count the positions after it (discovery offers none).
+    names = ["tokens_", "indices_", "index_of_SEP"]
+    made = read_out_pointer(obs, inputs, names, ["L0.H0", "L1.H0"], causal=True)
+    assert any(c.name == "at_out" and "index_of_SEP" in c.source for c in made)
+    fresh = sample(500)
+    for x, pointed in zip(fresh, _pointed_tokens(base, made, fresh)):
+        k = x.index("SEP")
+        assert pointed[k:-1] == x[:k]
