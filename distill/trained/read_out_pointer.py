@@ -18,6 +18,11 @@ holds the answer at APPROXIMATE_AT_LEAST of the read-out positions; only over th
 and variables with no more values than there are positions (one with more could single
 out inputs and memorise them). The pipeline then treats it as any variable: the check
 measures how far the program follows the model, and only an approximation uses it.
+
+The pipeline offers the index of a separator (`landmarks`: a token every input holds once)
+as a variable: a causal copy after it points i - k back, and a query can know k only from
+the separator on. Positions nothing reads (before the separator) point where the read
+positions' affine rule says, so that synthesis sees one rule, not a table.
 """
 
 from __future__ import annotations
