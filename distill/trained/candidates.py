@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dsl
+from dsl import ast
 from dsl.interpreter import evaluate_arrays
+
+_TOKENS = ast.Tokens()  # a program's output, for one evaluated for its definitions only
 
 
 @dataclass
@@ -32,8 +36,7 @@ class DefinitionValues:
         (bool); `as_arrays`: the interpreter's SOpArray / SelectorArray as they are.
         `keep`: remember these for later calls (not for trial definitions, whose names
         are used again with other sources)."""
-        lines = [f"{c.name} = {c.source}" for c in definitions]
-        program = dsl.parse("\n".join([*lines, "return tokens", ""]), filename="<trained>")
+        program = ast.Program(tuple(_parsed(c.name, c.source) for c in definitions), _TOKENS)
         known = {c.name: self._known.get(c.name) for c in definitions}
         overrides = {
             c.name: known[c.name][1]
@@ -51,3 +54,10 @@ class DefinitionValues:
                 self._known[c.name] = (c.source, array, values)
             found[c.name] = array if as_arrays else values
         return found
+
+
+@lru_cache(maxsize=8192)
+def _parsed(name: str, source: str) -> ast.Definition:
+    """One definition, parsed once: discovery evaluates the same ones layer after layer,
+    and parsing every line again each time cost more than evaluating the new ones."""
+    return dsl.parse(f"{name} = {source}\nreturn tokens\n", filename="<trained>").definitions[0]

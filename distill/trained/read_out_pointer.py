@@ -39,6 +39,7 @@ from distill.trained.program import Observations, group_ids, table_lines
 TARGET = "at_out"
 SAMPLE_STEP = 16  # every so many read-out positions rule variables out first
 APPROXIMATE_AT_LEAST = 0.99  # share of read-out answers an approximate pointer holds
+DENSER_STEP = 4  # then every so many: a quarter rules out pointers missing 4% or more
 
 
 def read_out_pointer(
@@ -69,7 +70,11 @@ def read_out_pointer(
     if matches[obs.read].any(-1).mean() < APPROXIMATE_AT_LEAST:
         return []  # too few answers are tokens of the input
     positions = max(map(len, inputs))
+    allowed = (1 - APPROXIMATE_AT_LEAST) * obs.read.sum()
+    denser = np.flatnonzero(obs.read)[::DENSER_STEP]
     for kept in [["indices_"], *(["indices_", n] for n in others if sizes[n] <= positions)]:
+        if any(_misses(obs, matches, kept, rows) > allowed for rows in (sample, denser)):
+            continue
         found = _majority_table(obs, matches, kept)
         if found is not None and found[2] >= APPROXIMATE_AT_LEAST:
             return _definitions(kept, found[0], credit(found[1]))
@@ -126,12 +131,27 @@ def _ruled_out(obs: Observations, matches: np.ndarray, kept: list[str], rows) ->
     """Whether some group of `kept` leaves no position among the read-out positions `rows`
     alone: then none is left among all of them either (each group's positions in common
     only shrink as positions are added). A few positions rule out most variables."""
+    _, _, common = _in_common(_groups_of(obs, kept, rows), matches[rows])
+    return bool((~common.any(-1)).any())
+
+
+def _misses(obs: Observations, matches: np.ndarray, kept: list[str], rows) -> int:
+    """Read-out positions among `rows` whose answer their group's best position misses:
+    no more than the whole data's misses (per group, the best position over all of them
+    misses at least as many of these), so more than a pointer may miss rules `kept` out."""
+    group = _groups_of(obs, kept, rows)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    counts = np.add.reduceat(matches[rows][order].astype(np.int64), starts, axis=0)
+    return int(len(rows) - counts.max(-1).sum())
+
+
+def _groups_of(obs: Observations, kept: list[str], rows) -> np.ndarray:
+    """Group 0..G-1 of each of the positions `rows` by its values of `kept`."""
     key = np.zeros(len(rows), dtype=np.int64)
     for name in kept:
         key = key * len(obs.values[name]) + obs.codes[name][rows]
-    group = np.unique(key, return_inverse=True)[1].reshape(-1)
-    _, _, common = _in_common(group, matches[rows])
-    return bool((~common.any(-1)).any())
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
 def _in_common(group: np.ndarray, matches: np.ndarray):
