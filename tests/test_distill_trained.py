@@ -182,14 +182,20 @@ def _one_input_changed(path, inputs):
     return None
 
 
-def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, capsys):
-    model = load_model(ZOO / "tomita1.safetensors")
+def _saved_with_one_input_changed(name: str, tmp_path):
+    """(the model, its domain up to N, the moved model, the input it changes, its file)."""
+    model = load_model(ZOO / f"{name}.safetensors")
     _, inputs = _domain_inputs(model)
-    found = _one_input_changed(ZOO / "tomita1.safetensors", inputs)
+    found = _one_input_changed(ZOO / f"{name}.safetensors", inputs)
     assert found is not None
     moved, changed_input = found
     path = tmp_path / "moved.safetensors"
     moved.save(path)
+    return model, inputs, moved, changed_input, path
+
+
+def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, capsys):
+    model, inputs, moved, changed_input, path = _saved_with_one_input_changed("tomita1", tmp_path)
     status = _run(path, tmp_path / "out")
     captured = capsys.readouterr()
     if status == 0:  # followed: the program equals the moved model, that input included
@@ -204,13 +210,7 @@ def test_a_weight_change_on_one_input_is_followed_or_refuted_there(tmp_path, cap
 def test_a_reverse_model_wrong_on_one_input_gets_the_reverse_as_its_approximation(tmp_path, capsys):
     """No position holds every answer of its group once one answer is wrong: the pointer
     most answers show is the approximation, refuted on that input alone."""
-    model = load_model(ZOO / "reverse-abc.safetensors")
-    _, inputs = _domain_inputs(model)
-    found = _one_input_changed(ZOO / "reverse-abc.safetensors", inputs)
-    assert found is not None
-    moved, changed_input = found
-    path = tmp_path / "moved.safetensors"
-    moved.save(path)
+    _, inputs, moved, changed_input, path = _saved_with_one_input_changed("reverse-abc", tmp_path)
     status = _run(path, tmp_path / "out", "--min-agreement", "0.99")
     captured = capsys.readouterr()
     assert status == 1
