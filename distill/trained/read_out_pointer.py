@@ -139,9 +139,7 @@ def _misses(obs: Observations, matches: np.ndarray, kept: list[str], rows) -> in
     """Read-out positions among `rows` whose answer their group's best position misses:
     no more than the whole data's misses (per group, the best position over all of them
     misses at least as many of these), so more than a pointer may miss rules `kept` out."""
-    group = _groups_of(obs, kept, rows)
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    order, starts = _sorted(_groups_of(obs, kept, rows))
     counts = np.add.reduceat(matches[rows][order].astype(np.int64), starts, axis=0)
     return int(len(rows) - counts.max(-1).sum())
 
@@ -154,11 +152,16 @@ def _groups_of(obs: Observations, kept: list[str], rows) -> np.ndarray:
     return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
+def _sorted(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): positions sorted by group, and where each group starts."""
+    order = np.argsort(group, kind="stable")
+    return order, np.flatnonzero(np.diff(group[order], prepend=-1))
+
+
 def _in_common(group: np.ndarray, matches: np.ndarray):
     """(order, starts, common): positions sorted by group, where each group starts, and
     the keys that hold the answer at every position of each group."""
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    order, starts = _sorted(group)
     return order, starts, np.logical_and.reduceat(matches[order], starts, axis=0)
 
 
@@ -183,8 +186,7 @@ def _majority_table(obs: Observations, matches: np.ndarray, kept: list[str]):
     positions whose answer it holds; None where two positions hold as many in a group
     (as `_pointer_table`, no choice between positions that say the same)."""
     group = group_ids(obs, kept)
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    order, starts = _sorted(group)
     held = matches & obs.read[:, None]
     counts = np.add.reduceat(held[order].astype(np.int64), starts, axis=0)
     top_two = np.sort(counts, axis=-1)[:, -2:]
