@@ -57,8 +57,11 @@ MAX_KEY_GROUPS = 5_000
 # Where a pointing head's key is (`select(indices, at, ==)`), and the head read back from it.
 POINTER_NAME = "at_l{layer}h{head}"
 POINTER_HEAD = re.compile(r"at_l(\d+)h(\d+)$")
-# A categorical variable with more values than this is not offered as a head's value.
+# A categorical variable with more values than this is not offered as a head's value;
+# the tokens up to MAX_TOKEN_CLASSES (a vocabulary of 10-50 is what models are trained on,
+# and what a head reads first).
 MAX_VALUE_CLASSES = 12
+MAX_TOKEN_CLASSES = 64
 
 INDEX_COMPARISONS = (
     ("==", "=="),
@@ -364,7 +367,8 @@ def _merge_duplicates(made: list[Candidate], by_meaning: dict, finding: HeadFind
 
 
 def _value_variables(definitions, values, mask) -> list[str]:
-    """Categorical variables a head may read at its keys: few values, not indices."""
+    """Categorical variables a head may read at its keys: few values (the tokens: up to
+    MAX_TOKEN_CLASSES), not indices."""
     live = mask[:, 1:]
     names = []
     for candidate in definitions:
@@ -374,7 +378,8 @@ def _value_variables(definitions, values, mask) -> list[str]:
             continue  # positions and counts: many values, read through selectors instead
         column = values[candidate.name][live]
         distinct = set(column.tolist())
-        if 1 < len(distinct) <= MAX_VALUE_CLASSES and None not in distinct:
+        most = MAX_TOKEN_CLASSES if candidate.name == "tokens_" else MAX_VALUE_CLASSES
+        if 1 < len(distinct) <= most and None not in distinct:
             names.append(candidate.name)
     return names
 
