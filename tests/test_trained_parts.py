@@ -412,7 +412,7 @@ def test_of_approximations_the_one_agreeing_most_on_fresh_inputs_is_kept():
     from types import SimpleNamespace
 
     from distill.trained.candidates import Candidate
-    from distill.trained.pipeline import _best_on_held_out
+    from distill.trained.pipeline import _best_on_held_out, _held_out
 
     letters = ["a", "b", "c"]
     quirk = ("a", "b", "a")  # where the model says 3 at position 0
@@ -444,9 +444,9 @@ def test_of_approximations_the_one_agreeing_most_on_fresh_inputs_is_kept():
     by_count = {(c,): c for _, c, _ in rows}
     memorised = {(c, i): out for i, c, out in rows}
     memorised[(1, 0)] = 3  # a quirk taken for the rule
-    _, completed = _best_on_held_out(
-        [(["n_same", "indices_"], memorised), (["n_same"], by_count)], found, model, task, domain, 0
-    )
+    held_out = _held_out(domain, model, 0)
+    options = [(["n_same", "indices_"], memorised), (["n_same"], by_count)]
+    _, _, completed = _best_on_held_out(options, found, model, task, held_out, domain.longest)
     fresh = [list(x) for x in itertools.product(letters, repeat=6)]
     assert dsl.evaluate(completed, fresh) == [histogram(x) for x in fresh]
 

@@ -153,6 +153,25 @@ def distill_trained(
         if not follows or check.exhaustive_agree:
             break
         inputs = inputs + [list(c.input) for c in check.counterexamples]
+    if follows and not check.exhaustive_agree:
+        # Each round's table followed its traced sample and none the domain: it may have
+        # memorised the model's mistakes there through variables that mean nothing (a
+        # sampled vocab-30 histogram). The approximation agreeing most on fresh inputs
+        # replaces it where it agrees more there.
+        with stage("synthesize"):
+            options = _approximations(observations, found, names)
+            held_out = _held_out(domain, model, seed)
+            best = _best_on_held_out(options, found, model, task, held_out, domain.longest)
+            kept_agree = sum(c is None for c in compare(program, model, task, held_out))
+        if best is not None and best[0] > kept_agree:
+            _, table_program, program = best
+            follows = False
+            with stage("interventions"):
+                evidence = interventions(table_program, components, model, task, inputs, seed)
+            with stage("check"):
+                check = check_program(
+                    program, model, domain, samples=samples, seed=seed, progress=progress
+                )
     return TrainedResult(
         program=program,
         domain=domain,
@@ -244,7 +263,10 @@ def _choose(
         with stage("tabulate"):
             options = _approximations(observations, found, names)
         with stage("synthesize"):
-            table_program, completed = _best_on_held_out(options, found, model, task, domain, seed)
+            held_out = _held_out(domain, model, seed)
+            _, table_program, completed = _best_on_held_out(
+                options, found, model, task, held_out, longest
+            )
         with stage("interventions"):
             evidence = interventions(
                 table_program, components, model, task, inputs, seed, cache=cache
@@ -278,26 +300,30 @@ def _approximations(observations, found, names) -> list[tuple[list[str], dict]]:
     return options
 
 
-def _best_on_held_out(options, found, model, task, domain, seed) -> tuple:
-    """(table program, completed readable program) of the approximation that agrees with
-    the model on the most of a fresh sample of every length up to the longest: judged on
-    inputs the tables were not read off, a table that memorises the traced inputs loses
-    to one that follows the model's rule (the first of equals: fewer variables)."""
-    held_out = [
+def _held_out(domain, model, seed) -> list[list]:
+    """A fresh sample of every length up to the longest, none of it traced."""
+    return [
         x
         for length in range(domain.min_len, domain.longest + 1)
         for x in domain.sample(length, HELD_OUT_PER_LENGTH, seed + 1, model)
     ]
+
+
+def _best_on_held_out(options, found, model, task, held_out, longest) -> tuple | None:
+    """(agreement, table program, completed readable program) of the approximation that
+    agrees with the model on the most of `held_out`: judged on inputs the tables were not
+    read off, a table that memorises the traced inputs loses to one that follows the
+    model's rule (the first of equals: fewer variables); None where no table can be built."""
     best = None
     for kept, table in options:
         table_program = build(found.definitions, kept, table)
         if table_program is None:  # a table past what a program may hold
             continue
-        _, completed = _readable(table_program, model, domain.longest)
+        _, completed = _readable(table_program, model, longest)
         agree = sum(c is None for c in compare(completed, model, task, held_out))
         if best is None or agree > best[0]:
             best = (agree, table_program, completed)
-    return best[1:]
+    return best
 
 
 _COUNT_OF_VALUE = re.compile(
