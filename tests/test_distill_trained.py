@@ -442,3 +442,28 @@ def test_patching_one_layer_from_a_shorter_donor_gives_the_donor_s_answer_there_
         assert [label_of(a) for a in got] == [
             label_of(donor[q] if p == q else b) for p, b in enumerate(base)
         ]
+
+
+def test_a_table_refuted_every_round_gives_way_to_the_approximation_fresh_inputs_prefer(
+    monkeypatch,
+):
+    """Every round's table is a constant that followed its traced sample (forced here) and
+    the check refutes it: the approximation agreeing most on fresh inputs replaces it, and
+    where that one equals the model up to N it is verified."""
+    from distill.trained import pipeline
+
+    constant = dsl.parse("output = map(lambda x: 0, tokens)\nreturn output\n")
+    rounds = []
+
+    def memorising(*args):
+        rounds.append(1)
+        return (constant, [], constant), True
+
+    monkeypatch.setattr(pipeline, "_choose", memorising)
+    model = load_model(ZOO / "tomita1.safetensors")
+    result = pipeline.distill_trained(model)
+    assert len(rounds) == pipeline.MAX_ROUNDS
+    _, inputs = _domain_inputs(model)
+    assert _disagreements(constant, model, inputs)  # the premise: the constant is refuted
+    assert result.program != constant and _disagreements(result.program, model, inputs) == []
+    assert result.verified and result.interventions

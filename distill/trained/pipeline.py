@@ -165,13 +165,13 @@ def distill_trained(
             kept_agree = sum(c is None for c in compare(program, model, task, held_out))
         if best is not None and best[0] > kept_agree:
             _, table_program, program = best
-            follows = False
             with stage("interventions"):
                 evidence = interventions(table_program, components, model, task, inputs, seed)
             with stage("check"):
                 check = check_program(
                     program, model, domain, samples=samples, seed=seed, progress=progress
                 )
+            follows = check.exhaustive_agree  # equal to the model up to N: verified there
     return TrainedResult(
         program=program,
         domain=domain,
