@@ -815,3 +815,31 @@ def test_a_causal_copy_past_a_separator_at_a_realistic_size_copies_fresh_strings
     for x, pointed in zip(fresh, _pointed_tokens(base, made, fresh)):
         k = x.index("SEP")
         assert pointed[k:-1] == x[:k]
+
+
+def test_the_tokens_of_a_large_vocabulary_are_offered_to_heads_and_other_many_valued_variables_not():
+    """Vocab 30: a head that compares or counts tokens must be offered them (a histogram's
+    count of the same token); a variable with as many values that is not the tokens is not."""
+    from distill.trained.candidates import Candidate, DefinitionValues
+    from distill.trained.discover import MAX_VALUE_CLASSES, _value_variables
+
+    rng = np.random.default_rng(0)
+    vocab = [f"t{i}" for i in range(30)]
+    inputs = [[str(t) for t in rng.choice(vocab, size=int(rng.integers(4, 9)))] for _ in range(500)]
+    definitions = [
+        Candidate("tokens_", "tokens", None),
+        Candidate("indices_", "indices", None),
+        Candidate(
+            "code",
+            "map({" + ", ".join(f'"{t}": {i}' for i, t in enumerate(vocab)) + "}, tokens_)",
+            None,
+        ),
+    ]
+    values = DefinitionValues(inputs).evaluate(definitions)
+    width = max(map(len, inputs))
+    mask = np.zeros((len(inputs), width + 1), dtype=bool)  # BOS at position 0
+    for row, x in enumerate(inputs):
+        mask[row, : len(x) + 1] = True
+    assert len({t for x in inputs for t in x}) == 30 > MAX_VALUE_CLASSES
+    assert len({v for row in values["code"] for v in row if v is not None}) > MAX_VALUE_CLASSES
+    assert _value_variables(definitions, values, mask) == ["tokens_"]
