@@ -9,7 +9,8 @@ import dsl
 from dsl import ast
 from dsl.interpreter import evaluate_arrays
 
-_TOKENS = ast.Tokens()  # a program's output, for one evaluated for its definitions only
+# The output of a program evaluated for its definitions only.
+DEFINITIONS_ONLY = ast.Tokens()
 
 
 @dataclass
@@ -36,7 +37,9 @@ class DefinitionValues:
         (bool); `as_arrays`: the interpreter's SOpArray / SelectorArray as they are.
         `keep`: remember these for later calls (not for trial definitions, whose names
         are used again with other sources)."""
-        program = ast.Program(tuple(_parsed(c.name, c.source) for c in definitions), _TOKENS)
+        program = ast.Program(
+            tuple(_parsed(c.name, c.source) for c in definitions), DEFINITIONS_ONLY
+        )
         known = {c.name: self._known.get(c.name) for c in definitions}
         overrides = {
             c.name: known[c.name][1]

@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from distill.trained.candidates import DEFINITIONS_ONLY
 from distill.trained.program import label_of
 from dsl import ast
 from dsl.interpreter import SOpArray, evaluate_arrays
@@ -49,7 +50,6 @@ from synth.graph import reachable, reachable_from
 PAIRS = 400  # of each kind, per variable
 SCREENING_CHUNK = 100  # pairs per step while screening
 FLAG_BELOW = 0.99
-_TOKENS = ast.Tokens()  # the output of a program evaluated for its definitions only
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,9 @@ def _reading(program: ast.Program, names) -> tuple[ast.Definition, ...]:
 
 def _values(definitions: tuple, inputs, overrides: dict | None = None) -> dict:
     """name -> value on `inputs` of each of `definitions` (the program's read-out aside)."""
-    evaluated = evaluate_arrays(ast.Program(definitions, _TOKENS), inputs, overrides=overrides)
+    evaluated = evaluate_arrays(
+        ast.Program(definitions, DEFINITIONS_ONLY), inputs, overrides=overrides
+    )
     return evaluated.definitions
 
 
