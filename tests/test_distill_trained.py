@@ -320,6 +320,32 @@ def test_compare_as_arrays_finds_what_a_value_by_value_comparison_finds(name):
     assert any(found) and not all(found)  # the constant label: right on some inputs only
 
 
+def test_programs_checked_with_shared_answers_run_the_model_once_and_get_the_same_results():
+    """The pipeline checks several programs against the model on one domain: with the
+    model's answers shared, each input goes through the model once, and every result is
+    the one a check with nothing shared gives."""
+    from distill.trained.check import ModelAnswers, check_program
+
+    model = load_model(ZOO / "tomita1.safetensors")
+    task = task_of(model)
+    domain = domain_of(task, budget=3000)
+    programs = [
+        dsl.parse("return tokens\n"),
+        dsl.parse("output = map(lambda x: 1, tokens)\nreturn output\n"),
+    ]
+    alone = [check_program(p, model, domain, samples=200, seed=0) for p in programs]
+    encoded = []
+    encode = model.encode
+    model.encode = lambda inputs: encoded.append(len(inputs)) or encode(inputs)
+    answers = ModelAnswers(model, task)
+    shared = [
+        check_program(p, model, domain, samples=200, seed=0, answers=answers) for p in programs
+    ]
+    assert shared == alone
+    assert sum(a.inputs for a in shared[0].lengths) == sum(encoded)  # once, for both programs
+    assert any(c.counterexamples for c in shared)  # programs the model refutes too
+
+
 def test_a_reverse_model_whose_heads_spread_their_attention_gets_the_pointer_its_answers_show(
     tmp_path, capsys
 ):

@@ -90,14 +90,46 @@ class CheckResult:
         )
 
 
-def compare(program: ast.Program, model, task, inputs: list[list]) -> list[Counterexample | None]:
+class ModelAnswers:
+    """The model's decoded read-out, computed once per list of inputs: a distillation
+    compares several programs with the model on the same inputs, and the model's forward
+    pass over the domain costs more than evaluating a program there. Lists are held by
+    identity (and kept alive, so an identity is never reused), including the check's own
+    batches of each length."""
+
+    def __init__(self, model, task):
+        self.model, self.task = model, task
+        self._codes: dict[int, tuple[list, np.ndarray, dict]] = {}
+        self._batches: dict[tuple, list] = {}
+
+    def codes(self, inputs: list[list]) -> tuple[np.ndarray, dict]:
+        kept = self._codes.get(id(inputs))
+        if kept is None or kept[0] is not inputs:
+            kept = (inputs, *_model_codes(self.model, self.task, inputs))
+            self._codes[id(inputs)] = kept
+        return kept[1], kept[2]
+
+    def batches(self, domain: Domain, samples: int, seed: int) -> Iterator:
+        """`_batches`, each length's made once and then kept."""
+        key = (domain.min_len, domain.exhaustive_up_to, domain.longest, samples, seed)
+        kept = self._batches.setdefault(key, [])
+        yield from kept
+        for length, exhaustive, batches in _batches(domain, self.model, samples, seed, len(kept)):
+            kept.append((length, exhaustive, list(batches)))
+            yield kept[-1]
+
+
+def compare(
+    program: ast.Program, model, task, inputs: list[list], answers: ModelAnswers | None = None
+) -> list[Counterexample | None]:
     """Per input, None where program and model agree, else the first position where they do
     not, as a Counterexample.
 
     Both sides become codes of labels, compared as arrays: the model's decoded output at
-    each position (its argmax, subset argmax, or multi-label set) and the program's output
-    mapped to the same codes (a label the model never gives gets none); an input is looked
-    at one by one only where they differ. A numerical model is compared value by value."""
+    each position (its argmax, subset argmax, or multi-label set; from `answers` where
+    given) and the program's output mapped to the same codes (a label the model never gives
+    gets none); an input is looked at one by one only where they differ. A numerical model
+    is compared value by value."""
     if model.config.output_kind == "numerical" or (
         task.readout["kind"] not in ("argmax", "subset_argmax")
         and len(model.config.output_values) > MAX_LABEL_BITS
@@ -106,7 +138,7 @@ def compare(program: ast.Program, model, task, inputs: list[list]) -> list[Count
     evaluation = evaluate_arrays(program, inputs)
     output = evaluation.output
     width = output.codes.shape[1]
-    model_codes, label_of_code = _model_codes(model, task, inputs)
+    model_codes, label_of_code = (answers or ModelAnswers(model, task)).codes(inputs)
     code_of_label = {label: code for code, label in label_of_code.items()}
     table_codes = np.array([_code_or_none(code_of_label, v) for v in output.table], dtype=np.int64)
     program_codes = table_codes[output.codes]
@@ -197,13 +229,16 @@ def check_program(
     samples: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    answers: ModelAnswers | None = None,
 ) -> CheckResult:
-    """Exhaustive up to N, then `samples` inputs per longer length (see the module doc)."""
+    """Exhaustive up to N, then `samples` inputs per longer length (see the module doc);
+    with `answers`, the model is run on each input once over every program checked."""
     result = CheckResult()
-    for length, exhaustive, batches in _batches(domain, model, samples, seed):
+    answers = answers or ModelAnswers(model, domain.task)
+    for length, exhaustive, batches in answers.batches(domain, samples, seed):
         agreement = LengthAgreement(length, 0, 0, exhaustive)
         for batch in batches:
-            for bad in compare(program, model, domain.task, batch):
+            for bad in compare(program, model, domain.task, batch, answers):
                 agreement.inputs += 1
                 if bad is None:
                     agreement.agree += 1
@@ -215,9 +250,12 @@ def check_program(
     return result
 
 
-def _batches(domain: Domain, model, samples: int, seed: int) -> Iterator:
-    for length in range(domain.min_len, domain.exhaustive_up_to + 1):
-        inputs = domain.exhaustive(length, model)
-        yield length, True, (inputs[i : i + CHUNK] for i in range(0, len(inputs), CHUNK))
-    for length in range(domain.exhaustive_up_to + 1, domain.longest + 1):
-        yield length, False, [domain.sample(length, samples, seed, model)]
+def _batches(domain: Domain, model, samples: int, seed: int, skip: int = 0) -> Iterator:
+    """(length, exhaustive, its inputs in chunks) per length, after the first `skip`."""
+    lengths = range(domain.min_len, domain.longest + 1)[skip:]
+    for length in lengths:
+        if length <= domain.exhaustive_up_to:
+            inputs = domain.exhaustive(length, model)
+            yield length, True, (inputs[i : i + CHUNK] for i in range(0, len(inputs), CHUNK))
+        else:
+            yield length, False, [domain.sample(length, samples, seed, model)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import synth
 from distill.circuit.completion import complete_tables, type_checks
 from distill.stages import stage_timer
-from distill.trained.check import CheckResult, check_program, compare
+from distill.trained.check import CheckResult, ModelAnswers, check_program, compare
 from distill.trained.comparisons import comparisons_named
 from distill.trained.discover import HeadFinding, discover
 from distill.trained.domain import EXHAUSTIVE_BUDGET, Domain, domain_of, task_of
@@ -129,6 +129,7 @@ def distill_trained(
             observations = observe(model, task, inputs, found.definitions, names, found)
     preferred = [n for n in names if n not in BASE_VARIABLES]
     components = {c.name: c.component for c in found.definitions if c.component}
+    answers = ModelAnswers(model, task)  # each round checks a program on the same inputs
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
         if rounds > 1:  # with the counterexamples added to the inputs
             with stage("tabulate"):
@@ -148,7 +149,13 @@ def distill_trained(
         )
         with stage("check"):
             check = check_program(
-                program, model, domain, samples=samples, seed=seed, progress=progress
+                program,
+                model,
+                domain,
+                samples=samples,
+                seed=seed,
+                progress=progress,
+                answers=answers,
             )
         if not follows or check.exhaustive_agree:
             break
@@ -169,7 +176,13 @@ def distill_trained(
                 evidence = interventions(table_program, components, model, task, inputs, seed)
             with stage("check"):
                 check = check_program(
-                    program, model, domain, samples=samples, seed=seed, progress=progress
+                    program,
+                    model,
+                    domain,
+                    samples=samples,
+                    seed=seed,
+                    progress=progress,
+                    answers=answers,
                 )
             follows = check.exhaustive_agree  # equal to the model up to N: verified there
     return TrainedResult(
