@@ -238,6 +238,9 @@ def test_a_causal_copy_model_points_back_past_its_separator(tmp_path, capsys):
         assert [out[p - 1] for p in task.positions_of(tokens)] == tokens[: len(tokens) - k - 1]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "index_of_SEP" in report["program"] and "indices - index_of_SEP" in report["program"]
+    # What the unread positions before the separator predict is free: the copy is returned
+    # as it is, with no map naming what the model happens to say there.
+    assert report["program"].rstrip().endswith("return tokens_at_out")
     assert report["in_words"]["tokens_at_out"] == (
         'the token at position i - k (i: this position, k: the index of "SEP")'
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -13,7 +14,14 @@ from distill.trained.classes import natural_classes
 from distill.trained.comparisons import argmax_lines, comparison_of, comparisons_named
 from distill.trained.domain import domain_of
 from distill.trained.interventions import _intervened_program, _pairs
-from distill.trained.program import Observations, conflicts, determining_sets, label_of, labels_in
+from distill.trained.program import (
+    Observations,
+    conflicts,
+    determining_sets,
+    label_of,
+    labels_in,
+    output_tables,
+)
 from dsl import ast
 from dsl.interpreter import evaluate_arrays
 
@@ -46,6 +54,36 @@ def test_conflicts_count_what_disagrees_with_each_groups_most_common_output(rows
             groups.setdefault(key, []).append(r[2])
         expected = sum(len(g) - max(g.count(v) for v in set(g)) for g in groups.values())
         assert conflicts(obs, names) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=20),
+    st.lists(st.tuples(st.sampled_from("abcSEP"), st.sampled_from("abxy")), max_size=20),
+    st.sampled_from(["copy", "constant", "other"]),
+)
+def test_keys_seen_only_where_nothing_is_read_keep_the_read_keys_rule(read, unread, rule):
+    """Keys seen only at unread positions are free: they take the identity or the constant
+    the read keys follow, else the model's own (plain argmax) output there."""
+    answer = {
+        "copy": lambda v: v,
+        "constant": lambda v: "a",
+        "other": {"a": "b", "b": "a", "c": "c"}.get,
+    }[rule]
+    keys = read + [k for k, _ in unread]
+    obs = _observations({"v": keys}, [answer(k) for k in read] + [o for _, o in unread])
+    obs = dataclasses.replace(obs, read=np.array([True] * len(read) + [False] * len(unread)))
+    table = output_tables(obs, ["v"])
+    for k in set(read):
+        assert table[(k,)] == answer(k)
+    identity = all(answer(k) == k for k in read)  # either rule may fit a few read keys
+    constant = len({answer(k) for k in read}) == 1
+    for k in {k for k, _ in unread} - set(read):
+        if identity or constant:
+            assert table[(k,)] == (k if identity else answer(read[0]))
+        else:  # no rule to keep: the most common of what the model says there
+            said = [o for key, o in unread if key == k]
+            assert said.count(table[(k,)]) == max(map(said.count, said))
 
 
 def test_the_fewest_determining_variables_come_first():

@@ -289,19 +289,38 @@ def _greedy(obs: Observations, names: list[str], sizes: dict, allowed: int = 0) 
 
 
 def output_tables(obs: Observations, names: list[str]) -> dict[tuple, object]:
-    """Variable values -> output: the read-out's majority, else the plain argmax's (ties
-    go to the lowest output code); keys in the order they first occur."""
+    """Variable values -> output: the read-out's majority (ties go to the lowest output
+    code); keys in the order they first occur.
+
+    A key seen only at positions the task does not read is free: it gets what keeps the
+    read keys' rule simplest, the key's own value where every read key gives its own
+    (a copy's table stays the identity) or the one output every read key gives, and else
+    the model's plain argmax there (its majority)."""
     group = group_ids(obs, names)
     firsts = np.unique(group, return_index=True)[1]  # per group, its first position
     output_of = _output_values(obs)
     best = np.full(len(firsts), -1)
     for positions in (~obs.read, obs.read):  # the read-out's majority wins where it has one
         best = _majority(group[positions], obs.output_codes[positions], best)
-    table = {}
+    read = np.zeros(len(firsts), dtype=bool)
+    read[group[obs.read]] = True
+    table, free = {}, []
     for g in sorted(range(len(firsts)), key=lambda g: firsts[g]):
         key = tuple(obs.values[n][obs.codes[n][firsts[g]]] for n in names)
         table[key] = output_of[best[g]]
+        if not read[g]:
+            free.append(key)
+    if free and len(free) < len(table):
+        ruled = [(k, v) for k, v in table.items() if k not in free]
+        if len(names) == 1 and all(_same(label_of(k[0]), v) for (k,), v in ruled):
+            table.update((k, label_of(k[0])) for k in free)
+        elif len({repr(v) for _, v in ruled}) == 1:  # repr: 1, 1.0 and True differ
+            table.update((k, ruled[0][1]) for k in free)
     return table
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def _output_values(obs: Observations) -> list:
