@@ -248,6 +248,33 @@ def test_a_causal_copy_model_points_back_past_its_separator(tmp_path, capsys):
     assert "tokens_at_out" in intervention["variables"] and not intervention["flagged"]
 
 
+def test_a_count_of_repeats_reads_the_previous_token_off_a_head_that_spreads_its_weight(
+    tmp_path, capsys
+):
+    """repeats-abc counts the positions so far whose token is the one before them. Its
+    first head puts its largest weight on the previous key in some rows only, so no
+    pointer is read; the previous token is read back linearly from the head's output, and
+    the second head counts where the token equals it."""
+    model = load_model(ZOO / "repeats-abc.safetensors")
+    status = _run(ZOO / "repeats-abc.safetensors", tmp_path / "out")
+    assert status == 0, capsys.readouterr().out
+    _, inputs = _domain_inputs(model)
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
+        assert out == [
+            sum(tokens[j] == tokens[j - 1] for j in range(1, i + 1)) for i in range(len(tokens))
+        ]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    words = report["in_words"]
+    assert "the previous token" in words.values()
+    assert any(
+        w.startswith("counts positions so far") and "the previous token" in w
+        for w in words.values()
+    )
+    assert report["interventions"] and not any(i["flagged"] for i in report["interventions"])
+
+
 def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):
     """dyck1-d2 (multi-label): module.py's scores > 0 are the set the program names."""
     from distill.trained.program import labels_in

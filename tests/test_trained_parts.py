@@ -86,6 +86,26 @@ def test_keys_seen_only_where_nothing_is_read_keep_the_read_keys_rule(read, unre
             assert said.count(table[(k,)]) == max(map(said.count, said))
 
 
+def test_a_key_s_token_is_read_back_from_a_mix_that_holds_it_and_not_from_one_that_does_not():
+    """A head's output mixes its keys' values with weights set by where the query is: the
+    previous token is read back linearly (with the query's own token, whose embedding the
+    mix shares), one read-out per position, where the mix holds it; the token two back,
+    which the mix does not hold, is not, nor is anything from the query's token alone."""
+    from distill.trained.discover import _decodable
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 3, size=(600, 8))
+    embed = rng.normal(size=(3, 6))
+    weights = rng.uniform(0.2, 0.8, size=8)  # on the key before, per query position
+    before = np.roll(tokens, 1, axis=1)
+    z = weights[None, :, None] * embed[before] + (1 - weights[None, :, None]) * embed[tokens]
+    has = np.ones(tokens.shape, bool)
+    has[:, :2] = False  # no key two back at the first positions
+    assert _decodable(z, before, has, tokens)
+    assert not _decodable(z, np.roll(tokens, 2, axis=1), has, tokens)
+    assert not _decodable(z[..., :0], before, has, tokens)  # the query's own token alone
+
+
 def test_the_fewest_determining_variables_come_first():
     # out = a xor b; c is noise; d = a xor b itself.
     rows = list(itertools.product([0, 1], [0, 1], [0, 1]))

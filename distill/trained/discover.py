@@ -21,6 +21,7 @@ input up to N (distill.trained.pipeline).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -62,6 +63,11 @@ POINTER_HEAD = re.compile(r"at_l(\d+)h(\d+)$")
 # and what a head reads first).
 MAX_VALUE_CLASSES = 12
 MAX_TOKEN_CLASSES = 64
+# A soft head carries what one key holds where a least-squares read-out of its output
+# (one per query position) recovers that value at this share of the traced positions.
+PROBE_ACCURACY = 0.999
+# One-key selectors a head may carry a key's value through without pointing at it.
+PROBED_KEYS = {"k == q - 1": "prev", "k == q + 1": "next", "first": "first"}
 
 INDEX_COMPARISONS = (
     ("==", "=="),
@@ -127,6 +133,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                     reads[head] = made[-1].name
             if len(reads) < config.n_heads:
                 definitions.extend(_balances(definitions, layer, values, mask))
+                definitions.extend(_equalities(definitions, values, mask))
         values = evaluated.evaluate(definitions)
         coded = _coded(definitions, values, inputs)
         categorical = _value_variables(definitions, values, mask)
@@ -161,6 +168,12 @@ def discover(model, inputs: list[list]) -> Discovery:
                 # A soft head whose strongest key is still where the variables say: its
                 # aggregate there is offered too; the read-out decides which reading holds.
                 extra = _pointer_reading(component, pointer, categorical)
+            elif len(made) > 1 and made[1].source.startswith("selector_width("):
+                z = np.einsum(
+                    "bqk,bkd->bqd", pattern, trace[f"blocks.{layer}.attn.hook_v"][:, :, head]
+                )
+                extra = _probed(component, z, selectors, categorical, values, mask, by_meaning)
+                finding.variables += [c.name for c in extra[1:]]
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
     definitions.extend(_ever(definitions))
@@ -231,6 +244,75 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     trial = definitions + made + [Candidate("pointer_", selector, None)]
     matrix = evaluated.evaluate(trial, keep=False)["pointer_"]
     return (made, (f"pointer ({side} side)", selector, matrix))
+
+
+def _probed(component, z, selectors, categorical, values, mask, by_meaning) -> list[Candidate]:
+    """What a head that averages carries from one key it does not point at: for each
+    one-key index selector (PROBED_KEYS), the categorical variables at that key which a
+    least-squares read-out of the head's output z [batch, pos, d_head] recovers on
+    PROBE_ACCURACY of the traced positions, with their selector first; [] if none. One
+    read-out per query position: the weights of the head's mix depend on where the
+    query is. A previous-token head whose weight on the key before spreads over the
+    others still carries that token; the read-out's search and the check decide whether
+    the program reads it, and a variable an earlier head carries is credited to both."""
+    rows = mask[:, 1:]
+    offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
+    own = values["tokens_"]
+    made = []
+    for label, slug in PROBED_KEYS.items():
+        if label not in offered:
+            continue  # not offered to a causal head
+        source, matrix = offered[label]
+        has = rows & matrix.any(-1)
+        key = matrix.argmax(-1)
+        tag = f"{component.replace('.', '').lower()}_{slug}"
+        reads = []
+        for value in categorical:
+            at_key = np.take_along_axis(values[value], key, axis=1)
+            meaning = f"aggregate({source}, {value})"
+            if not _decodable(z[:, 1:], at_key, has, own):
+                continue
+            earlier = by_meaning.get(meaning)
+            if earlier is not None:  # an earlier head carries it too
+                earlier.component += f", {component}"
+                continue
+            reads.append(
+                Candidate(
+                    f"{value.rstrip('_')}_{tag}",
+                    f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
+                    component,
+                )
+            )
+            by_meaning[meaning] = reads[-1]
+        if reads:
+            made += [Candidate(f"sel_{tag}", source, component), *reads]
+    return made
+
+
+def _decodable(z: np.ndarray, target: np.ndarray, has: np.ndarray, own: np.ndarray) -> bool:
+    """Whether `target` [batch, pos] is read back from z [batch, pos, d] where `has`, by a
+    least-squares read-out of its one-hot codes per position, at PROBE_ACCURACY. The
+    read-out also has the query's own token (`own` [batch, pos]), as whatever reads the
+    head does: a head's mix holds its query's value too, with the same embedding."""
+    codes = np.unique(target[has].astype(str), return_inverse=True)[1]
+    if codes.max(initial=0) == 0:
+        return False  # one value: nothing to carry
+    flat = np.full(target.shape, -1)
+    flat[has] = codes
+    own_codes = np.unique(own.astype(str), return_inverse=True)[1].reshape(own.shape)
+    own_one_hot = np.eye(int(own_codes.max()) + 1)[own_codes]
+    right = total = 0
+    for q in range(target.shape[1]):
+        live = has[:, q]
+        x = np.c_[z[live, q], own_one_hot[live, q], np.ones(int(live.sum()))]
+        if len(x) <= 2 * x.shape[1]:
+            continue  # so few rows that any values fit: no evidence either way
+        y = flat[live, q]
+        one_hot = np.eye(int(codes.max()) + 1)[y]
+        weights = np.linalg.lstsq(x, one_hot, rcond=None)[0]
+        right += int(((x @ weights).argmax(1) == y).sum())
+        total += len(y)
+    return total > 0 and right >= PROBE_ACCURACY * total
 
 
 def _few(sets) -> list[str] | None:
@@ -415,6 +497,34 @@ def _one_number_selected(column: np.ndarray, matrix: np.ndarray, rows: np.ndarra
     high = np.where(selected, numbers, -np.inf).max(-1)
     low = np.where(selected, numbers, np.inf).min(-1)
     return bool(((high == low) | ~selected.any(-1))[rows].all())
+
+
+def _equalities(definitions: list[Candidate], values: dict, mask) -> list[Candidate]:
+    """Whether two categorical variables hold the same value at a position (one of them
+    read by an earlier head: the token and the token before it), as 0/1 variables offered
+    to the heads of a layer whose key vectors form no clusters. A later head that counts
+    the positions where they agree (repeats of the previous token) then has its variable;
+    one nothing reads is dropped by the read-out's search."""
+    live = mask[:, 1:]
+    kinds = {}
+    for c in definitions:
+        if c.source.startswith(("select(", "selector_width", "sequence_map")):
+            continue
+        if c.name == "indices_" or POINTER_HEAD.match(c.name):
+            continue  # positions: where a head points equals the index read there
+        column = set(values[c.name][live].tolist())
+        if 1 < len(column) <= MAX_TOKEN_CLASSES and None not in column:
+            kinds[c.name] = (column, c.component is not None)
+    made, known = [], {c.name for c in definitions}
+    for left, right in itertools.combinations(kinds, 2):
+        (left_values, left_read), (right_values, right_read) = kinds[left], kinds[right]
+        if not (left_read or right_read) or len(left_values & right_values) < 2:
+            continue
+        name = f"eq_{left.rstrip('_')}_{right.rstrip('_')}"
+        if name not in known:
+            source = f"sequence_map(lambda x, y: 1 if x == y else 0, {left}, {right})"
+            made.append(Candidate(name, source, None))
+    return made
 
 
 def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[str, str]]:

@@ -55,6 +55,7 @@ _LANDMARK = re.compile(
     r"aggregate\(select\(indices, indices, <=\) & select\(tokens, tokens, lambda k, q: "
     r"k == (?P<token>.+)\), indices, default=-1\)$"
 )
+_EQUAL = re.compile(r"sequence_map\(lambda x, y: 1 if x == y else 0, (?P<x>\w+), (?P<y>\w+)\)$")
 _POINTED_TOKEN = re.compile(r"aggregate\(select\(indices, (?P<at>\w+), ==\), tokens\b")
 
 
@@ -82,6 +83,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
             words[definition.name] = f"counts {what} {scope}"
         elif (balance := _balance_words(text, words)) is not None:
             words[definition.name] = balance
+        elif (equal := _equality_words(text, words)) is not None:
+            words[definition.name] = equal
         elif text.startswith("selector_width(select(indices, indices, true))"):
             words[definition.name] = "the length of the input"
         elif landmark := _LANDMARK.match(text):
@@ -134,6 +137,21 @@ def _position_words(text: str, words: dict) -> str | None:
     body = re.sub(r"\b\w+\b", lambda m: letters.get(swap.get(m[0], m[0]), (m[0],))[0], body)
     legend = ", ".join(f"{letter}: {what}" for n, (letter, what) in letters.items() if n in used)
     return f"{body} ({legend})"
+
+
+def _equality_words(text: str, words: dict) -> str | None:
+    """Words for whether two variables agree at a position (the token and the one before
+    it), and for how many positions they agree at; None for anything else."""
+    equal, side = _EQUAL.match(text), _SIDE_COUNT.match(text)
+    if equal:
+        said = [words.get(v, "the token" if v == "tokens" else v) for v in (equal["x"], equal["y"])]
+        return f"whether {said[0]} is {said[1]}"
+    if side and words.get(side["var"], "").startswith("whether "):
+        what = words[side["var"]].removeprefix("whether ")
+        if side["side"] == "0":
+            what = what.replace(" is ", " is not ", 1)
+        return f"counts positions {_SCOPE[side['sel']]} where {what}"
+    return None
 
 
 def _balance_words(text: str, words: dict) -> str | None:
