@@ -500,6 +500,34 @@ def test_patching_one_layer_from_a_shorter_donor_gives_the_donor_s_answer_there_
         ]
 
 
+def test_a_table_wrong_on_an_input_no_fresh_sample_holds_gives_way_to_a_smaller_program(
+    monkeypatch,
+):
+    """Every round's program is the model's own with one input's answer changed (forced):
+    fresh inputs cannot tell it from the model's program, which is smaller and agrees
+    with the model on more of the domain, so it replaces the forced one and is verified."""
+    from distill.trained import pipeline
+
+    model = load_model(ZOO / "tomita1.safetensors")
+    found = pipeline.distill_trained(model)
+    assert found.verified
+    source = dsl.to_source(found.program).rstrip()
+    body, returned = source.rsplit("\nreturn ", 1)
+    wrong = dsl.parse(
+        f"{body}\nn_ones = selector_width(select(tokens, tokens, lambda k, q: k == 1))\n"
+        f"wrong = sequence_map(lambda o, n: 1 - o if n == 12 else o, {returned}, n_ones)\n"
+        "return wrong\n"
+    )
+    monkeypatch.setattr(pipeline, "_choose", lambda *args: ((wrong, [], wrong), True))
+    domain, inputs = _domain_inputs(model)
+    assert len(_disagreements(wrong, model, inputs)) == 1  # the premise: one input is wrong
+    held_out = pipeline._held_out(domain, model, 0)
+    assert _disagreements(wrong, model, held_out) == []  # ...and no fresh input shows it
+    result = pipeline.distill_trained(model)
+    assert result.verified and _disagreements(result.program, model, inputs) == []
+    assert len(result.program.definitions) < len(wrong.definitions)
+
+
 def test_a_table_refuted_every_round_gives_way_to_the_approximation_fresh_inputs_prefer(
     monkeypatch,
 ):

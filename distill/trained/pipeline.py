@@ -163,20 +163,20 @@ def distill_trained(
     if follows and not check.exhaustive_agree:
         # Each round's table followed its traced sample and none the domain: it may have
         # memorised the model's mistakes there through variables that mean nothing (a
-        # sampled vocab-30 histogram). The approximation agreeing most on fresh inputs
-        # replaces it where it agrees more there.
+        # sampled vocab-30 histogram), or read the few inputs the model gets wrong off
+        # variables the model's rule does not need. The approximation agreeing most on
+        # fresh inputs replaces it where it agrees more there, or as much there and as
+        # much on the domain while being smaller.
         with stage("synthesize"):
             options = _approximations(observations, found, names)
             held_out = _held_out(domain, model, seed)
             best = _best_on_held_out(options, found, model, task, held_out, domain.longest)
             kept_agree = sum(c is None for c in compare(program, model, task, held_out))
-        if best is not None and best[0] > kept_agree:
-            _, table_program, program = best
-            with stage("interventions"):
-                evidence = interventions(table_program, components, model, task, inputs, seed)
+        better = best is not None and best[0] > kept_agree
+        if better or (best and best[0] == kept_agree and _size(best[2]) < _size(program)):
             with stage("check"):
-                check = check_program(
-                    program,
+                replaced = check_program(
+                    best[2],
                     model,
                     domain,
                     samples=samples,
@@ -184,7 +184,12 @@ def distill_trained(
                     progress=progress,
                     answers=answers,
                 )
-            follows = check.exhaustive_agree  # equal to the model up to N: verified there
+            if better or replaced.agreement >= check.agreement:
+                _, table_program, program = best
+                check = replaced
+                with stage("interventions"):
+                    evidence = interventions(table_program, components, model, task, inputs, seed)
+                follows = check.exhaustive_agree  # equal to the model up to N: verified there
     return TrainedResult(
         program=program,
         domain=domain,
@@ -207,10 +212,11 @@ def _choose(
     The sets of variables that determine the read-out are tried in turn against the
     interventions; each that passes is synthesized, up to READABLE_TRIES, and the one whose
     readable form leaves the fewest table entries is kept (the first of equals; one that
-    leaves none ends the search). With none passing, the first set. With no set
-    determining the read-out (a set of more than MAX_SUBSET variables only counts when the
-    traced inputs are the whole domain up to N), an approximation and follows is False:
-    of `_approximations`, the one that agrees with the model on the most fresh inputs.
+    leaves none ends the search). With none passing, the first set of at most MAX_SUBSET
+    variables. With no set determining the read-out (a set of more than MAX_SUBSET
+    variables only counts when the traced inputs are the whole domain up to N, and then
+    only if its interventions pass), an approximation and follows is False: of
+    `_approximations`, the one that agrees with the model on the most fresh inputs.
 
     Interventions are measured on the table program: the readable one equals it on the
     domain, but codes synthesis chose for pairs of values may collide on combinations only
@@ -263,7 +269,9 @@ def _choose(
             evidence = interventions(
                 table_program, components, model, task, inputs, seed, True, cache
             )
-        if first is None:
+        if first is None and len(kept) <= MAX_SUBSET:
+            # A table over more variables than the searches try is taken only with the
+            # interventions' evidence: on a whole domain it can memorise any answers.
             first = table_program
         if any(e.flagged for e in evidence):
             continue
@@ -368,6 +376,11 @@ def _synthesized(table_program, evidence, model, longest: int, stage) -> tuple:
         readable, completed = _readable(table_program, model, longest)
     left = sum(t["entries"] for t in tables_left(readable))
     return left, table_program, evidence, completed
+
+
+def _size(program: ast.Program) -> tuple[int, int]:
+    """(table entries left, definitions): the smaller reads better."""
+    return sum(t["entries"] for t in tables_left(program)), len(program.definitions)
 
 
 def _with_inputs(sets, minimal_first: int = ALTERNATIVES):
