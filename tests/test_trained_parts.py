@@ -91,7 +91,7 @@ def test_a_key_s_token_is_read_back_from_a_mix_that_holds_it_and_not_from_one_th
     previous token is read back linearly (with the query's own token, whose embedding the
     mix shares), one read-out per position, where the mix holds it; the token two back,
     which the mix does not hold, is not, nor is anything from the query's token alone."""
-    from distill.trained.discover import _decodable
+    from distill.trained.discover import _decodable, probe_features
 
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 3, size=(600, 8))
@@ -101,9 +101,10 @@ def test_a_key_s_token_is_read_back_from_a_mix_that_holds_it_and_not_from_one_th
     z = weights[None, :, None] * embed[before] + (1 - weights[None, :, None]) * embed[tokens]
     has = np.ones(tokens.shape, bool)
     has[:, :2] = False  # no key two back at the first positions
-    assert _decodable(z, before, has, tokens)
-    assert not _decodable(z, np.roll(tokens, 2, axis=1), has, tokens)
-    assert not _decodable(z[..., :0], before, has, tokens)  # the query's own token alone
+    assert _decodable(probe_features(z, tokens), before, has)
+    assert not _decodable(probe_features(z, tokens), np.roll(tokens, 2, axis=1), has)
+    # The query's own token alone holds nothing of the token before it.
+    assert not _decodable(probe_features(z[..., :0], tokens), before, has)
 
 
 def test_the_fewest_determining_variables_come_first():

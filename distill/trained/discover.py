@@ -21,7 +21,6 @@ input up to N (distill.trained.pipeline).
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -172,7 +171,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 z = np.einsum(
                     "bqk,bkd->bqd", pattern, trace[f"blocks.{layer}.attn.hook_v"][:, :, head]
                 )
-                extra = _probed(component, z, selectors, categorical, values, mask, by_meaning)
+                extra = _probed(component, z, selectors, categorical, coded, mask, by_meaning)
                 finding.variables += [c.name for c in extra[1:]]
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
@@ -246,7 +245,7 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     return (made, (f"pointer ({side} side)", selector, matrix))
 
 
-def _probed(component, z, selectors, categorical, values, mask, by_meaning) -> list[Candidate]:
+def _probed(component, z, selectors, categorical, coded, mask, by_meaning) -> list[Candidate]:
     """What a head that averages carries from one key it does not point at: for each
     one-key index selector (PROBED_KEYS), the categorical variables at that key which a
     least-squares read-out of the head's output z [batch, pos, d_head] recovers on
@@ -257,7 +256,11 @@ def _probed(component, z, selectors, categorical, values, mask, by_meaning) -> l
     the program reads it, and a variable an earlier head carries is credited to both."""
     rows = mask[:, 1:]
     offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
-    own = values["tokens_"]
+    codes = {}
+    for name in ["tokens_", *categorical]:  # [batch, pos]: each real position's code
+        codes[name] = np.zeros(rows.shape, dtype=np.int64)
+        codes[name][rows] = coded.codes[name]
+    features = probe_features(z[:, 1:], codes["tokens_"])
     made = []
     for label, slug in PROBED_KEYS.items():
         if label not in offered:
@@ -268,9 +271,9 @@ def _probed(component, z, selectors, categorical, values, mask, by_meaning) -> l
         tag = f"{component.replace('.', '').lower()}_{slug}"
         reads = []
         for value in categorical:
-            at_key = np.take_along_axis(values[value], key, axis=1)
+            at_key = np.take_along_axis(codes[value], key, axis=1)
             meaning = f"aggregate({source}, {value})"
-            if not _decodable(z[:, 1:], at_key, has, own):
+            if not _decodable(features, at_key, has):
                 continue
             earlier = by_meaning.get(meaning)
             if earlier is not None:  # an earlier head carries it too
@@ -289,30 +292,36 @@ def _probed(component, z, selectors, categorical, values, mask, by_meaning) -> l
     return made
 
 
-def _decodable(z: np.ndarray, target: np.ndarray, has: np.ndarray, own: np.ndarray) -> bool:
-    """Whether `target` [batch, pos] is read back from z [batch, pos, d] where `has`, by a
-    least-squares read-out of its one-hot codes per position, at PROBE_ACCURACY. The
-    read-out also has the query's own token (`own` [batch, pos]), as whatever reads the
-    head does: a head's mix holds its query's value too, with the same embedding."""
-    codes = np.unique(target[has].astype(str), return_inverse=True)[1]
-    if codes.max(initial=0) == 0:
+def probe_features(z: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """What a probe of a head reads [batch, pos, f]: its output z [batch, pos, d], the
+    query's own token (codes `own` [batch, pos], one-hot: whatever reads the head has it
+    too, and the head's mix holds the query's value with the same embedding) and 1."""
+    tokens = np.eye(int(own.max()) + 1)[own]
+    return np.concatenate([z, tokens, np.ones(own.shape + (1,))], -1)
+
+
+def _decodable(features: np.ndarray, target: np.ndarray, has: np.ndarray) -> bool:
+    """Whether codes `target` [batch, pos] are read back where `has` from `features`
+    (`probe_features`) by a least-squares read-out of their one-hot per position, at
+    PROBE_ACCURACY."""
+    seen = np.unique(target[has])
+    if len(seen) < 2:
         return False  # one value: nothing to carry
-    flat = np.full(target.shape, -1)
-    flat[has] = codes
-    own_codes = np.unique(own.astype(str), return_inverse=True)[1].reshape(own.shape)
-    own_one_hot = np.eye(int(own_codes.max()) + 1)[own_codes]
-    right = total = 0
+    one_hot = (target[..., None] == seen).astype(np.float64)
+    allowed = (1 - PROBE_ACCURACY) * int(has.sum())
+    wrong, fitted = 0, False
     for q in range(target.shape[1]):
         live = has[:, q]
-        x = np.c_[z[live, q], own_one_hot[live, q], np.ones(int(live.sum()))]
+        x, y = features[live, q], one_hot[live, q]
         if len(x) <= 2 * x.shape[1]:
             continue  # so few rows that any values fit: no evidence either way
-        y = flat[live, q]
-        one_hot = np.eye(int(codes.max()) + 1)[y]
-        weights = np.linalg.lstsq(x, one_hot, rcond=None)[0]
-        right += int(((x @ weights).argmax(1) == y).sum())
-        total += len(y)
-    return total > 0 and right >= PROBE_ACCURACY * total
+        gram = x.T @ x  # the normal equations: a few dozen features, many rows
+        weights = np.linalg.solve(gram + 1e-9 * np.trace(gram) * np.eye(len(gram)), x.T @ y)
+        wrong += int(((x @ weights).argmax(1) != y.argmax(1)).sum())
+        fitted = True
+        if wrong > allowed:
+            return False
+    return fitted
 
 
 def _few(sets) -> list[str] | None:
@@ -500,29 +509,21 @@ def _one_number_selected(column: np.ndarray, matrix: np.ndarray, rows: np.ndarra
 
 
 def _equalities(definitions: list[Candidate], values: dict, mask) -> list[Candidate]:
-    """Whether two categorical variables hold the same value at a position (one of them
-    read by an earlier head: the token and the token before it), as 0/1 variables offered
-    to the heads of a layer whose key vectors form no clusters. A later head that counts
-    the positions where they agree (repeats of the previous token) then has its variable;
-    one nothing reads is dropped by the read-out's search."""
+    """Whether the token at a position is the one an earlier head read (the token before
+    it), as 0/1 variables offered to the heads of a layer whose key vectors form no
+    clusters. A later head that counts the positions where they agree (repeats of the
+    previous token) then has its variable; one nothing reads is dropped by the read-out's
+    search."""
     live = mask[:, 1:]
-    kinds = {}
+    tokens = set(values["tokens_"][live].tolist())
+    known = {c.name for c in definitions}
+    made = []
     for c in definitions:
-        if c.source.startswith(("select(", "selector_width", "sequence_map")):
+        if c.component is None or c.source.startswith(("select(", "selector_width")):
             continue
-        if c.name == "indices_" or POINTER_HEAD.match(c.name):
-            continue  # positions: where a head points equals the index read there
-        column = set(values[c.name][live].tolist())
-        if 1 < len(column) <= MAX_TOKEN_CLASSES and None not in column:
-            kinds[c.name] = (column, c.component is not None)
-    made, known = [], {c.name for c in definitions}
-    for left, right in itertools.combinations(kinds, 2):
-        (left_values, left_read), (right_values, right_read) = kinds[left], kinds[right]
-        if not (left_read or right_read) or len(left_values & right_values) < 2:
-            continue
-        name = f"eq_{left.rstrip('_')}_{right.rstrip('_')}"
-        if name not in known:
-            source = f"sequence_map(lambda x, y: 1 if x == y else 0, {left}, {right})"
+        name = f"eq_tokens_{c.name}"
+        if name not in known and len(tokens & set(values[c.name][live].tolist())) >= 2:
+            source = f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, {c.name})"
             made.append(Candidate(name, source, None))
     return made
 
