@@ -20,6 +20,9 @@ class Candidate:
     name: str
     source: str  # the right-hand side, in .rasp syntax
     component: str | None  # e.g. "L0.H1"; None for tokens and indices
+    # Read off a probe of a head's output or put together from such readings, not off an
+    # attention pattern: the read-out's search tries sets without these first.
+    hypothesis: bool = False
 
 
 class DefinitionValues:

@@ -171,7 +171,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 z = np.einsum(
                     "bqk,bkd->bqd", pattern, trace[f"blocks.{layer}.attn.hook_v"][:, :, head]
                 )
-                extra = _probed(component, z, selectors, categorical, coded, mask, by_meaning)
+                extra = _probed(component, z, selectors, coded, mask, by_meaning)
                 finding.variables += [c.name for c in extra[1:]]
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
         definitions.extend(new)
@@ -245,50 +245,44 @@ def _pointer(layer, head, pattern, definitions, coded, evaluated, mask):
     return (made, (f"pointer ({side} side)", selector, matrix))
 
 
-def _probed(component, z, selectors, categorical, coded, mask, by_meaning) -> list[Candidate]:
-    """What a head that averages carries from one key it does not point at: for each
-    one-key index selector (PROBED_KEYS), the categorical variables at that key which a
-    least-squares read-out of the head's output z [batch, pos, d_head] recovers on
-    PROBE_ACCURACY of the traced positions, with their selector first; [] if none. One
-    read-out per query position: the weights of the head's mix depend on where the
-    query is. A previous-token head whose weight on the key before spreads over the
-    others still carries that token; the read-out's search and the check decide whether
-    the program reads it, and a variable an earlier head carries is credited to both."""
+def _probed(component, z, selectors, coded, mask, by_meaning) -> list[Candidate]:
+    """The token a head that averages carries from one key it does not point at: for each
+    one-key index selector (PROBED_KEYS) whose key's token a least-squares read-out of the
+    head's output z [batch, pos, d_head] recovers on PROBE_ACCURACY of the traced
+    positions, the selector and the token read there; [] if none. One read-out per query
+    position: the weights of the head's mix depend on where the query is. A
+    previous-token head whose weight on the key before spreads over the others still
+    carries that token; the read-out's search and the check decide whether the program
+    reads it, and a token an earlier head carries is credited to both."""
     rows = mask[:, 1:]
     offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
-    codes = {}
-    for name in ["tokens_", *categorical]:  # [batch, pos]: each real position's code
-        codes[name] = np.zeros(rows.shape, dtype=np.int64)
-        codes[name][rows] = coded.codes[name]
-    features = probe_features(z[:, 1:], codes["tokens_"])
+    tokens = np.zeros(rows.shape, dtype=np.int64)  # [batch, pos]: each real position's code
+    tokens[rows] = coded.codes["tokens_"]
+    features = probe_features(z[:, 1:], tokens)
     made = []
     for label, slug in PROBED_KEYS.items():
         if label not in offered:
             continue  # not offered to a causal head
         source, matrix = offered[label]
         has = rows & matrix.any(-1)
-        key = matrix.argmax(-1)
+        if not _decodable(features, np.take_along_axis(tokens, matrix.argmax(-1), 1), has):
+            continue
+        meaning = f"aggregate({source}, tokens_)"
+        earlier = by_meaning.get(meaning)
+        if earlier is not None:  # an earlier head carries it too
+            earlier.component += f", {component}"
+            continue
         tag = f"{component.replace('.', '').lower()}_{slug}"
-        reads = []
-        for value in categorical:
-            at_key = np.take_along_axis(codes[value], key, axis=1)
-            meaning = f"aggregate({source}, {value})"
-            if not _decodable(features, at_key, has):
-                continue
-            earlier = by_meaning.get(meaning)
-            if earlier is not None:  # an earlier head carries it too
-                earlier.component += f", {component}"
-                continue
-            reads.append(
-                Candidate(
-                    f"{value.rstrip('_')}_{tag}",
-                    f"aggregate(sel_{tag}, {value}, default={DEFAULT_LABEL!r})",
-                    component,
-                )
+        made.append(Candidate(f"sel_{tag}", source, component))
+        made.append(
+            Candidate(
+                f"tokens_{tag}",
+                f"aggregate(sel_{tag}, tokens_, default={DEFAULT_LABEL!r})",
+                component,
+                hypothesis=True,
             )
-            by_meaning[meaning] = reads[-1]
-        if reads:
-            made += [Candidate(f"sel_{tag}", source, component), *reads]
+        )
+        by_meaning[meaning] = made[-1]
     return made
 
 
@@ -524,7 +518,7 @@ def _equalities(definitions: list[Candidate], values: dict, mask) -> list[Candid
         name = f"eq_tokens_{c.name}"
         if name not in known and len(tokens & set(values[c.name][live].tolist())) >= 2:
             source = f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, {c.name})"
-            made.append(Candidate(name, source, None))
+            made.append(Candidate(name, source, None, hypothesis=True))
     return made
 
 

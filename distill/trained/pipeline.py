@@ -229,14 +229,28 @@ def _choose(
     whole = len(inputs) >= sum(
         map(domain.count, range(domain.min_len, domain.exhaustive_up_to + 1))
     )
+    sources = {c.name: c.source for c in found.definitions}
+    hypotheses = {c.name for c in found.definitions if c.hypothesis}
+    read_off_probes = {n for n in names if needed_by(sources, [n]) & hypotheses}
     with stage("tabulate"):
-        sets = (
-            kept
-            for kept in _with_inputs(determining_sets(observations, names, preferred))
-            if whole or len(kept) <= MAX_SUBSET
-        )
-        sets = itertools.islice(sets, ALTERNATIVES)
-        tabled = [(kept, output_tables(observations, kept)) for kept in sets]
+        # Variables read off attention patterns first, as if nothing else were offered:
+        # the ones read off probes widen the search, and past MAX_SUBSETS_TRIED subsets of
+        # a size it turns greedy. Then every variable, for the small sets not found without
+        # them (a greedy set over all of them would only repeat the first one's work).
+        tried: set[frozenset] = set()
+        tabled = []
+        passes = [([n for n in names if n not in read_off_probes], True)]
+        passes += [(names, False)] if read_off_probes else []
+        for offered_names, greedy in passes:
+            found_sets = determining_sets(observations, offered_names, preferred, 0, greedy)
+            sets = (
+                kept
+                for kept in _with_inputs(found_sets)
+                if (whole or len(kept) <= MAX_SUBSET) and frozenset(kept) not in tried
+            )
+            for kept in itertools.islice(sets, ALTERNATIVES):
+                tried.add(frozenset(kept))
+                tabled.append((kept, output_tables(observations, kept)))
         # A read-out that is the largest of one head's counts, or sorts by them, however
         # many values it counts (the searches above stop at MAX_SUBSET variables).
         offered = [kept for kept, _ in tabled]
@@ -246,16 +260,16 @@ def _choose(
             table = output_tables(observations, names_)
             if closed_form_lines("output", names_, table):
                 tabled.append((names_, table))
-    # Fewest variables first (a table over many only after every named form); among as
-    # many, a form found without a search first, then the smallest table, then the
-    # shortest program.
-    sources = {c.name: c.source for c in found.definitions}
 
+    # Fewest variables first (a table over many only after every named form), those read
+    # off attention patterns before those that need a probe's; among as many, a form
+    # found without a search first, then the smallest table, then the shortest program.
     def order(pair):
         named = named_form(*pair)
         many = len(pair[0]) > MAX_SUBSET and not named
         entries = 0 if named else len(pair[1])  # a smaller table reads better
-        return (many, len(pair[0]), not named, entries, len(needed_by(sources, pair[0])))
+        probed = bool(read_off_probes.intersection(pair[0]))
+        return (many, probed, len(pair[0]), not named, entries, len(needed_by(sources, pair[0])))
 
     tabled.sort(key=order)
     for kept, table in tabled:
@@ -280,7 +294,7 @@ def _choose(
         best = tried if best is None or tried[0] < best[0] else best
         if best[0] == 0:
             break
-    if first is None:
+    if best is None and first is None:
         with stage("tabulate"):
             options = _approximations(observations, found, names)
         with stage("synthesize"):

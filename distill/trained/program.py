@@ -226,13 +226,20 @@ def conflicts(obs: Observations, names: list[str]) -> int:
     return int(rows.weights.sum() - counts.reshape(-1, width).max(axis=1).sum())
 
 
-def determining_sets(obs: Observations, names: list[str], preferred: list[str], allowed: int = 0):
+def determining_sets(
+    obs: Observations,
+    names: list[str],
+    preferred: list[str],
+    allowed: int = 0,
+    greedy: bool = True,
+):
     """Sets of variables that determine the read-out, each minimal, fewest first.
 
     Among sets of one size, those with more of `preferred` (what the heads wrote) and
     fewer values in all come first: a program over counts reads better than one over
-    positions. Past MAX_SUBSETS_TRIED sets of a size, one greedy set ends the search.
-    `allowed`: positions that may differ from their group's most common output."""
+    positions. Past MAX_SUBSETS_TRIED sets of a size, one greedy set ends the search
+    (where `greedy`). `allowed`: positions that may differ from their group's most
+    common output."""
     if conflicts(obs, names) > allowed:
         return
     sizes = {n: len(obs.values[n]) for n in names}
@@ -250,9 +257,10 @@ def determining_sets(obs: Observations, names: list[str], preferred: list[str], 
             if conflicts(obs, list(subset)) <= allowed:
                 found.append(set(subset))
                 yield list(subset)
-    greedy = _greedy(obs, names, sizes, allowed)
-    if not any(f <= set(greedy) for f in found):
-        yield greedy
+    if greedy:
+        last = _greedy(obs, names, sizes, allowed)
+        if not any(f <= set(last) for f in found):
+            yield last
 
 
 def fewest_for(obs: Observations, names: list[str]) -> list[str]:
