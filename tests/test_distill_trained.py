@@ -275,6 +275,23 @@ def test_a_count_of_repeats_reads_the_previous_token_off_a_head_that_spreads_its
     assert report["interventions"] and not any(i["flagged"] for i in report["interventions"])
 
 
+def test_a_rank_is_the_count_of_smaller_tokens_not_a_table_of_each_token_s_count(tmp_path, capsys):
+    """rank-1234 counts the tokens smaller than each one. Its head weighs every key by
+    how its token compares with the query's; the count of smaller ones is offered beside
+    the count of each token, and the program is that one count, in words."""
+    model = load_model(ZOO / "rank-1234.safetensors")
+    status = _run(ZOO / "rank-1234.safetensors", tmp_path / "out")
+    assert status == 0, capsys.readouterr().out
+    _, inputs = _domain_inputs(model)
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    assert _disagreements(program, model, inputs) == []
+    for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
+        assert out == [sum(k < q for k in tokens) for q in tokens]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["tables_left"] == [] and len(report["lines"]) <= 3, report["program"]
+    assert "counts tokens smaller than this one in the input" in report["in_words"].values()
+
+
 def test_a_multi_label_module_switches_on_the_program_s_labels(tmp_path):
     """dyck1-d2 (multi-label): module.py's scores > 0 are the set the program names."""
     from distill.trained.program import labels_in

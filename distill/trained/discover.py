@@ -158,6 +158,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 [v for v in categorical if not v.startswith("read_") or v == reads.get(head)],
                 values,
                 mask,
+                ordered,
             )
             heads.append(finding)
             extra = []
@@ -551,7 +552,7 @@ def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[st
     return found
 
 
-def _read_head(component, pattern, selectors, categorical, values, mask):
+def _read_head(component, pattern, selectors, categorical, values, mask, ordered=frozenset()):
     """(HeadFinding, new candidates) for one head; pattern [batch, query, key] incl. BOS."""
     rows = mask[:, 1:]  # [batch, query]: real query positions
     real = pattern[:, 1:, 1:]  # attention from real queries to real keys
@@ -599,12 +600,16 @@ def _read_head(component, pattern, selectors, categorical, values, mask):
             )
     made.append(Candidate(f"n_{tag}", f"selector_width(sel_{tag})", component))
     for value in (v for v in categorical if not _is_balance(v)):
-        made.append(
-            Candidate(
-                f"n_same_{value.rstrip('_')}_{tag}",
-                f"selector_width(sel_{tag} & select({value}, {value}, ==))",
-                component,
+        # The keys holding the query's value; for an ordered vocabulary also those below
+        # and above it (a rank: how many tokens are smaller than this one).
+        comparisons = [("same", "==")] + [("less", "<"), ("more", ">")] * (value in ordered)
+        for word, op in comparisons:
+            made.append(
+                Candidate(
+                    f"n_{word}_{value.rstrip('_')}_{tag}",
+                    f"selector_width(sel_{tag} & select({value}, {value}, {op}))",
+                    component,
+                )
             )
-        )
     finding.variables = [c.name for c in made[1:]]
     return finding, made

@@ -25,7 +25,7 @@ from dsl.interpreter import evaluate_arrays
 
 _COUNT = re.compile(
     r"selector_width\(select\(indices, indices, (?P<sel><=|true|<)\) & "
-    r"select\(tokens, tokens, (?:lambda k, q: k == (?P<value>.+)|(?P<same>==))\)\)$"
+    r"select\(tokens, tokens, (?:lambda k, q: k == (?P<value>.+)|(?P<same>==)|(?P<cmp>[<>]))\)\)$"
 )
 _SCORE = re.compile(r"map\(lambda x: x \* \d+ \+ (?P<rank>\d+), (?P<variable>\w+)\)$")
 _RANKED_LABEL = re.compile(r"(\S+) if s % \d+ == (\d+)")
@@ -34,6 +34,7 @@ _LAST_RUN = re.compile(r"map\(lambda r: (?P<label>.+) if r < 0 else (?P<rest>.+)
 _RUN = re.compile(
     r"sequence_map\(lambda r, p: (?P<label>.+) if r < 0 else p, (?P<left>\w+), (?P<later>\w+)\)$"
 )
+_SMALLER_OR_LARGER = {"<": "smaller than", ">": "larger than"}  # the key's token, the query's
 _SCOPE = {"<=": "so far (itself included)", "<": "before it", "true": "in the input"}
 _BALANCE = re.compile(
     r"sequence_map\(lambda x, y: 1 if x - y < (?P<bound>-?\d+) else 0, (?P<x>\w+), (?P<y>\w+)\)$"
@@ -79,7 +80,13 @@ def in_words(program: ast.Program) -> dict[str, str]:
         match = _COUNT.match(text)
         if match:
             scope = _SCOPE[match["sel"]]
-            what = "tokens equal to this one" if match["same"] else f"{match['value']} tokens"
+            what = (
+                "tokens equal to this one"
+                if match["same"]
+                else f"tokens {_SMALLER_OR_LARGER[match['cmp']]} this one"
+                if match["cmp"]
+                else f"{match['value']} tokens"
+            )
             words[definition.name] = f"counts {what} {scope}"
         elif (balance := _balance_words(text, words)) is not None:
             words[definition.name] = balance
