@@ -272,9 +272,12 @@ def _choose(
         return (many, probed, len(pair[0]), not named, entries, len(needed_by(sources, pair[0])))
 
     tabled.sort(key=order)
+    passed: list[set] = []
     for kept, table in tabled:
         if passing == READABLE_TRIES:
             break
+        if any(p <= set(kept) for p in passed):
+            continue  # the query's token or position added to a set that passed already
         with stage("tabulate"):
             table_program = build(found.definitions, kept, table)
         if table_program is None:  # a table past what a program may hold
@@ -290,6 +293,7 @@ def _choose(
         if any(e.flagged for e in evidence):
             continue
         passing += 1
+        passed.append(set(kept))
         tried = _synthesized(table_program, evidence, model, longest, stage)
         best = tried if best is None or tried[0] < best[0] else best
         if best[0] == 0:
