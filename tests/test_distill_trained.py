@@ -222,21 +222,28 @@ def test_a_reverse_model_wrong_on_one_input_gets_the_reverse_as_its_approximatio
     assert report["tables_left"] == [] and not report["verification"]["verified"]
 
 
-def test_a_causal_copy_model_points_back_past_its_separator(tmp_path, capsys):
-    """copy-ab reads `x SEP y` causally: the token it predicts at position i is at i - k,
-    k the separator's index, which only a position from the separator on can know."""
-    model = load_model(ZOO / "copy-ab.safetensors")
-    status = _run(ZOO / "copy-ab.safetensors", tmp_path / "out")
+def _verified(name: str, tmp_path, capsys) -> tuple:
+    """(model, its domain up to N, the program written, report.json) of a zoo model
+    `distill run` verifies; the program equals the model on that domain."""
+    model = load_model(ZOO / f"{name}.safetensors")
+    status = _run(ZOO / f"{name}.safetensors", tmp_path / "out")
     assert status == 0, capsys.readouterr().out
     _, inputs = _domain_inputs(model)
     program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
     assert _disagreements(program, model, inputs) == []
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    return model, inputs, program, report
+
+
+def test_a_causal_copy_model_points_back_past_its_separator(tmp_path, capsys):
+    """copy-ab reads `x SEP y` causally: the token it predicts at position i is at i - k,
+    k the separator's index, which only a position from the separator on can know."""
+    model, inputs, program, report = _verified("copy-ab", tmp_path, capsys)
     task = task_of(model)
     for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):
         k = tokens.index("SEP")
         # The task's own truth: from the separator on, the next token of the copy.
         assert [out[p - 1] for p in task.positions_of(tokens)] == tokens[: len(tokens) - k - 1]
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "index_of_SEP" in report["program"] and "indices - index_of_SEP" in report["program"]
     # What the unread positions before the separator predict is free: the copy is returned
     # as it is, with no map naming what the model happens to say there.
@@ -255,17 +262,11 @@ def test_a_count_of_repeats_reads_the_previous_token_off_a_head_that_spreads_its
     first head puts its largest weight on the previous key in some rows only, so no
     pointer is read; the previous token is read back linearly from the head's output, and
     the second head counts where the token equals it."""
-    model = load_model(ZOO / "repeats-abc.safetensors")
-    status = _run(ZOO / "repeats-abc.safetensors", tmp_path / "out")
-    assert status == 0, capsys.readouterr().out
-    _, inputs = _domain_inputs(model)
-    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
-    assert _disagreements(program, model, inputs) == []
+    _, inputs, program, report = _verified("repeats-abc", tmp_path, capsys)
     for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
         assert out == [
             sum(tokens[j] == tokens[j - 1] for j in range(1, i + 1)) for i in range(len(tokens))
         ]
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
     words = report["in_words"]
     assert "the previous token" in words.values()
     assert any(
@@ -279,15 +280,9 @@ def test_a_rank_is_the_count_of_smaller_tokens_not_a_table_of_each_token_s_count
     """rank-1234 counts the tokens smaller than each one. Its head weighs every key by
     how its token compares with the query's; the count of smaller ones is offered beside
     the count of each token, and the program is that one count, in words."""
-    model = load_model(ZOO / "rank-1234.safetensors")
-    status = _run(ZOO / "rank-1234.safetensors", tmp_path / "out")
-    assert status == 0, capsys.readouterr().out
-    _, inputs = _domain_inputs(model)
-    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
-    assert _disagreements(program, model, inputs) == []
+    _, inputs, program, report = _verified("rank-1234", tmp_path, capsys)
     for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
         assert out == [sum(k < q for k in tokens) for q in tokens]
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["tables_left"] == [] and len(report["lines"]) <= 3, report["program"]
     assert "counts tokens smaller than this one in the input" in report["in_words"].values()
 

@@ -130,6 +130,19 @@ def distill_trained(
     preferred = [n for n in names if n not in BASE_VARIABLES]
     components = {c.name: c.component for c in found.definitions if c.component}
     answers = ModelAnswers(model, task)  # each round checks a program on the same inputs
+
+    def checked(program: ast.Program) -> CheckResult:
+        with stage("check"):
+            return check_program(
+                program,
+                model,
+                domain,
+                samples=samples,
+                seed=seed,
+                progress=progress,
+                answers=answers,
+            )
+
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the count is reported)
         if rounds > 1:  # with the counterexamples added to the inputs
             with stage("tabulate"):
@@ -147,16 +160,7 @@ def distill_trained(
             stage,
             domain,
         )
-        with stage("check"):
-            check = check_program(
-                program,
-                model,
-                domain,
-                samples=samples,
-                seed=seed,
-                progress=progress,
-                answers=answers,
-            )
+        check = checked(program)
         if not follows or check.exhaustive_agree:
             break
         inputs = inputs + [list(c.input) for c in check.counterexamples]
@@ -174,16 +178,7 @@ def distill_trained(
             kept_agree = sum(c is None for c in compare(program, model, task, held_out))
         better = best is not None and best[0] > kept_agree
         if better or (best and best[0] == kept_agree and _size(best[2]) < _size(program)):
-            with stage("check"):
-                replaced = check_program(
-                    best[2],
-                    model,
-                    domain,
-                    samples=samples,
-                    seed=seed,
-                    progress=progress,
-                    answers=answers,
-                )
+            replaced = checked(best[2])
             if better or replaced.agreement >= check.agreement:
                 _, table_program, program = best
                 check = replaced
