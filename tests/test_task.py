@@ -73,6 +73,7 @@ def test_read_out_kinds_by_hand():
         ("all", "argmax", None): [["SEP"] * 3, ["SEP"]],
         ("last", "subset_argmax", ("a", "b")): [["a"], ["a"]],
         ("all", "multilabel", None): [[("a", "SEP", "BOS")] * 3, [("a", "SEP", "BOS")]],
+        ("last", "multilabel", ("BOS", "b", "a")): [[("a", "BOS")], [("a", "BOS")]],
         ((2, 3), "argmax", None): [["SEP", "SEP"], []],
     }
     for (positions, kind, subset), expected in read.items():
@@ -84,13 +85,15 @@ def test_read_out_kinds_by_hand():
 
 def test_mismatches_are_named_before_any_work():
     config = lm_config()
-    cases = {
-        "alphabet": {"alphabet": ["a", "b", "c"]},
-        "readout.positions": {"readout": {"positions": [1, 9]}},
-        "readout.subset": {"readout": {"kind": "subset_argmax", "subset": ["z"]}},
-        "special.bos": {"special": {"bos": "START"}},
-    }
-    for field, change in cases.items():
+    cases = [
+        ("alphabet", {"alphabet": ["a", "b", "c"]}),
+        ("readout.positions", {"readout": {"positions": [1, 9]}}),
+        ("readout.subset", {"readout": {"kind": "subset_argmax", "subset": ["z"]}}),
+        ("readout.subset", {"readout": {"kind": "multilabel", "subset": ["a", "z"]}}),
+        ("readout.subset", {"readout": {"kind": "multilabel", "subset": []}}),
+        ("special.bos", {"special": {"bos": "START"}}),
+    ]
+    for field, change in cases:
         record = {"alphabet": ["a"], "domain": {"kind": "strings", "max_len": 3}, **change}
         with pytest.raises(TaskError, match=field):
             Task.from_record(record).check_matches(config)

@@ -22,7 +22,8 @@ model file as the record "task", a JSON object:
     [readout]
     positions = "all"                   # "all" | "last" | "after_sep" | [1-based positions]
     kind = "argmax"                     # "argmax" | "subset_argmax" | "multilabel"
-    subset = ["0", "1"]                 # for subset_argmax
+    subset = ["0", "1"]                 # subset_argmax: the values it picks from;
+                                        # multilabel: the values a set may hold (default: all)
 
 In a TOML file `membership_file` / `reference_file` may name a `.rasp` file
 relative to the TOML file instead; its text is stored in the record.
@@ -357,24 +358,36 @@ class Task:
             results.extend(self.decode(model, out, chunk))
         return results
 
+    def read_columns(self, config) -> tuple[tuple, list[int]]:
+        """(the output values the read-out decodes to, their columns in the model's output):
+        the subset where one is given (subset argmax; the values a multi-label set may
+        hold, in the model's order), else every output value."""
+        values = self.readout["subset"] or tuple(config.output_values)
+        if self.readout["kind"] == "multilabel":
+            values = tuple(v for v in config.output_values if v in values)
+        return values, [config.output_values.index(v) for v in values]
+
     def decode(self, model, out, inputs: Sequence[Sequence]) -> list[list]:
         """`read_out` of the model's outputs `out` [batch, pos, d_out] on `inputs`."""
         import torch
 
         config = model.config
-        values = config.output_values
         kind = self.readout["kind"]
         if config.output_kind == "numerical":
             decoded = out[..., 0].tolist()
         elif kind == "argmax":
+            values = config.output_values
             decoded = [[values[i] for i in row] for row in model.output_indices(out).tolist()]
-        elif kind == "subset_argmax":
-            columns = torch.tensor([values.index(v) for v in self.readout["subset"]])
-            picked = model.output_indices(out[..., columns]).tolist()
-            decoded = [[self.readout["subset"][i] for i in row] for row in picked]
         else:
-            on = (out > 0).tolist()
-            decoded = [[tuple(v for v, yes in zip(values, at) if yes) for at in row] for row in on]
+            values, columns = self.read_columns(config)
+            out = out[..., torch.tensor(columns)]
+            if kind == "subset_argmax":
+                picked = model.output_indices(out).tolist()
+                decoded = [[values[i] for i in row] for row in picked]
+            else:
+                on = (out > 0).tolist()
+                decoded = [[tuple(v for v, yes in zip(values, at) if yes) for at in row]
+                           for row in on]  # fmt: skip
         return [[row[p] for p in self.positions_of(tokens)] for tokens, row in zip(inputs, decoded)]
 
 
@@ -512,7 +525,7 @@ def _check_readout(readout, domain, special, bad) -> None:
     if kind not in READOUT_KINDS:
         bad("readout.kind", _one_of(READOUT_KINDS), kind)
     subset = readout.get("subset")
-    if kind == "subset_argmax":
+    if kind == "subset_argmax" or (kind == "multilabel" and subset is not None):
         if not (
             isinstance(subset, list)
             and subset
@@ -521,7 +534,7 @@ def _check_readout(readout, domain, special, bad) -> None:
         ):
             bad("readout.subset", "a non-empty list of distinct output values", subset)
     elif subset is not None:
-        bad("readout.subset", "nothing unless kind is 'subset_argmax'", subset)
+        bad("readout.subset", "nothing unless kind is 'subset_argmax' or 'multilabel'", subset)
 
 
 def _read_program_files(record, folder: Path) -> None:

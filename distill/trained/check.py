@@ -166,8 +166,8 @@ def _model_codes(model, task, inputs, batch_size: int = 4096) -> tuple[np.ndarra
     """([batch, pos] code of the model's decoded output at each position (BOS at 0), code ->
     label): argmax and subset argmax code the value's index, a multi-label read-out the
     set of values switched on as bits."""
-    config = model.config
     kind = task.readout["kind"]
+    values, columns = task.read_columns(model.config)
     rows = []
     for start in range(0, len(inputs), batch_size):
         ids, mask = model.encode(inputs[start : start + batch_size])
@@ -176,21 +176,21 @@ def _model_codes(model, task, inputs, batch_size: int = 4096) -> tuple[np.ndarra
         if kind == "argmax":
             codes = model.output_indices(out)
         elif kind == "subset_argmax":
-            columns = torch.tensor([config.output_values.index(v) for v in task.readout["subset"]])
-            codes = model.output_indices(out[..., columns])
+            codes = model.output_indices(out[..., torch.tensor(columns)])
         else:
-            bits = 2 ** torch.arange(out.shape[-1], dtype=torch.int64)
-            codes = ((out > 0).to(torch.int64) * bits).sum(-1)
+            bits = 2 ** torch.tensor(columns, dtype=torch.int64)
+            codes = ((out[..., torch.tensor(columns)] > 0).to(torch.int64) * bits).sum(-1)
         rows.append(codes.numpy().astype(np.int64))
     width = max((r.shape[1] for r in rows), default=1)
     codes = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows])
-    values = task.readout["subset"] if kind == "subset_argmax" else config.output_values
+    everything = model.config.output_values  # a multi-label code's bits are their columns
     label_of_code = {}
     for code in np.unique(codes).tolist():
-        if kind in ("argmax", "subset_argmax"):
-            label_of_code[code] = label_of(values[code])
+        if kind == "multilabel":
+            on = tuple(v for i, v in enumerate(everything) if code >> i & 1)
+            label_of_code[code] = label_of(on)
         else:
-            label_of_code[code] = label_of(tuple(v for i, v in enumerate(values) if code >> i & 1))
+            label_of_code[code] = label_of(values[code])
     return codes, label_of_code
 
 
