@@ -336,12 +336,11 @@ def test_multilabel_model_exports_to_gpt2_with_the_same_sets(tmp_path):
     assert len({s for row in theirs for s in row}) > 2  # the sets vary with the input
 
 
-def test_a_multilabel_subset_leaves_out_the_logits_nobody_trained(tmp_path, capsys):
-    """A GPT-2 checkpoint scores every id, BOS included; a multi-label model trained on
-    some of them reads out only those when its task names them in `subset`. Here dyck1-d2's
-    export gets a BOS score equal to "("'s: without a subset BOS joins every set that holds
-    "(", with one the sets are the original model's, in the read-out and in the codes the
-    check compares."""
+def test_a_multilabel_read_out_leaves_out_the_bos_score_nobody_trained(tmp_path):
+    """A GPT-2 checkpoint scores every id, BOS included, but a multi-label model is trained
+    on its labels only. Here dyck1-d2's export gets a BOS score equal to "("'s: its sets are
+    still the original model's, in the read-out and in the codes the check compares. A
+    subset that names BOS puts it back, in every set that holds "(", and nowhere else."""
     from safetensors.torch import load_file, save_file
 
     from distill.trained.check import ModelAnswers
@@ -355,29 +354,18 @@ def test_a_multilabel_subset_leaves_out_the_logits_nobody_trained(tmp_path, caps
     save_file(weights, tmp_path / "hf" / "model.safetensors", metadata={"format": "pt"})
     inputs = every_input(["(", ")"], 8)
     original = Task.from_record(model.records["task"]).read_out(model, inputs)
-    plain = task.read_out(load_hf_gpt2(tmp_path / "hf", task), inputs)
-    assert plain != original
-    assert all(("BOS" in s) == ("(" in s) for row in plain for s in row)
-    record = task.to_record()
-    record["readout"]["subset"] = ["(", ")", "EOS"]
-    chosen = Task.from_record(record)
-    imported = load_hf_gpt2(tmp_path / "hf", chosen)
-    assert chosen.read_out(imported, inputs) == original
-    codes, label_of_code = ModelAnswers(imported, chosen).codes(inputs)
+    imported = load_hf_gpt2(tmp_path / "hf", task)
+    assert "BOS" in imported.config.output_values
+    assert task.read_out(imported, inputs) == original
+    codes, label_of_code = ModelAnswers(imported, task).codes(inputs)
     assert [[label_of_code[c] for c in row[1 : len(x) + 1]] for row, x in zip(codes, inputs)] == [
         [label_of(s) for s in row] for row in original
     ]
-    (tmp_path / "chosen.toml").write_text(chosen.to_toml())
-    for task_file, noted in (
-        (tmp_path / "hf" / "task.toml", True),
-        (tmp_path / "chosen.toml", False),
-    ):
-        out = tmp_path / f"{task_file.stem}.safetensors"
-        assert (
-            main(["import", "hf", str(tmp_path / "hf"), "--task", str(task_file), "-o", str(out)])
-            == 0
-        )
-        assert ("readout.subset" in capsys.readouterr().out) == noted
+    record = task.to_record()
+    record["readout"]["subset"] = ["(", ")", "BOS"]
+    with_bos = Task.from_record(record).read_out(load_hf_gpt2(tmp_path / "hf", task), inputs)
+    assert with_bos != original
+    assert all(("BOS" in s) == ("(" in s) and "EOS" not in s for row in with_bos for s in row)
 
 
 def test_gpt2_export_refuses_what_gpt2_cannot_compute(tmp_path):

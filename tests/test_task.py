@@ -72,7 +72,7 @@ def test_read_out_kinds_by_hand():
     read = {
         ("all", "argmax", None): [["SEP"] * 3, ["SEP"]],
         ("last", "subset_argmax", ("a", "b")): [["a"], ["a"]],
-        ("all", "multilabel", None): [[("a", "SEP", "BOS")] * 3, [("a", "SEP", "BOS")]],
+        ("all", "multilabel", None): [[("a", "SEP")] * 3, [("a", "SEP")]],  # never BOS
         ("last", "multilabel", ("BOS", "b", "a")): [[("a", "BOS")], [("a", "BOS")]],
         ((2, 3), "argmax", None): [["SEP", "SEP"], []],
     }

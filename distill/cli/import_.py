@@ -23,21 +23,13 @@ OutputOption = Annotated[
 ]
 
 
-def _write(model, task, output: Path) -> None:
+def _write(model, output: Path) -> None:
     model.save(output)
     config = model.config
     print(
         f"wrote {output}: {config.n_layers} layers, d_model {config.d_model}, "
         f"{config.n_heads} heads, {len(config.vocab)} tokens"
     )
-    if task.readout["kind"] == "multilabel" and not task.readout["subset"]:
-        # A checkpoint scores BOS too, which nobody trains as a label: a positive score
-        # there would put BOS in the model's sets.
-        print(
-            f"note: the multi-label read-out is the set of every scored token "
-            f"({', '.join(map(str, config.output_values))}); if the model was trained on "
-            "some of them only, name those in the task file's readout.subset"
-        )
 
 
 @import_app.command("hf")
@@ -58,7 +50,7 @@ def import_hf(
 
     check_output_file(output)
     task = Task.from_toml(task_path)
-    _write(load_hf_gpt2(directory, task), task, output)
+    _write(load_hf_gpt2(directory, task), output)
 
 
 @import_app.command("tl")
@@ -80,7 +72,7 @@ def import_tl(
 
     check_output_file(output)
     task = Task.from_toml(task_path)
-    _write(load_tl(state, config_path, task), task, output)
+    _write(load_tl(state, config_path, task), output)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,8 @@ model file as the record "task", a JSON object:
     positions = "all"                   # "all" | "last" | "after_sep" | [1-based positions]
     kind = "argmax"                     # "argmax" | "subset_argmax" | "multilabel"
     subset = ["0", "1"]                 # subset_argmax: the values it picks from;
-                                        # multilabel: the values a set may hold (default: all)
+                                        # multilabel: the values a set may hold (default:
+                                        # every output value but BOS)
 
 In a TOML file `membership_file` / `reference_file` may name a `.rasp` file
 relative to the TOML file instead; its text is stored in the record.
@@ -361,10 +362,14 @@ class Task:
     def read_columns(self, config) -> tuple[tuple, list[int]]:
         """(the output values the read-out decodes to, their columns in the model's output):
         the subset where one is given (subset argmax; the values a multi-label set may
-        hold, in the model's order), else every output value."""
-        values = self.readout["subset"] or tuple(config.output_values)
+        hold, in the model's order), else every output value; a multi-label set's but BOS,
+        which an imported checkpoint scores though it never comes next (nobody trains it as
+        a label, so its sign is noise)."""
+        values = self.readout["subset"]
         if self.readout["kind"] == "multilabel":
-            values = tuple(v for v in config.output_values if v in values)
+            wanted = values or [v for v in config.output_values if v != config.bos]
+            values = tuple(v for v in config.output_values if v in wanted)
+        values = values or tuple(config.output_values)
         return values, [config.output_values.index(v) for v in values]
 
     def decode(self, model, out, inputs: Sequence[Sequence]) -> list[list]:
