@@ -360,16 +360,15 @@ class Task:
         return results
 
     def read_columns(self, config) -> tuple[tuple, list[int]]:
-        """(the output values the read-out decodes to, their columns in the model's output):
-        the subset where one is given (subset argmax; the values a multi-label set may
-        hold, in the model's order), else every output value; a multi-label set's but BOS,
-        which an imported checkpoint scores though it never comes next (nobody trains it as
-        a label, so its sign is noise)."""
-        values = self.readout["subset"]
+        """(the output values the read-out decodes to, their columns in the model's output).
+        Subset argmax: the subset. Multi-label: the values a set may hold, in the model's
+        order: the subset, else every output value but BOS (an imported checkpoint scores
+        BOS, but it never comes next and nobody trains it as a label: its sign is noise).
+        Argmax: every output value."""
+        values = self.readout["subset"] or tuple(config.output_values)
         if self.readout["kind"] == "multilabel":
-            wanted = values or [v for v in config.output_values if v != config.bos]
+            wanted = self.readout["subset"] or [v for v in values if v != config.bos]
             values = tuple(v for v in config.output_values if v in wanted)
-        values = values or tuple(config.output_values)
         return values, [config.output_values.index(v) for v in values]
 
     def decode(self, model, out, inputs: Sequence[Sequence]) -> list[list]:
