@@ -276,6 +276,25 @@ def test_a_count_of_repeats_reads_the_previous_token_off_a_head_that_spreads_its
     assert report["interventions"] and not any(i["flagged"] for i in report["interventions"])
 
 
+def test_a_model_trained_by_transformers_counts_repeats_through_a_comparison_its_heads_carry(
+    tmp_path, capsys
+):
+    """repeats-hf was trained by Hugging Face's own code (benchmarks/train_with_transformers.py)
+    on the same task. Its first layer looks back at the previous key where that key holds
+    the query's token: its heads say whether the two are equal, not what the previous token
+    is. That yes or no is read back from the layer's heads together, credited to them, and
+    the second layer counts it: equal to the task on every input, interventions passing."""
+    _, inputs, program, report = _verified("repeats-hf", tmp_path, capsys)
+    for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
+        assert out == [
+            sum(tokens[j] == tokens[j - 1] for j in range(1, i + 1)) for i in range(len(tokens))
+        ]
+    assert "whether the token is the previous token" in report["in_words"].values()
+    [group] = [i for i in report["interventions"] if "eq_tokens_l0h0_prev" in i["variables"]]
+    assert {"L0.H0", "L0.H1"} <= set(group["component"].split(", ")), group
+    assert not any(i["flagged"] for i in report["interventions"])
+
+
 def test_a_rank_is_the_count_of_smaller_tokens_not_a_table_of_each_token_s_count(tmp_path, capsys):
     """rank-1234 counts the tokens smaller than each one. Its head weighs every key by
     how its token compares with the query's; the count of smaller ones is offered beside

@@ -107,6 +107,47 @@ def test_a_key_s_token_is_read_back_from_a_mix_that_holds_it_and_not_from_one_th
     assert not _decodable(probe_features(z[..., :0], tokens), before, has)
 
 
+def test_a_head_that_looks_back_only_at_its_own_token_carries_the_comparison_not_the_token():
+    """A head that puts its weight on the key before where that key holds the query's
+    token, and on BOS elsewhere, says whether the two are equal but not what the key
+    holds: its layer is offered "the token equals the one before", credited to the
+    layer's heads that average, and no previous token. A head that carries the token
+    itself is offered the token (which later layers compare), and no comparison."""
+    from types import SimpleNamespace
+
+    from distill.trained.discover import _probed, _probed_equalities
+
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 3, size=(900, 8))
+    embed, bos = rng.normal(size=(3, 6)), rng.normal(size=6)
+    before = np.roll(tokens, 1, axis=1)
+    same = (before == tokens)[..., None]
+    gated = np.where(same, embed[before], bos)  # [batch, pos, d]
+    other = rng.normal(size=gated.shape)  # a second head averaging something else
+    with_bos = lambda z: np.concatenate([np.zeros((len(z), 1, z.shape[-1])), z], 1)  # noqa: E731
+    mask = np.ones((900, 9), bool)
+    keys = np.arange(8)
+    previous = np.broadcast_to(keys[None, :, None] - 1 == keys[None, None, :], (900, 8, 8))
+    selectors = [("indices k == q - 1", "select(indices_, indices_, lambda k, q: k == q - 1)",
+                  previous)]  # fmt: skip
+    coded = SimpleNamespace(codes={"tokens_": tokens.ravel()})
+    heads = {"L0.H0": with_bos(gated), "L0.H1": with_bos(other)}
+    by_meaning = {}
+    assert _probed("L0.H0", heads["L0.H0"], selectors, coded, mask, by_meaning) == []
+    made = _probed_equalities(heads, selectors, coded, mask, by_meaning)
+    assert [c.name for c in made] == ["sel_l0h0_prev", "tokens_l0h0_prev", "eq_tokens_l0h0_prev"]
+    assert made[-1].component == "L0.H0, L0.H1" and made[1].component is None
+    assert made[-1].source.startswith("sequence_map(lambda x, y: 1 if x == y else 0, tokens_,")
+    # A later layer reads the comparison: it is not offered again.
+    assert _probed_equalities(heads, selectors, coded, mask, by_meaning) == []
+
+    carrying = with_bos(0.6 * embed[before] + 0.4 * embed[tokens])
+    by_meaning = {}
+    assert [c.name for c in _probed("L0.H0", carrying, selectors, coded, mask, by_meaning)] == [
+        "sel_l0h0_prev", "tokens_l0h0_prev"]  # fmt: skip
+    assert _probed_equalities({"L0.H0": carrying}, selectors, coded, mask, by_meaning) == []
+
+
 def test_the_fewest_determining_variables_come_first():
     # out = a xor b; c is noise; d = a xor b itself.
     rows = list(itertools.product([0, 1], [0, 1], [0, 1]))

@@ -147,6 +147,7 @@ def discover(model, inputs: list[list]) -> Discovery:
             (label, source, matrices[f"sel_{i}"]) for i, (label, source) in enumerate(offered)
         ]
         new: list[Candidate] = []
+        averaging: dict[str, np.ndarray] = {}  # component -> z of each head that averages
         for head in range(config.n_heads):
             component = f"L{layer}.H{head}"
             pattern = trace[f"blocks.{layer}.attn.hook_pattern"][:, head]
@@ -172,9 +173,11 @@ def discover(model, inputs: list[list]) -> Discovery:
                 z = np.einsum(
                     "bqk,bkd->bqd", pattern, trace[f"blocks.{layer}.attn.hook_v"][:, :, head]
                 )
+                averaging[component] = z
                 extra = _probed(component, z, selectors, coded, mask, by_meaning)
                 finding.variables += [c.name for c in extra[1:]]
             new.extend(_merge_duplicates(made, by_meaning, finding) + extra)
+        new.extend(_probed_equalities(averaging, selectors, coded, mask, by_meaning))
         definitions.extend(new)
     definitions.extend(_ever(definitions))
     return Discovery(definitions, heads, output, evaluated)
@@ -255,36 +258,80 @@ def _probed(component, z, selectors, coded, mask, by_meaning) -> list[Candidate]
     previous-token head whose weight on the key before spreads over the others still
     carries that token; the read-out's search and the check decide whether the program
     reads it, and a token an earlier head carries is credited to both."""
-    rows = mask[:, 1:]
-    offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
-    tokens = np.zeros(rows.shape, dtype=np.int64)  # [batch, pos]: each real position's code
-    tokens[rows] = coded.codes["tokens_"]
-    features = probe_features(z[:, 1:], tokens)
     made = []
-    for label, slug in PROBED_KEYS.items():
-        if label not in offered:
-            continue  # not offered to a causal head
-        source, matrix = offered[label]
-        has = rows & matrix.any(-1)
-        if not _decodable(features, np.take_along_axis(tokens, matrix.argmax(-1), 1), has):
+    for slug, source, there, tokens, has in _probe_targets(selectors, coded, mask):
+        if not _decodable(probe_features(z[:, 1:], tokens), there, has):
             continue
         meaning = f"aggregate({source}, tokens_)"
         earlier = by_meaning.get(meaning)
         if earlier is not None:  # an earlier head carries it too
             earlier.component += f", {component}"
             continue
-        tag = f"{component.replace('.', '').lower()}_{slug}"
-        made.append(Candidate(f"sel_{tag}", source, component))
+        made += _probed_token(f"{component.replace('.', '').lower()}_{slug}", source, component)
+        by_meaning[meaning] = made[-1]
+    return made
+
+
+def _probed_equalities(averaging: dict, selectors, coded, mask, by_meaning) -> list[Candidate]:
+    """Whether the token at one key (PROBED_KEYS) is the query's own, where the outputs of
+    a layer's heads that average (`averaging`: component -> z), read together, recover
+    that yes or no on PROBE_ACCURACY of the traced positions and no head carries the key's
+    token itself (`_probed`). A head whose weight on the key before depends on whether it
+    holds the query's token carries the comparison, not the token; a later head counts
+    where it holds. Credited to all those heads: each may carry part of it, and what the
+    next layer reads is their sum."""
+    if not averaging:
+        return []
+    group = ", ".join(averaging)
+    together = np.concatenate([z[:, 1:] for z in averaging.values()], -1)
+    made = []
+    for slug, source, there, tokens, has in _probe_targets(selectors, coded, mask):
+        if f"aggregate({source}, tokens_)" in by_meaning or f"eq {source}" in by_meaning:
+            continue  # the token itself is carried (`_equalities` compares it), or an
+            # earlier layer carries the comparison: this one reads it
+        same = (there == tokens).astype(np.int64)
+        if not _decodable(probe_features(together, tokens), same, has):
+            continue
+        tag = f"{group.split(',')[0].replace('.', '').lower()}_{slug}"
+        made += _probed_token(tag, source, None)
         made.append(
             Candidate(
-                f"tokens_{tag}",
-                f"aggregate(sel_{tag}, tokens_, default={DEFAULT_LABEL!r})",
-                component,
+                f"eq_tokens_{tag}",
+                f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, tokens_{tag})",
+                group,
                 hypothesis=True,
             )
         )
-        by_meaning[meaning] = made[-1]
+        by_meaning[f"eq {source}"] = made[-1]
     return made
+
+
+def _probe_targets(selectors, coded, mask):
+    """(slug, selector source, the token at its key [batch, pos], each position's own token
+    [batch, pos], where the key exists [batch, pos]) for each one-key index selector
+    (PROBED_KEYS) offered to the layer's heads (a causal head is offered no later key)."""
+    rows = mask[:, 1:]
+    offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
+    tokens = np.zeros(rows.shape, dtype=np.int64)  # [batch, pos]: each real position's code
+    tokens[rows] = coded.codes["tokens_"]
+    for label, slug in PROBED_KEYS.items():
+        if label in offered:
+            source, matrix = offered[label]
+            there = np.take_along_axis(tokens, matrix.argmax(-1), 1)
+            yield slug, source, there, tokens, rows & matrix.any(-1)
+
+
+def _probed_token(tag: str, source: str, component) -> list[Candidate]:
+    """The selector of one key and the token there, a hypothesis (`_probed`)."""
+    return [
+        Candidate(f"sel_{tag}", source, component),
+        Candidate(
+            f"tokens_{tag}",
+            f"aggregate(sel_{tag}, tokens_, default={DEFAULT_LABEL!r})",
+            component,
+            hypothesis=True,
+        ),
+    ]
 
 
 def probe_features(z: np.ndarray, own: np.ndarray) -> np.ndarray:
