@@ -168,6 +168,8 @@ def _model_codes(model, task, inputs, batch_size: int = 4096) -> tuple[np.ndarra
     set of values switched on as bits."""
     kind = task.readout["kind"]
     values, columns = task.read_columns(model.config)
+    columns = torch.tensor(columns)
+    bits = 2**columns  # a multi-label code's bits are the columns switched on
     rows = []
     for start in range(0, len(inputs), batch_size):
         ids, mask = model.encode(inputs[start : start + batch_size])
@@ -176,14 +178,13 @@ def _model_codes(model, task, inputs, batch_size: int = 4096) -> tuple[np.ndarra
         if kind == "argmax":
             codes = model.output_indices(out)
         elif kind == "subset_argmax":
-            codes = model.output_indices(out[..., torch.tensor(columns)])
+            codes = model.output_indices(out[..., columns])
         else:
-            bits = 2 ** torch.tensor(columns, dtype=torch.int64)
-            codes = ((out[..., torch.tensor(columns)] > 0).to(torch.int64) * bits).sum(-1)
+            codes = ((out[..., columns] > 0).to(torch.int64) * bits).sum(-1)
         rows.append(codes.numpy().astype(np.int64))
     width = max((r.shape[1] for r in rows), default=1)
     codes = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows])
-    everything = model.config.output_values  # a multi-label code's bits are their columns
+    everything = model.config.output_values
     label_of_code = {}
     for code in np.unique(codes).tolist():
         if kind == "multilabel":

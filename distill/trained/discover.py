@@ -258,9 +258,11 @@ def _probed(component, z, selectors, coded, mask, by_meaning) -> list[Candidate]
     previous-token head whose weight on the key before spreads over the others still
     carries that token; the read-out's search and the check decide whether the program
     reads it, and a token an earlier head carries is credited to both."""
+    tokens, targets = _probe_targets(selectors, coded, mask)
+    features = probe_features(z[:, 1:], tokens)
     made = []
-    for slug, source, there, tokens, has in _probe_targets(selectors, coded, mask):
-        if not _decodable(probe_features(z[:, 1:], tokens), there, has):
+    for slug, source, there, has in targets:
+        if not _decodable(features, there, has):
             continue
         meaning = f"aggregate({source}, tokens_)"
         earlier = by_meaning.get(meaning)
@@ -283,42 +285,38 @@ def _probed_equalities(averaging: dict, selectors, coded, mask, by_meaning) -> l
     if not averaging:
         return []
     group = ", ".join(averaging)
-    together = np.concatenate([z[:, 1:] for z in averaging.values()], -1)
+    tokens, targets = _probe_targets(selectors, coded, mask)
+    features = probe_features(np.concatenate([z[:, 1:] for z in averaging.values()], -1), tokens)
     made = []
-    for slug, source, there, tokens, has in _probe_targets(selectors, coded, mask):
+    for slug, source, there, has in targets:
         if f"aggregate({source}, tokens_)" in by_meaning or f"eq {source}" in by_meaning:
             continue  # the token itself is carried (`_equalities` compares it), or an
             # earlier layer carries the comparison: this one reads it
-        same = (there == tokens).astype(np.int64)
-        if not _decodable(probe_features(together, tokens), same, has):
+        if not _decodable(features, (there == tokens).astype(np.int64), has):
             continue
         tag = f"{group.split(',')[0].replace('.', '').lower()}_{slug}"
         made += _probed_token(tag, source, None)
-        made.append(
-            Candidate(
-                f"eq_tokens_{tag}",
-                f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, tokens_{tag})",
-                group,
-                hypothesis=True,
-            )
-        )
+        made.append(_equality(f"eq_tokens_{tag}", f"tokens_{tag}", group))
         by_meaning[f"eq {source}"] = made[-1]
     return made
 
 
-def _probe_targets(selectors, coded, mask):
-    """(slug, selector source, the token at its key [batch, pos], each position's own token
-    [batch, pos], where the key exists [batch, pos]) for each one-key index selector
-    (PROBED_KEYS) offered to the layer's heads (a causal head is offered no later key)."""
+def _probe_targets(selectors, coded, mask) -> tuple[np.ndarray, list[tuple]]:
+    """(each position's own token [batch, pos], and per one-key index selector
+    (PROBED_KEYS) offered to the layer's heads, a causal head being offered no later key:
+    (slug, selector source, the token at its key [batch, pos], where the key exists
+    [batch, pos]))."""
     rows = mask[:, 1:]
     offered = {label.removeprefix("indices "): (source, m) for label, source, m in selectors}
     tokens = np.zeros(rows.shape, dtype=np.int64)  # [batch, pos]: each real position's code
     tokens[rows] = coded.codes["tokens_"]
+    targets = []
     for label, slug in PROBED_KEYS.items():
         if label in offered:
             source, matrix = offered[label]
             there = np.take_along_axis(tokens, matrix.argmax(-1), 1)
-            yield slug, source, there, tokens, rows & matrix.any(-1)
+            targets.append((slug, source, there, rows & matrix.any(-1)))
+    return tokens, targets
 
 
 def _probed_token(tag: str, source: str, component) -> list[Candidate]:
@@ -565,9 +563,18 @@ def _equalities(definitions: list[Candidate], values: dict, mask) -> list[Candid
             continue
         name = f"eq_tokens_{c.name}"
         if name not in known and len(tokens & set(values[c.name][live].tolist())) >= 2:
-            source = f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, {c.name})"
-            made.append(Candidate(name, source, None, hypothesis=True))
+            made.append(_equality(name, c.name, None))
     return made
+
+
+def _equality(name: str, token_name: str, component) -> Candidate:
+    """`name`: whether the token at a position is `token_name` there, 0/1, a hypothesis."""
+    return Candidate(
+        name,
+        f"sequence_map(lambda x, y: 1 if x == y else 0, tokens_, {token_name})",
+        component,
+        hypothesis=True,
+    )
 
 
 def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[str, str]]:
