@@ -74,7 +74,7 @@ class _FromTracr:
         self.value_sets: dict[int, frozenset] = {}  # id(tracr SOp) -> values it can take
 
     def program(self, sop: rasp.SOp) -> ast.Program:
-        for expr in _topological_order(sop):
+        for expr in topological_order(sop):
             self.translate(expr)
         return ast.Program(tuple(self.definitions), self.translated[id(sop)])
 
@@ -115,8 +115,11 @@ class _FromTracr:
         return name
 
 
-def _topological_order(sop: rasp.RASPExpr) -> list[rasp.RASPExpr]:
-    """Every expression `sop` depends on, children before parents (each once, by identity)."""
+def topological_order(sop: rasp.RASPExpr) -> list[rasp.RASPExpr]:
+    """Every expression `sop` depends on, children before parents (each once, by identity).
+
+    `from_tracr` defines the nodes in this order (all but tokens and indices).
+    """
     order: list[rasp.RASPExpr] = []
     seen: set[int] = set()
     stack: list[tuple[rasp.RASPExpr, bool]] = [(sop, False)]

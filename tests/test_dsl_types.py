@@ -18,6 +18,7 @@ from dsl import ast
 from dsl.errors import Problem
 from dsl.interpreter import evaluate_arrays
 from dsl.parser import parse
+from dsl.tracr_bridge import topological_order
 from dsl.types import Kind, infer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -236,9 +237,18 @@ def test_value_sets_of_bridged_tracr_programs_equal_tracr(case):
     converted = dsl.from_tracr(case.program, vocab=set(case.vocab), max_seq_len=case.max_seq_len)
     ours = infer(converted, case.vocab, case.max_seq_len)
     assert ours.output.value_set == theirs[case.program.label]
-    for name, info in ours.definitions.items():
-        if name in theirs and info.kind is Kind.SOP:
-            assert info.value_set == theirs[name], name
+    # from_tracr defines one name per node other than tokens and indices, in this order;
+    # tracr's labels carry global ids, so names are matched by node, never by spelling.
+    nodes_defined = [
+        expr
+        for expr in topological_order(case.program)
+        if not isinstance(expr, (rasp.TokensType, rasp.IndicesType))
+    ]
+    assert len(nodes_defined) == len(converted.definitions)
+    for expr, definition in zip(nodes_defined, converted.definitions):
+        info = ours.definitions[definition.name]
+        if info.kind is Kind.SOP:
+            assert info.value_set == theirs[expr.label], (definition.name, expr.label)
 
 
 # ---- hand-computed value sets and encodings ------------------------------------------------
