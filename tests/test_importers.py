@@ -15,6 +15,8 @@ in float32 it is vacuous past one layer on these random weights (1e4 to 1e18 aga
 measured differences of 1e-6 to 2e-5, printed with -s). The comparison with power is the
 float64 one, where the same derivation gives 5e-12 to 1e-2, under 1% of the largest logit
 on every shape (asserted, so a weakened check fails rather than passing silently).
+transformers' gelu_fast writes sqrt(2/pi) as 0.7978845608 (4e-12 relative off): a difference
+in the function of about 1e-12 on these logits (measured 1.3e-12), inside the 3e-7 bound.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -34,22 +37,32 @@ from safetensors import safe_open  # noqa: E402
 from distill.cli import main  # noqa: E402
 from distill.models.file_format import load_model  # noqa: E402
 from distill.models.hf_import import load_hf_gpt2, save_hf_gpt2  # noqa: E402
-from distill.models.numerics import in_float64, output_error_bound  # noqa: E402
+from distill.models.numerics import output_error_bound  # noqa: E402
 from distill.models.task import Task  # noqa: E402
 from distill.models.tl_import import CheckpointError, load_tl, save_tl  # noqa: E402
 
 ALPHABET = ["a", "b", "c"]
 SCALE = 0.5  # weights ~ SCALE / sqrt(fan-in): logits of order 1 to 30
 
-# layers, heads, d_model, d_mlp (None: GPT-2's 4 d_model), activation, tied, extra unused ids
+# layers, heads, d_model, d_mlp (None: GPT-2's 4 d_model), activation, tied, extra unused ids,
+# other config fields (score scales folded into W_Q: 3 layers by layer make a factor of 1/3)
 SHAPES = {
-    "1L1H-d16-relu-tied": (1, 1, 16, None, "relu", True, 0),
-    "2L2H-d32-gelu_new-untied": (2, 2, 32, None, "gelu_new", False, 0),
-    "4L4H-d64-gelu_new-tied": (4, 4, 64, 32, "gelu_new", True, 3),
-    "3L2H-d128-relu-untied": (3, 2, 128, 64, "relu", False, 0),
-    "2L4H-d256-gelu_new-tied": (2, 4, 256, 128, "gelu_new", True, 0),
-    "1L4H-d48-gelu-untied": (1, 4, 48, None, "gelu", False, 5),
-}
+    "1L1H-d16-relu-tied": (1, 1, 16, None, "relu", True, 0, {}),
+    "2L2H-d32-gelu_new-untied": (2, 2, 32, None, "gelu_new", False, 0, {}),
+    "4L4H-d64-gelu_new-tied": (4, 4, 64, 32, "gelu_new", True, 3, {}),
+    "3L2H-d128-relu-untied": (3, 2, 128, 64, "relu", False, 0, {}),
+    "2L4H-d256-gelu_new-tied": (2, 4, 256, 128, "gelu_new", True, 0, {}),
+    "1L4H-d48-gelu-untied": (1, 4, 48, None, "gelu", False, 5, {}),
+    "2L2H-d24-gelu_fast-unscaled": (2, 2, 24, None, "gelu_fast", True, 0,
+                                    {"scale_attn_weights": False}),
+    "3L2H-d32-gelu_accurate-by-layer": (3, 2, 32, None, "gelu_accurate", False, 0,
+                                        {"scale_attn_by_inverse_layer_idx": True,
+                                         "reorder_and_upcast_attn": True}),
+    "3L1H-d20-gelu_python-unscaled-by-layer": (3, 1, 20, None, "gelu_python", True, 0,
+                                               {"scale_attn_weights": False,
+                                                "scale_attn_by_inverse_layer_idx": True}),
+    "1L2H-d16-gelu_python_tanh-untied": (1, 2, 16, None, "gelu_python_tanh", False, 0, {}),
+}  # fmt: skip
 
 
 def task_record(token_ids=None) -> dict:
@@ -69,12 +82,15 @@ def random_gpt2(directory, shape: str, seed: int = 0):
     Weights are drawn at a scale that makes attention and LayerNorm do real work (GPT-2's own
     initialisation, std 0.02, leaves every pattern almost uniform). With extra ids, the
     task's tokens sit at shuffled ids among unused ones (dropped by the import)."""
-    layers, heads, d, d_mlp, act, tied, extra = SHAPES[shape]
+    layers, heads, d, d_mlp, act, tied, extra, fields = SHAPES[shape]
     n_ids = len(ALPHABET) + 2 + extra  # the alphabet, SEP, BOS and unused ids
     config = transformers.GPT2Config(
         vocab_size=n_ids, n_positions=8, n_embd=d, n_layer=layers, n_head=heads, n_inner=d_mlp,
         activation_function=act, tie_word_embeddings=tied, bos_token_id=None, eos_token_id=None,
+        **fields,
     )  # fmt: skip
+    if fields.get("reorder_and_upcast_attn"):
+        config._attn_implementation = "eager"  # the only attention that reorders and upcasts
     torch.manual_seed(seed)
     hf = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
@@ -136,8 +152,16 @@ def test_import_matches_transformers_logits(shape, tmp_path):
     difference = max_difference(ours(model, inputs), theirs)
     print(f"{shape}: float32 max |ours - transformers| {difference:.3g}, bound {bound:.3g}")
     assert difference <= bound
-    # In float64 the same comparison is 2^29 times finer: a wrong weight can't hide in it.
-    model64, hf64 = in_float64(model), hf.double()
+    # In float64 the same comparison is 2^29 times finer: a wrong weight can't hide in it. The
+    # float64 checkpoint is imported itself, so that a score scale folded into W_Q is rounded
+    # once in float64 (one more term of the query product's gamma_n), not once in float32.
+    hf64 = hf.double()
+    for module in hf64.modules():  # transformers reorders and upcasts to float32 only
+        if getattr(module, "reorder_and_upcast_attn", False):
+            module.reorder_and_upcast_attn = False
+    hf64.save_pretrained(tmp_path / "float64", safe_serialization=True)
+    model64 = load_hf_gpt2(tmp_path / "float64", task)
+    assert model64.blocks[0].attn.W_Q.dtype == torch.float64
     bound64 = 2 * output_error_bound(model64, inputs)
     difference64 = max_difference(ours(model64, inputs), hf_logits(hf64, model64, task, inputs))
     scale = max(float(t.abs().max()) for t in theirs)
@@ -181,6 +205,103 @@ def test_transformer_lens_round_trip(tmp_path):
         assert torch.equal(ours_state[name], back_state[name]), name
     inputs = sample_inputs()
     assert max_difference(ours(model, inputs), ours(back, inputs)) == 0
+
+
+def _with_tl_fields(tmp_path, name, state_path, config_path, change_state, **fields):
+    """A copy of a TL checkpoint with `fields` added to its config and its state changed."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / name
+    folder.mkdir()
+    state = load_file(str(state_path))
+    change_state(state)
+    save_file(state, str(folder / "model.safetensors"))
+    config = {**json.loads(config_path.read_text()), **fields}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "model.safetensors", folder / "config.json"
+
+
+def test_tl_score_scales_fold_into_the_queries(tmp_path):
+    """TL divides scores by attn_scale (1 without use_attn_scale), and by layer + 1 with
+    scale_attn_by_inverse_layer_idx. A checkpoint whose queries are scaled by hand to cancel
+    that computes the original model: imported, it must predict the same (in float64)."""
+    hf, task = random_gpt2(tmp_path / "ckpt", "3L2H-d128-relu-untied")
+    hf.double().save_pretrained(tmp_path / "ckpt64", safe_serialization=True)
+    model = load_hf_gpt2(tmp_path / "ckpt64", task)
+    state_path, config_path = save_tl(model, tmp_path)
+    d_head, layers = model.config.d_head, model.config.n_layers
+
+    def queries_times(factor_of_layer):
+        def change(state):
+            for layer in range(layers):
+                for name in ("W_Q", "b_Q"):
+                    state[f"blocks.{layer}.attn.{name}"] *= factor_of_layer(layer)
+
+        return change
+
+    variants = {
+        "unscaled": (queries_times(lambda _: d_head**-0.5), {"use_attn_scale": False}),
+        "attn_scale": (queries_times(lambda _: 2.5 / d_head**0.5), {"attn_scale": 2.5}),
+        "by_layer": (
+            queries_times(lambda layer: layer + 1),
+            {"scale_attn_by_inverse_layer_idx": True, "attn_scale": -1.0},
+        ),
+    }
+    inputs = sample_inputs()
+    expected = ours(model, inputs)
+    bound = 2 * output_error_bound(model, inputs)
+    generic = Task.from_record(task_record())
+    for name, (change, fields) in variants.items():
+        paths = _with_tl_fields(tmp_path, name, state_path, config_path, change, **fields)
+        difference = max_difference(ours(load_tl(*paths, generic), inputs), expected)
+        print(f"{name}: max |scaled - original| {difference:.3g}, bound {bound:.3g}")
+        assert difference <= bound, name
+    # Without the fold the same files compute something else: the check has power.
+    paths = _with_tl_fields(
+        tmp_path, "ignored", state_path, config_path, queries_times(lambda layer: layer + 1)
+    )
+    assert max_difference(ours(load_tl(*paths, generic), inputs), expected) > 1e3 * bound
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"post_embedding_ln": True}, "post_embedding_ln: expected False"),
+        ({"num_experts": 4, "experts_per_token": 2}, "num_experts: expected None"),
+        ({"attn_scale": -3.0}, "attn_scale: expected a positive number or -1"),
+        ({"use_attn_scale": "yes"}, "use_attn_scale: expected true or false"),
+        ({"scale_attn_by_inverse_layer_idx": 1}, "scale_attn_by_inverse_layer_idx: expected true"),
+        ({"act_fn": "silu"}, "act_fn: expected one of"),
+    ],
+)
+def test_tl_config_fields_the_family_cannot_compute_are_refused_by_name(tmp_path, fields, message):
+    hf, task = random_gpt2(tmp_path / "ckpt", "1L1H-d16-relu-tied")
+    state_path, config_path = save_tl(load_hf_gpt2(tmp_path / "ckpt", task), tmp_path)
+    paths = _with_tl_fields(tmp_path, "bad", state_path, config_path, lambda state: None, **fields)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_tl(*paths, Task.from_record(task_record()))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"scale_attn_weights": "false"}, "scale_attn_weights: expected true or false"),
+        ({"rotary_dim": 8}, "rotary_dim: expected None"),
+        ({"activation_function": "quick_gelu"}, "activation_function: expected one of"),
+    ],
+)
+def test_gpt2_config_fields_the_family_cannot_compute_are_refused_by_name(
+    tmp_path, fields, message
+):
+    import json
+
+    random_gpt2(tmp_path, "1L1H-d16-relu-tied")
+    config = {**json.loads((tmp_path / "config.json").read_text()), **fields}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_hf_gpt2(tmp_path, Task.from_record(task_record()))
 
 
 def test_tl_ln_pre_and_attention_only(tmp_path):

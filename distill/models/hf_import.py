@@ -9,11 +9,14 @@ absent (then `lm_head.weight` is not stored). The weights are renamed into
 TransformerLens' layout and assembled by `tl_import.assemble`, which puts the
 task's tokens in the family's order; embedding rows and unembedding columns of
 ids the task does not name are dropped (the read-out is over the task's tokens).
+Score scales other than 1/sqrt(d_head) (`scale_attn_weights` false,
+`scale_attn_by_inverse_layer_idx`) fold into the query weights (`tl_import.query_scales`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -25,19 +28,30 @@ from distill.models.task import Task
 from distill.models.tl_import import (
     CheckpointError,
     assemble,
+    flag,
     positive_int,
+    query_scales,
     read_json,
     read_tensors,
 )
 
-ACT_FNS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+# transformers' name -> the family's. gelu_fast, gelu_accurate and gelu_python_tanh spell out
+# tanh-GELU (gelu_new), gelu_python the erf one (gelu): the same functions, other roundings
+# (gelu_fast's sqrt(2/pi) is 0.7978845608, 4e-12 relative off: far below float32's 6e-8).
+ACT_FNS = {
+    "gelu_new": "gelu_new",
+    "gelu_pytorch_tanh": "gelu_new",
+    "gelu_fast": "gelu_new",
+    "gelu_accurate": "gelu_new",
+    "gelu_python_tanh": "gelu_new",
+    "gelu": "gelu",
+    "gelu_python": "gelu",
+    "relu": "relu",
+}
 # Config fields (of GPT-2 or of the architectures people mistake for it) whose values the
 # family cannot compute: field -> the values it can.
 SUPPORTED_VALUES = {
     "add_cross_attention": (False,),
-    "scale_attn_weights": (True,),
-    "scale_attn_by_inverse_layer_idx": (False,),
-    "reorder_and_upcast_attn": (False,),
     "use_parallel_residual": (False,),
     "parallel_attn": (False,),
     "rotary_dim": (None,),
@@ -153,9 +167,16 @@ def read_gpt2_config(fields: dict) -> dict:
     eps = fields.get("layer_norm_epsilon", LN_EPS)
     if not (isinstance(eps, float) and eps > 0 and eps != float("inf")):
         problems.append(f"layer_norm_epsilon: expected a positive number, got {eps!r}")
-    tied = fields.get("tie_word_embeddings", True)
-    if not isinstance(tied, bool):
-        problems.append(f"tie_word_embeddings: expected true or false, got {tied!r}")
+    tied = flag(fields, "tie_word_embeddings", True, problems)
+    # Scores are q.k / sqrt(d_head) unless scale_attn_weights is false, then further divided
+    # by layer + 1 when scale_attn_by_inverse_layer_idx; both fold into W_Q (tl_import).
+    score_scale = (
+        math.sqrt(sizes["d_head"]) if flag(fields, "scale_attn_weights", True, problems) else 1.0
+    )
+    by_layer = flag(fields, "scale_attn_by_inverse_layer_idx", False, problems)
+    # Reordering and upcasting changes where the scale is applied and the precision, not the
+    # function computed.
+    flag(fields, "reorder_and_upcast_attn", False, problems)
     problems += limits.architecture_problems(sizes)
     if problems:
         raise CheckpointError("config." + "; config.".join(problems))
@@ -166,6 +187,7 @@ def read_gpt2_config(fields: dict) -> dict:
         "causal": True,
         "eps": eps,
         "tied": tied,
+        "query_scales": query_scales(sizes, score_scale, by_layer),
     }
 
 

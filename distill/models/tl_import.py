@@ -9,8 +9,12 @@ family's order (`Task.checkpoint_ids`), and refusing what the family cannot comp
 
 Config fields that change the computed function and that the family lacks are
 refused by name (rotary or shortformer positions, parallel attention and MLP,
-RMS norm, gated MLPs, grouped-query or local attention, ...); fields that don't
-(names, devices, initialisation) are ignored.
+RMS norm, gated MLPs, grouped-query or local attention, mixtures of experts, ...);
+fields that don't (names, devices, initialisation) are ignored. A score scale
+other than the family's 1/sqrt(d_head) (`use_attn_scale`, `attn_scale`,
+`scale_attn_by_inverse_layer_idx`; GPT-2's `scale_attn_weights` and the same
+per-layer flag) is folded into the query weights and biases: (c q).k / sqrt(d_head)
+is the checkpoint's q.k / scale for c = sqrt(d_head) / scale.
 """
 
 from __future__ import annotations
@@ -27,14 +31,21 @@ from distill.models import limits
 from distill.models.family import LN_EPS, Model, ModelConfig, ModelConfigError
 from distill.models.task import Task
 
-ACT_FNS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new"}
+# TL's name -> the family's; gelu_fast is tanh-GELU spelled out with sqrt(2/pi) to 10 digits
+# (4e-12 relative off, far below float32's rounding): gelu_new.
+ACT_FNS = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "gelu_new": "gelu_new",
+    "gelu_fast": "gelu_new",
+    "gelu_pytorch_tanh": "gelu_new",
+}
 NORMALIZATIONS = {"LN": "LN", "LNPre": "LN", None: None}
 # field -> the value (or values) the family computes; any other value is refused.
 REQUIRED_VALUES = {
     "positional_embedding_type": ("standard",),
     "parallel_attn_mlp": (False,),
     "attention_dir": ("causal", "bidirectional"),
-    "use_attn_scale": (True,),
     "gated_mlp": (False,),
     "use_local_attn": (False,),
     "final_rms": (False,),
@@ -45,6 +56,12 @@ REQUIRED_VALUES = {
     "use_normalization_before_and_after": (False,),
     "output_logits_soft_cap": (-1.0, 0, None),
     "attn_scores_soft_cap": (-1.0, 0, None),
+    "post_embedding_ln": (False,),
+    "num_experts": (None,),
+    "experts_per_token": (None,),
+    "relative_attention_max_distance": (None,),
+    "relative_attention_num_buckets": (None,),
+    "load_in_4bit": (False,),
 }
 # Buffers TransformerLens keeps in its state dict that are not weights (causal masks).
 IGNORED_SUFFIXES = (".attn.mask", ".attn.IGNORE")
@@ -150,7 +167,7 @@ def assemble(
     tl_config: dict, state: dict, task: Task, n_input_ids: int, n_output_ids: int
 ) -> Model:
     """A family model from TL-layout weights (`tl_config` already checked: d_model, n_heads,
-    d_head, d_mlp, n_ctx, act_fn, normalization, causal, eps), token rows and unembedding
+    d_head, d_mlp, n_ctx, act_fn, normalization, causal, eps, query_scales), token rows and unembedding
     columns put in the family's order for `task`: the output values are the vocab, BOS, then
     the task's output-only tokens. An unembedding equal to the embedding's rows (GPT-2's tied
     one) is marked tied."""
@@ -196,6 +213,11 @@ def assemble(
         W_E[ids[task.special["pad"]]][None] if "pad" in task.special else torch.zeros_like(W_E[:1])
     )
     state = dict(state)
+    for layer, factor in enumerate(tl_config["query_scales"]):
+        if factor != 1:  # exact as it is for the usual 1/sqrt(d_head)
+            for name in ("W_Q", "b_Q"):
+                key = f"blocks.{layer}.attn.{name}"
+                state[key] = (state[key].double() * factor).to(state[key].dtype)
     state["embed.W_E"] = torch.cat([W_E[rows], pad])
     columns = torch.tensor([ids[name] for name in outputs])
     state["unembed.W_U"] = state["unembed.W_U"][:, columns]
@@ -233,11 +255,9 @@ def read_tl_config(fields: dict) -> dict:
         name: positive_int(fields, name, problems)
         for name in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx", "d_vocab")
     }
-    attn_only = fields.get("attn_only", False)
-    if not isinstance(attn_only, bool):
-        problems.append(f"attn_only: expected true or false, got {attn_only!r}")
+    attn_only = flag(fields, "attn_only", False, problems)
     # An attention-only model gets one MLP unit with zero weights: it adds exactly 0.
-    sizes["d_mlp"] = 1 if attn_only is True else positive_int(fields, "d_mlp", problems)
+    sizes["d_mlp"] = 1 if attn_only else positive_int(fields, "d_mlp", problems)
     d_vocab_out = fields.get("d_vocab_out", -1)
     if d_vocab_out == -1:
         d_vocab_out = sizes["d_vocab"]
@@ -246,7 +266,7 @@ def read_tl_config(fields: dict) -> dict:
     ):
         problems.append(f"d_vocab_out: expected a positive integer or -1, got {d_vocab_out!r}")
         d_vocab_out = 1
-    act_fn = "relu" if attn_only is True else fields.get("act_fn")  # unused without an MLP
+    act_fn = "relu" if attn_only else fields.get("act_fn")  # unused without an MLP
     if act_fn not in ACT_FNS:
         problems.append(f"act_fn: expected one of {', '.join(map(repr, ACT_FNS))}, got {act_fn!r}")
     normalization = fields.get("normalization_type", "LN")
@@ -257,12 +277,16 @@ def read_tl_config(fields: dict) -> dict:
     eps = fields.get("eps", LN_EPS)
     if not (isinstance(eps, float) and math.isfinite(eps) and eps > 0):
         problems.append(f"eps: expected a positive number, got {eps!r}")
-    scale = fields.get("attn_scale")
-    if scale is not None and scale != math.sqrt(sizes["d_head"]):
-        problems.append(
-            f"attn_scale: expected sqrt(d_head) = {math.sqrt(sizes['d_head']):g} (the family "
-            f"scales scores by 1/sqrt(d_head)), got {scale!r}"
-        )
+    score_scale = 1.0
+    if flag(fields, "use_attn_scale", True, problems):
+        # TL fills -1 (its default) with sqrt(d_head) when the model is built.
+        score_scale = fields.get("attn_scale", -1.0)
+        if score_scale in (-1, None):
+            score_scale = math.sqrt(sizes["d_head"])
+        elif not (_is_number(score_scale) and math.isfinite(score_scale) and score_scale > 0):
+            problems.append(f"attn_scale: expected a positive number or -1, got {score_scale!r}")
+            score_scale = 1.0
+    by_layer = flag(fields, "scale_attn_by_inverse_layer_idx", False, problems)
     problems += limits.architecture_problems(sizes)
     if problems:
         raise CheckpointError("config." + "; config.".join(problems))
@@ -275,7 +299,29 @@ def read_tl_config(fields: dict) -> dict:
         "has_ln_weights": normalization == "LN",
         "causal": fields.get("attention_dir", "causal") == "causal",
         "eps": eps,
+        "query_scales": query_scales(sizes, score_scale, by_layer),
     }
+
+
+def flag(fields: dict, name: str, default: bool, problems: list) -> bool:
+    value = fields.get(name, default)
+    if not isinstance(value, bool):
+        problems.append(f"{name}: expected true or false, got {value!r}")
+        return default
+    return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def query_scales(sizes: dict, score_scale: float, by_layer: bool) -> tuple[float, ...]:
+    """Per layer, the factor on W_Q and b_Q that turns the family's scores, q.k / sqrt(d_head),
+    into the checkpoint's: q.k / score_scale, further divided by layer + 1 when `by_layer`."""
+    return tuple(
+        math.sqrt(sizes["d_head"]) / (score_scale * (layer + 1 if by_layer else 1))
+        for layer in range(sizes["n_layers"])
+    )
 
 
 def tl_shapes(c: dict) -> dict[str, tuple]:
