@@ -281,18 +281,40 @@ def test_a_model_trained_by_transformers_counts_repeats_through_a_comparison_its
 ):
     """repeats-hf was trained by Hugging Face's own code (benchmarks/train_with_transformers.py)
     on the same task. Its first layer looks back at the previous key where that key holds
-    the query's token: its heads say whether the two are equal, not what the previous token
-    is. That yes or no is read back from the layer's heads together, credited to them, and
-    the second layer counts it: equal to the task on every input, interventions passing."""
+    the query's token: neither head alone carries the previous token. Read back from the
+    layer's heads together (the token, or else whether it is the query's), it is credited
+    to both, and the second layer counts where the two tokens are equal: equal to the task
+    on every input, interventions passing."""
     _, inputs, program, report = _verified("repeats-hf", tmp_path, capsys)
     for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the task's own truth
         assert out == [
             sum(tokens[j] == tokens[j - 1] for j in range(1, i + 1)) for i in range(len(tokens))
         ]
     assert "whether the token is the previous token" in report["in_words"].values()
-    [group] = [i for i in report["interventions"] if "eq_tokens_l0h0_prev" in i["variables"]]
+    [group] = [
+        i
+        for i in report["interventions"]
+        if {"tokens_l0h0_prev", "eq_tokens_l0h0_prev"} & set(i["variables"])
+    ]
     assert {"L0.H0", "L0.H1"} <= set(group["component"].split(", ")), group
     assert not any(i["flagged"] for i in report["interventions"])
+
+
+def test_a_pattern_anywhere_so_far_is_a_count_of_the_last_three_tokens(tmp_path, capsys):
+    """tomita4-hf (Hugging Face's training, right on every input up to 11) says at each
+    position whether the prefix so far avoids "000". Its first layer carries the previous
+    token and, its two heads together, the one before that; a second-layer head counts the
+    positions where the last three are 0 0 0. The program is that count, equal to the
+    language on every input, in words, with no table."""
+    _, inputs, program, report = _verified("tomita4-hf", tmp_path, capsys)
+    for tokens, out in zip(inputs, dsl.evaluate(program, inputs)):  # the language's own truth
+        text = "".join(map(str, tokens))
+        assert out == [int("000" not in text[: i + 1]) for i in range(len(tokens))]
+    assert report["tables_left"] == [], report["program"]
+    said = report["in_words"].values()
+    assert "counts positions so far (itself included) where the last 3 tokens are 0 0 0" in said
+    assert "the token two before" in said
+    assert report["interventions"] and not any(i["flagged"] for i in report["interventions"])
 
 
 def test_a_rank_is_the_count_of_smaller_tokens_not_a_table_of_each_token_s_count(tmp_path, capsys):

@@ -66,12 +66,20 @@ MAX_TOKEN_CLASSES = 64
 # (one per query position) recovers that value at this share of the traced positions.
 PROBE_ACCURACY = 0.999
 # One-key selectors a head may carry a key's value through without pointing at it.
-PROBED_KEYS = {"k == q - 1": "prev", "k == q + 1": "next", "first": "first"}
+PROBED_KEYS = {
+    "k == q - 1": "prev",
+    "k == q - 2": "prev2",
+    "k == q + 1": "next",
+    "k == q + 2": "next2",
+    "first": "first",
+}
 
 INDEX_COMPARISONS = (
     ("==", "=="),
     ("k == q - 1", "lambda k, q: k == q - 1"),
     ("k == q + 1", "lambda k, q: k == q + 1"),
+    ("k == q - 2", "lambda k, q: k == q - 2"),
+    ("k == q + 2", "lambda k, q: k == q + 2"),
     ("first", "lambda k, q: k == 0"),
     ("<", "<"),
     ("<=", "<="),
@@ -125,8 +133,9 @@ def discover(model, inputs: list[list]) -> Discovery:
         if layer > 0:
             values = evaluated.evaluate(definitions)
             coded = _coded(definitions, values, inputs)
+            earlier = list(definitions)  # what `coded` holds: another head's class is not in it
             for head in range(config.n_heads):
-                made = _key_class(layer, head, trace, definitions, coded, mask)
+                made = _key_class(layer, head, trace, earlier, coded, mask)
                 if made:
                     definitions.extend(made)
                     reads[head] = made[-1].name
@@ -136,6 +145,7 @@ def discover(model, inputs: list[list]) -> Discovery:
         values = evaluated.evaluate(definitions)
         coded = _coded(definitions, values, inputs)
         categorical = _value_variables(definitions, values, mask)
+        windows = _windows(definitions, categorical, values, mask)
         ordered = frozenset({"tokens_"} if _sortable(config.vocab) else ())
         offered = _selector_candidates(categorical, config.causal, ordered)
         offered += _position_pointers(definitions, values, mask, config.causal)
@@ -160,6 +170,7 @@ def discover(model, inputs: list[list]) -> Discovery:
                 values,
                 mask,
                 ordered,
+                windows,
             )
             heads.append(finding)
             extra = []
@@ -292,9 +303,13 @@ def _probed_equalities(averaging: dict, selectors, coded, mask, by_meaning) -> l
         if f"aggregate({source}, tokens_)" in by_meaning or f"eq {source}" in by_meaning:
             continue  # the token itself is carried (`_equalities` compares it), or an
             # earlier layer carries the comparison: this one reads it
+        tag = f"{group.split(',')[0].replace('.', '').lower()}_{slug}"
+        if _decodable(features, there, has):  # the heads together carry the token
+            made += _probed_token(tag, source, group)
+            by_meaning[f"aggregate({source}, tokens_)"] = made[-1]
+            continue
         if not _decodable(features, (there == tokens).astype(np.int64), has):
             continue
-        tag = f"{group.split(',')[0].replace('.', '').lower()}_{slug}"
         made += _probed_token(tag, source, None)
         made.append(_equality(f"eq_tokens_{tag}", f"tokens_{tag}", group))
         by_meaning[f"eq {source}"] = made[-1]
@@ -522,7 +537,7 @@ def _selector_candidates(
     found = [
         (f"indices {label}", f"select(indices_, indices_, {source})")
         for label, source in INDEX_COMPARISONS
-        if not causal or label not in ("k == q + 1", ">", ">=", "true")
+        if not causal or label not in ("k == q + 1", "k == q + 2", ">", ">=", "true")
     ]
     for name in categorical:
         if _is_balance(name):
@@ -606,8 +621,49 @@ def _position_pointers(definitions, values, mask, causal: bool) -> list[tuple[st
     return found
 
 
-def _read_head(component, pattern, selectors, categorical, values, mask, ordered=frozenset()):
-    """(HeadFinding, new candidates) for one head; pattern [batch, query, key] incl. BOS."""
+def _windows(definitions, categorical, values, mask) -> list[tuple[tuple, list[tuple]]]:
+    """The last two and three tokens, where earlier heads carry the tokens one and two
+    back: (the variables, tokens first, then the one before, ...; the combinations seen at
+    positions that have them all), for at most MAX_VALUE_CLASSES combinations. A later head
+    that counts the keys of one combination finds a pattern (Tomita 4: "000" anywhere)."""
+    back = {}
+    for c in definitions:
+        match = _TOKEN_BACK.match(c.source)
+        if match and c.name in categorical:
+            selector = next((d for d in definitions if d.name == match["selector"]), None)
+            offset = selector and _OFFSET.search(selector.source)
+            if offset:
+                back.setdefault(int(offset["d"]), c.name)
+    rows = mask[:, 1:]
+    found = []
+    names = ["tokens_"]
+    for d in (1, 2):
+        if d not in back:
+            break
+        names.append(back[d])
+        columns = [values[n][rows].tolist() for n in names]
+        seen = sorted(
+            {combo for combo in zip(*columns) if DEFAULT_LABEL not in combo and None not in combo},
+            key=repr,
+        )
+        if 1 < len(seen) <= MAX_VALUE_CLASSES:
+            found.append((tuple(names), seen))
+    return found
+
+
+_TOKEN_BACK = re.compile(r"aggregate\((?P<selector>\w+), tokens_")
+_OFFSET = re.compile(r"select\(indices_, indices_, lambda k, q: k == q - (?P<d>[12])\)$")
+
+
+def _literal(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _read_head(
+    component, pattern, selectors, categorical, values, mask, ordered=frozenset(), windows=()
+):
+    """(HeadFinding, new candidates) for one head; pattern [batch, query, key] incl. BOS.
+    `windows` (`_windows`): the last few tokens, whose combinations it counts too."""
     rows = mask[:, 1:]  # [batch, query]: real query positions
     real = pattern[:, 1:, 1:]  # attention from real queries to real keys
     real_share = float(real.sum(-1)[rows].mean())
@@ -649,6 +705,21 @@ def _read_head(component, pattern, selectors, categorical, values, mask, ordered
                 Candidate(
                     f"n_{value.rstrip('_')}_{slug}_{tag}",
                     f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {literal}))",
+                    component,
+                )
+            )
+    for names, seen in windows:  # the keys where the last few tokens are one combination
+        for combination in seen:
+            slug = "_".join(str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{n}"
+                            for n, v in enumerate(combination))  # fmt: skip
+            tests = " & ".join(
+                f"select({name}, {name}, lambda k, q: k == {_literal(v)})"
+                for name, v in zip(names, combination)
+            )
+            made.append(
+                Candidate(
+                    f"n_last{len(names)}_{slug}_{tag}",
+                    f"selector_width(sel_{tag} & {tests})",
                     component,
                 )
             )

@@ -56,6 +56,12 @@ _LANDMARK = re.compile(
     r"aggregate\(select\(indices, indices, <=\) & select\(tokens, tokens, lambda k, q: "
     r"k == (?P<token>.+)\), indices, default=-1\)$"
 )
+_WINDOW = re.compile(
+    r"selector_width\(select\(indices, indices, (?P<sel><=|true|<)\)"
+    r"(?P<tests>(?: & select\((\w+), \3, lambda k, q: k == [^()]+\))+)\)$"
+)
+_WINDOW_TEST = re.compile(r"select\((\w+), \1, lambda k, q: k == ([^()]+)\)")
+_TOKENS_BACK = {"the previous token": 1, "the token two before": 2}
 _EQUAL = re.compile(r"sequence_map\(lambda x, y: 1 if x == y else 0, (?P<x>\w+), (?P<y>\w+)\)$")
 _POINTED_TOKEN = re.compile(r"aggregate\(select\(indices, (?P<at>\w+), ==\), tokens\b")
 
@@ -78,7 +84,9 @@ def in_words(program: ast.Program) -> dict[str, str]:
             selectors[definition.name] = text
             continue
         match = _COUNT.match(text)
-        if match:
+        if (window := _window_words(text, words)) is not None:
+            words[definition.name] = window
+        elif match:
             scope = _SCOPE[match["sel"]]
             what = (
                 "tokens equal to this one"
@@ -98,6 +106,8 @@ def in_words(program: ast.Program) -> dict[str, str]:
             words[definition.name] = f"the index of {landmark['token']}, from there on"
         elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 1)"):
             words[definition.name] = "the previous token"
+        elif text.startswith("aggregate(select(indices, indices, lambda k, q: k == q - 2)"):
+            words[definition.name] = "the token two before"
         elif (pointed := _POINTED_TOKEN.match(text)) and pointed["at"] in texts:
             where = _position_words(texts[pointed["at"]], words)
             if where:
@@ -119,6 +129,22 @@ def in_words(program: ast.Program) -> dict[str, str]:
                 + "; a tie goes to the one listed first"
             )
     return words
+
+
+def _window_words(text: str, words: dict) -> str | None:
+    """A count of the positions whose last few tokens are one combination ("000")."""
+    match = _WINDOW.match(text)
+    if not match:
+        return None
+    tests = _WINDOW_TEST.findall(match["tests"])
+    back = [0 if name == "tokens" else _TOKENS_BACK.get(words.get(name)) for name, _ in tests]
+    if sorted(back) != list(range(len(tests))):
+        return None
+    oldest_first = [value for _, value in sorted(zip(back, (v for _, v in tests)), reverse=True)]
+    return (
+        f"counts positions {_SCOPE[match['sel']]} where the last {len(tests)} tokens are "
+        + " ".join(oldest_first)
+    )
 
 
 def _position_words(text: str, words: dict) -> str | None:
