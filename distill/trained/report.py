@@ -137,6 +137,8 @@ def _window_words(text: str, words: dict) -> str | None:
     if not match:
         return None
     tests = _WINDOW_TEST.findall(match["tests"])
+    if len(tests) < 2:
+        return None  # one token: `_COUNT`'s words
     back = [0 if name == "tokens" else _TOKENS_BACK.get(words.get(name)) for name, _ in tests]
     if sorted(back) != list(range(len(tests))):
         return None

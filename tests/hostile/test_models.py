@@ -685,8 +685,13 @@ CHECKPOINT_CASES = {
     "post-LN": (dict(apply_residual_connection_post_layernorm=True), ["post_layernorm"]),
     "parallel attention and MLP": (dict(use_parallel_residual=True), ["use_parallel_residual"]),
     "cross attention": (dict(add_cross_attention=True), ["add_cross_attention"]),
-    "unscaled attention": (dict(scale_attn_weights=False), ["scale_attn_weights"]),
-    "inverse layer scaling": (dict(scale_attn_by_inverse_layer_idx=True), ["inverse_layer_idx"]),
+    # Other score scales fold into the queries (tests/test_importers.py); flags that are not
+    # true or false cannot say which scale.
+    "attention scale a string": (dict(scale_attn_weights="no"), ["scale_attn_weights"]),
+    "inverse layer scaling a number": (
+        dict(scale_attn_by_inverse_layer_idx=1),
+        ["inverse_layer_idx", "true or false"],
+    ),
     "unknown activation": (dict(activation_function="swish"), ["activation_function"]),
     "heads not dividing d": (dict(n_head=3), ["n_head"]),
     "n_embd a string": (dict(n_embd="8"), ["n_embd"]),
