@@ -699,19 +699,18 @@ def _read_head(
         if _is_balance(value):
             seen = [0, 1]  # how many positions are on each side
         for number, v in enumerate(seen):
-            literal = repr(v) if isinstance(v, str) else str(v)
             slug = str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{number}"
             made.append(
                 Candidate(
                     f"n_{value.rstrip('_')}_{slug}_{tag}",
-                    f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {literal}))",
+                    f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {_literal(v)}))",
                     component,
                 )
             )
     for names, seen in windows:  # the keys where the last few tokens are one combination
-        for combination in seen:
-            slug = "_".join(str(v) if str(v).isidentifier() or str(v).isdigit() else f"v{n}"
-                            for n, v in enumerate(combination))  # fmt: skip
+        for number, combination in enumerate(seen):
+            named = all(str(v).isidentifier() or str(v).isdigit() for v in combination)
+            slug = "_".join(map(str, combination)) if named else f"c{number}"
             tests = " & ".join(
                 f"select({name}, {name}, lambda k, q: k == {_literal(v)})"
                 for name, v in zip(names, combination)
