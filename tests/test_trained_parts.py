@@ -148,6 +148,68 @@ def test_a_head_that_looks_back_only_at_its_own_token_carries_the_comparison_not
     assert _probed_equalities({"L0.H0": carrying}, selectors, coded, mask, by_meaning) == []
 
 
+def test_a_token_two_back_that_only_a_layer_s_heads_together_carry_is_credited_to_them():
+    """Two heads each carry one coordinate of the token two back: neither alone tells all
+    three tokens apart, together they do. The layer is offered that token (no comparison:
+    later layers compare it with the token), credited to both heads. A later head then
+    counts each combination of the last two tokens (the last three take 27, more than a
+    head is offered), each named apart although the tokens are no identifiers."""
+    from types import SimpleNamespace
+
+    from distill.trained.candidates import Candidate
+    from distill.trained.discover import _probed, _probed_equalities, _read_head, _windows
+
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 3, size=(900, 8))
+    two_back = np.roll(tokens, 2, axis=1)
+    first, second = np.array([0.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0])
+    with_bos = lambda z: np.concatenate([np.zeros((len(z), 1, 1)), z[..., None]], 1)  # noqa: E731
+    heads = {"L0.H0": with_bos(first[two_back]), "L0.H1": with_bos(second[two_back])}
+    mask = np.ones((900, 9), bool)
+    keys = np.arange(8)
+    selectors = [
+        (f"indices k == q - {d}", f"select(indices_, indices_, lambda k, q: k == q - {d})",
+         np.broadcast_to(keys[None, :, None] - d == keys[None, None, :], (900, 8, 8)))
+        for d in (1, 2)
+    ]  # fmt: skip
+    coded = SimpleNamespace(codes={"tokens_": tokens.ravel()})
+    by_meaning = {}
+    for component, z in heads.items():
+        assert _probed(component, z, selectors[1:], coded, mask, by_meaning) == []
+    made = _probed_equalities(heads, selectors[1:], coded, mask, by_meaning)
+    assert [c.name for c in made] == ["sel_l0h0_prev2", "tokens_l0h0_prev2"]
+    assert made[1].component == "L0.H0, L0.H1"
+
+    # A later head counting over the prefix: one count per combination seen, names apart.
+    text = np.array(["(", ")", "[["], dtype=object)
+    values = {
+        "tokens_": text[tokens],
+        "tokens_prev": np.where(keys >= 1, text[np.roll(tokens, 1, 1)], "<default>"),
+        "tokens_prev2": np.where(keys >= 2, text[two_back], "<default>"),
+    }
+    definitions = [
+        Candidate("tokens_", "tokens", None),
+        Candidate("sel_p", "select(indices_, indices_, lambda k, q: k == q - 1)", "L0.H0"),
+        Candidate("tokens_prev", "aggregate(sel_p, tokens_, default='<default>')", "L0.H0"),
+        made[0],
+        Candidate(
+            "tokens_prev2", "aggregate(sel_l0h0_prev2, tokens_, default='<default>')", "L0.H0"
+        ),
+    ]
+    categorical = ["tokens_", "tokens_prev", "tokens_prev2"]
+    windows = _windows(definitions, categorical, values, mask)
+    assert [(w, len(seen)) for w, seen in windows] == [(("tokens_", "tokens_prev"), 9)]
+    prefix = np.broadcast_to(keys[None, None, :] <= keys[None, :, None], (900, 8, 8))
+    pattern = np.zeros((900, 9, 9))
+    pattern[:, 1:, 1:] = prefix / prefix.sum(-1, keepdims=True)
+    finding, counted = _read_head(
+        "L1.H0", pattern, [("indices <=", "select(indices_, indices_, <=)", prefix)],
+        categorical, values, mask, windows=windows,
+    )  # fmt: skip
+    windowed = [c.name for c in counted if c.name.startswith("n_last2_")]
+    assert len(windowed) == 9 == len(set(windowed))
+
+
 def test_the_fewest_determining_variables_come_first():
     # out = a xor b; c is noise; d = a xor b itself.
     rows = list(itertools.product([0, 1], [0, 1], [0, 1]))
