@@ -225,8 +225,7 @@ def _choose(
         map(domain.count, range(domain.min_len, domain.exhaustive_up_to + 1))
     )
     sources = {c.name: c.source for c in found.definitions}
-    hypotheses = {c.name for c in found.definitions if c.hypothesis}
-    read_off_probes = {n for n in names if needed_by(sources, [n]) & hypotheses}
+    read_off_probes = _read_off_probes(found, names)
     with stage("tabulate"):
         # Variables read off attention patterns first, as if nothing else were offered:
         # the ones read off probes widen the search, and past MAX_SUBSETS_TRIED subsets of
@@ -313,16 +312,28 @@ def _choose(
     return best[1:], True
 
 
+def _read_off_probes(found, names) -> set[str]:
+    """The variables that need one a probe read (a hypothesis), not an attention pattern."""
+    sources = {c.name: c.source for c in found.definitions}
+    hypotheses = {c.name for c in found.definitions if c.hypothesis}
+    return {n for n in names if needed_by(sources, [n]) & hypotheses}
+
+
 def _approximations(observations, found, names) -> list[tuple[list[str], dict]]:
     """(variables, table) of each approximation, where no set determines the read-out: the
     variables `fewest_for` adds one by one (each prefix: more variables follow the traced
-    inputs more closely, and may follow only them), the largest of each head's counts
-    and sorting by them (labels, tie order and runs as most traced positions say)."""
-    fewest = fewest_for(observations, names)
-    options = [
-        (fewest[:size], output_tables(observations, fewest[:size]))
-        for size in range(1, len(fewest) + 1)
-    ]
+    inputs more closely, and may follow only them), first of those read off attention
+    patterns alone, then of all (as the search does: a code built on a probe's variable
+    can follow the traced inputs more closely and the model less), the largest of each
+    head's counts and sorting by them (labels, tie order and runs as most traced positions
+    say)."""
+    probed = _read_off_probes(found, names)
+    options: list[tuple[list[str], dict]] = []
+    for offered in ([n for n in names if n not in probed], names) if probed else (names,):
+        fewest = fewest_for(observations, offered)
+        for size in range(1, len(fewest) + 1):
+            if all(fewest[:size] != kept for kept, _ in options):
+                options.append((fewest[:size], output_tables(observations, fewest[:size])))
     for family in _count_families(found.definitions):
         for kept, approximate in (
             (family, argmax_table),
