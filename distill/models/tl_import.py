@@ -167,10 +167,10 @@ def assemble(
     tl_config: dict, state: dict, task: Task, n_input_ids: int, n_output_ids: int
 ) -> Model:
     """A family model from TL-layout weights (`tl_config` already checked: d_model, n_heads,
-    d_head, d_mlp, n_ctx, act_fn, normalization, causal, eps, query_scales), token rows and unembedding
-    columns put in the family's order for `task`: the output values are the vocab, BOS, then
-    the task's output-only tokens. An unembedding equal to the embedding's rows (GPT-2's tied
-    one) is marked tied."""
+    d_head, d_mlp, n_ctx, act_fn, normalization, causal, eps, query_scales), the query
+    scales folded in, token rows and unembedding columns put in the family's order for
+    `task`: the output values are the vocab, BOS, then the task's output-only tokens. An
+    unembedding equal to the embedding's rows (GPT-2's tied one) is marked tied."""
     vocab, bos = task.family_tokens()
     ids = task.checkpoint_ids(n_input_ids)
     outputs = (*vocab, bos, *task.output_only_tokens())
@@ -304,6 +304,7 @@ def read_tl_config(fields: dict) -> dict:
 
 
 def flag(fields: dict, name: str, default: bool, problems: list) -> bool:
+    """The true-or-false config field `name` (`default` when absent or, reported, not one)."""
     value = fields.get(name, default)
     if not isinstance(value, bool):
         problems.append(f"{name}: expected true or false, got {value!r}")
