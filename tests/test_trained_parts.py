@@ -1005,3 +1005,19 @@ def test_the_tokens_of_a_large_vocabulary_are_offered_to_heads_and_other_many_va
     assert len({t for x in inputs for t in x}) == 30 > MAX_VALUE_CLASSES
     assert len({v for row in values["code"] for v in row if v is not None}) > MAX_VALUE_CLASSES
     assert _value_variables(definitions, values, mask) == ["tokens_"]
+
+
+def test_a_count_of_the_last_tokens_is_put_in_words_only_where_they_are_the_last_ones():
+    """The oldest token first; a variable that is not the token one or two back (or whose
+    words are unknown) gets no window words, and no error."""
+    from distill.trained.report import _window_words
+
+    count = (
+        "selector_width(select(indices, indices, <=) & select(tokens, tokens, lambda k, q: k == 0)"
+        " & select(p, p, lambda k, q: k == 1) & select(pp, pp, lambda k, q: k == 2))"
+    )
+    back = {"p": "the previous token", "pp": "the token two before"}
+    said = "counts positions so far (itself included) where the last 3 tokens are 2 1 0"
+    assert _window_words(count, back) == said
+    assert _window_words(count, {"p": "the previous token"}) is None
+    assert _window_words(count, {"p": "the token two before", "pp": "the token two before"}) is None

@@ -140,8 +140,8 @@ def _window_words(text: str, words: dict) -> str | None:
     if len(tests) < 2:
         return None  # one token: `_COUNT`'s words
     back = [0 if name == "tokens" else _TOKENS_BACK.get(words.get(name)) for name, _ in tests]
-    if sorted(back) != list(range(len(tests))):
-        return None
+    if None in back or sorted(back) != list(range(len(tests))):
+        return None  # not the token and the ones just before it
     oldest_first = [value for _, value in sorted(zip(back, (v for _, v in tests)), reverse=True)]
     return (
         f"counts positions {_SCOPE[match['sel']]} where the last {len(tests)} tokens are "
