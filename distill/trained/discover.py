@@ -30,6 +30,7 @@ import torch
 from distill.circuit.discovery import DEFAULT_LABEL
 from distill.trained.candidates import Candidate, DefinitionValues
 from distill.trained.classes import natural_classes
+from distill.trained.comparisons import literal
 from distill.trained.program import (
     MAX_SUBSET,
     Observations,
@@ -626,12 +627,12 @@ def _windows(definitions, categorical, values, mask) -> list[tuple[tuple, list[t
     back: (the variables, tokens first, then the one before, ...; the combinations seen at
     positions that have them all), for at most MAX_VALUE_CLASSES combinations. A later head
     that counts the keys of one combination finds a pattern (Tomita 4: "000" anywhere)."""
+    sources = {c.name: c.source for c in definitions}
     back = {}
     for c in definitions:
         match = _TOKEN_BACK.match(c.source)
         if match and c.name in categorical:
-            selector = next((d for d in definitions if d.name == match["selector"]), None)
-            offset = selector and _OFFSET.search(selector.source)
+            offset = _OFFSET.search(sources.get(match["selector"], ""))
             if offset:
                 back.setdefault(int(offset["d"]), c.name)
     rows = mask[:, 1:]
@@ -653,10 +654,6 @@ def _windows(definitions, categorical, values, mask) -> list[tuple[tuple, list[t
 
 _TOKEN_BACK = re.compile(r"aggregate\((?P<selector>\w+), tokens_")
 _OFFSET = re.compile(r"select\(indices_, indices_, lambda k, q: k == q - (?P<d>[12])\)$")
-
-
-def _literal(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _read_head(
@@ -703,7 +700,7 @@ def _read_head(
             made.append(
                 Candidate(
                     f"n_{value.rstrip('_')}_{slug}_{tag}",
-                    f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {_literal(v)}))",
+                    f"selector_width(sel_{tag} & select({value}, {value}, lambda k, q: k == {literal(v)}))",
                     component,
                 )
             )
@@ -712,7 +709,7 @@ def _read_head(
             named = all(str(v).isidentifier() or str(v).isdigit() for v in combination)
             slug = "_".join(map(str, combination)) if named else f"c{number}"
             tests = " & ".join(
-                f"select({name}, {name}, lambda k, q: k == {_literal(v)})"
+                f"select({name}, {name}, lambda k, q: k == {literal(v)})"
                 for name, v in zip(names, combination)
             )
             made.append(
