@@ -604,3 +604,29 @@ def test_a_table_refuted_every_round_gives_way_to_the_approximation_fresh_inputs
     assert _disagreements(constant, model, inputs)  # the premise: the constant is refuted
     assert result.program != constant and _disagreements(result.program, model, inputs) == []
     assert result.verified and result.interventions
+
+
+def test_a_count_over_ten_tokens_up_to_length_ten_is_the_count_and_differs_only_where_the_model_errs(
+    tmp_path, capsys
+):
+    """A realistic size: count-v10 (vocab 10, length 10, 2 layers x 2 heads, d_model 64,
+    trained here) is wrong on a few inputs. Checked on every input up to 4 and 500 sampled
+    inputs of each longer length, `distill run` refutes (exit 1) and, asked, writes one
+    count of the tokens equal to each one so far: the task's own rule, differing from the
+    model exactly where the model differs from the task."""
+    path = ZOO / "count-v10.safetensors"
+    args = ["--exhaustive-limit", "12000", "--samples", "500", "--min-agreement", "0.9"]
+    status = _run(path, tmp_path / "out", *args)
+    printed = capsys.readouterr().out
+    assert status == 1, printed
+    program = dsl.parse((tmp_path / "out" / "program.rasp").read_text(), filename="program.rasp")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["lines"]) <= 3 and report["tables_left"] == [], report["program"]
+    model = load_model(path)
+    domain = domain_of(task_of(model), 12000)
+    inputs = [x for n in range(1, domain.exhaustive_up_to + 1) for x in domain.exhaustive(n, model)]
+    truth = [[x[: i + 1].count(t) for i, t in enumerate(x)] for x in inputs]  # the task's own
+    assert dsl.evaluate(program, inputs) == truth
+    model_wrong = [x for x, t, a in zip(inputs, truth, task_of(model).read_out(model, inputs))
+                   if [label_of(v) for v in a] != t]  # fmt: skip
+    assert model_wrong and _disagreements(program, model, inputs) == model_wrong
